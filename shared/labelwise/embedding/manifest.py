@@ -1,0 +1,59 @@
+"""Model manifests: the facts about a built model that live beside its files.
+
+A model directory holds ``model.onnx``, ``tokenizer.json`` and ``manifest.json`` (this model).
+The manifest is written by the build recipe (:mod:`labelwise.modelbuild`) and read at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_FILE = "manifest.json"
+
+
+class Prefixes(BaseModel):
+    """Text prepended before tokenising, per role (e5 expects ``query: `` / ``passage: ``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input: str = Field("", description="Prefix for texts being classified.")
+    label: str = Field("", description="Prefix for label texts.")
+
+
+class ModelManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    name: str = Field(description="Canonical model name, e.g. 'multilingual-e5-small'.")
+    aliases: tuple[str, ...] = Field((), description="Other names accepted in requests.")
+    family: Literal["xlm-roberta", "bert"] = Field(description="Encoder family the graph was built from.")
+    modality: Literal["text"] = "text"
+    dimension: int = Field(description="Embedding dimension.")
+    window: int = Field(description="Tokens per forward pass, special tokens included.")
+    max_input_tokens: int = Field(
+        8192, description="Longer inputs are truncated to this many tokens (and the response says so)."
+    )
+    prefixes: Prefixes = Field(default_factory=Prefixes)
+    pooling: Literal["mean"] = "mean"
+    normalized: bool = Field(True, description="The graph L2-normalises its output.")
+    cls_token_id: int = Field(description="Id of <s>/[CLS] wrapped around each window.")
+    sep_token_id: int = Field(description="Id of </s>/[SEP] closing each window.")
+    pad_token_id: int = Field(description="Id used for padding.")
+    temperature: float = Field(
+        0.05, description="Softmax temperature over cosine similarities, chosen by calibration (make eval)."
+    )
+    quantization: str = Field("int8-dynamic-per-channel", description="How model.onnx was quantised.")
+    license: str = ""
+    source: str = Field("", description="Where the weights came from (package==version/path).")
+    files: dict[str, str] = Field(default_factory=dict, description="sha256 of each file in the directory.")
+    recipe: dict[str, str] = Field(default_factory=dict, description="Recipe inputs (the build cache key).")
+
+    @classmethod
+    def load(cls, model_dir: Path) -> ModelManifest:
+        return cls.model_validate(json.loads((model_dir / MANIFEST_FILE).read_text(encoding="utf-8")))
+
+    def save(self, model_dir: Path) -> None:
+        (model_dir / MANIFEST_FILE).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,49 @@
+"""The embedder port: what the classification logic needs from a model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from labelwise.embedding.manifest import ModelManifest
+
+Role = Literal["input", "label"]
+
+
+@dataclass(frozen=True)
+class EmbeddingBatch:
+    """Embeddings of a batch of texts, in request order.
+
+    ``vectors`` is ``(n, dimension)`` float32, each row L2-normalised. ``token_counts[i]`` is the
+    number of tokens the model read for text ``i`` (special tokens and prefix included, summed over
+    windows) and is what ``usage`` reports. ``truncated[i]`` is true when text ``i`` was longer than
+    the manifest's ``max_input_tokens`` and its tail was dropped.
+    """
+
+    vectors: npt.NDArray[np.float32]
+    token_counts: list[int]
+    truncated: list[bool]
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+class Embedder(Protocol):
+    """Turns texts into unit vectors. One instance per model, created once per process."""
+
+    @property
+    def manifest(self) -> ModelManifest: ...
+
+    def embed(self, texts: Sequence[str], role: Role) -> EmbeddingBatch:
+        """Embed ``texts`` with the manifest's prefix for ``role``. Raises
+        :class:`labelwise.errors.EmbedderUnavailable` if the runtime fails."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str], role: Role) -> list[int]:
+        """Tokens :meth:`embed` would read for each text, without running the model."""
+        ...

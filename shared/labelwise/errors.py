@@ -1,0 +1,98 @@
+"""Domain errors.
+
+Plain exception classes; :mod:`labelwise.api.errors` is the one place that maps them to HTTP
+statuses and the documented error body. Adapters wrap provider errors into these
+(``raise StoreUnavailable(...) from exc``). Never match on message text.
+"""
+
+from __future__ import annotations
+
+
+class LabelwiseError(Exception):
+    """Base class. ``code`` is the machine-readable error code (Jina's codes where they fit)."""
+
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(LabelwiseError):
+    """The request is well-formed JSON but semantically invalid (400)."""
+
+    code = "INPUT_INVALID"
+
+
+class InvalidLabels(InvalidInput):
+    code = "INPUT_INVALID_LABELS"
+
+
+class LabelLimitExceeded(InvalidInput):
+    code = "INPUT_LABEL_LIMIT_EXCEEDED"
+
+
+class InputLimitExceeded(InvalidInput):
+    code = "INPUT_LIMIT_EXCEEDED"
+
+
+class UnsupportedInput(InvalidInput):
+    """An input kind this deployment cannot handle yet (e.g. images without an image model)."""
+
+    code = "INPUT_UNSUPPORTED"
+
+
+class ModelNotFound(InvalidInput):
+    code = "INPUT_MODEL_NOT_FOUND"
+
+
+class ModelMismatch(InvalidInput):
+    code = "INPUT_MODEL_MISMATCH"
+
+
+class MalformedBody(LabelwiseError):
+    """The body is not JSON at all (400)."""
+
+    code = "INPUT_MALFORMED_JSON"
+
+
+class PayloadTooLarge(LabelwiseError):
+    code = "INPUT_PAYLOAD_TOO_LARGE"
+
+
+class Unauthenticated(LabelwiseError):
+    code = "AUTHN_INVALID_KEY"
+
+
+class ResourceNotFound(LabelwiseError):
+    """Unknown id, or one the caller may not see: the two are indistinguishable on purpose."""
+
+    code = "RESOURCE_NOT_FOUND"
+
+
+class ResourceLimitExceeded(LabelwiseError):
+    code = "AUTHZ_RESOURCE_LIMIT_EXCEEDED"
+
+
+class Conflict(LabelwiseError):
+    """A conditional write kept losing to concurrent writers."""
+
+    code = "CONFLICT_RESOURCE_BUSY"
+
+
+class RateLimited(LabelwiseError):
+    code = "RATE_LIMIT_EXCEEDED"
+
+
+class ServiceUnavailable(LabelwiseError):
+    """A dependency (store, model file, endpoint) is down; the request may be retried."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
+class StoreUnavailable(ServiceUnavailable):
+    pass
+
+
+class EmbedderUnavailable(ServiceUnavailable):
+    pass
