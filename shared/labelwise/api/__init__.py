@@ -1,0 +1,1 @@
+"""HTTP API: request/response models (the contract), routes and error mapping."""

@@ -1,0 +1,113 @@
+"""The one place that maps errors to HTTP statuses and the error envelope.
+
+Domain errors (:mod:`labelwise.errors`) carry a ``code``; their HTTP status is looked up here by
+class (most specific first), never by message text. Schema violations become 422 with a list of
+``{field, message, type}``; a body that is not JSON becomes 400; anything unexpected becomes a 500
+whose body reveals nothing but the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from labelwise import errors
+from labelwise.api.schemas import ErrorDetail, ErrorResponse
+
+logger = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[errors.LabelwiseError], int] = {
+    errors.InvalidInput: 400,
+    errors.MalformedBody: 400,
+    errors.Unauthenticated: 401,
+    errors.ResourceLimitExceeded: 403,
+    errors.ResourceNotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.RateLimited: 429,
+    errors.ServiceUnavailable: 503,
+}
+
+
+def status_for(exc: errors.LabelwiseError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+    return 500
+
+
+def request_id_of(app: APIGatewayHttpResolver) -> str:
+    try:
+        return str(app.current_event.request_context.request_id or "")
+    except (AttributeError, KeyError, TypeError):
+        return ""
+
+
+def error_response(
+    status: int,
+    code: str,
+    detail: str,
+    request_id: str,
+    details: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = ErrorResponse(code=code, detail=detail, request_id=request_id, errors=details)
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump_json(exclude_none=True),
+        headers={"x-request-id": request_id, **(headers or {})},
+    )
+
+
+def _field_path(loc: Any) -> str:
+    return ".".join(str(part) for part in loc) if isinstance(loc, list | tuple) else str(loc)
+
+
+def validation_details(exc: RequestValidationError) -> list[ErrorDetail]:
+    return [
+        ErrorDetail(
+            field=_field_path(err.get("loc", ())),
+            message=str(err.get("msg", "invalid")),
+            type=str(err.get("type", "value_error")),
+        )
+        for err in exc.errors()
+    ]
+
+
+def register_error_handlers(app: APIGatewayHttpResolver) -> None:
+    """Install the exception handlers on ``app``."""
+
+    @app.exception_handler(errors.LabelwiseError)
+    def _domain_error(exc: errors.LabelwiseError) -> Response:
+        status = status_for(exc)
+        if status >= 500:
+            logger.warning("dependency unavailable: %s", type(exc).__name__, exc_info=exc)
+        return error_response(status, exc.code, exc.detail, request_id_of(app))
+
+    @app.exception_handler(RequestValidationError)
+    def _validation_error(exc: RequestValidationError) -> Response:
+        details = validation_details(exc)
+        if any(d.type == "json_invalid" for d in details):
+            return error_response(
+                400, errors.MalformedBody.code, "The request body is not valid JSON.", request_id_of(app)
+            )
+        summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
+        return error_response(
+            422, "INPUT_VALIDATION_ERROR", f"Request does not match the schema: {summary}",
+            request_id_of(app), details,
+        )
+
+    @app.not_found
+    def _not_found(exc: Exception) -> Response:
+        return error_response(
+            404, "ROUTE_NOT_FOUND", "No such route. See /openapi.json for the API.", request_id_of(app)
+        )
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception("unhandled error")
+        return error_response(500, "INTERNAL_ERROR", "Internal error; quote the request id.", request_id_of(app))

@@ -1,0 +1,125 @@
+"""Request and response models: the API contract.
+
+Shapes follow Jina AI's Classifier API (``/v1/classify``, ``/v1/train``). The OpenAPI document is
+generated from these models (``make openapi``), committed as ``docs/openapi.json`` and checked by
+a test. Limits that carry their own error codes (label counts, input counts) are enforced by the
+logic, not the schema, so they answer 400 with a Jina code rather than a generic 422.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+
+
+class TextInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="Text to classify.", examples=["Refund my last order please"])
+
+
+class ImageInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(
+        description="An https URL or base64-encoded image (with or without a `data:` prefix).",
+    )
+
+
+InputItem = Annotated[
+    str | TextInput | ImageInput,
+    Field(description="A text, or an object `{\"text\": …}` / `{\"image\": …}`."),
+]
+
+LabelList = list[str]
+LabelGroups = dict[str, list[str]]
+
+
+class ClassifyRequest(BaseModel):
+    """Zero-shot (with `labels`) or few-shot (with `classifier_id`) classification."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "jina-embeddings-v3",
+                    "input": ["Calculate the compound interest on $10,000 at 5% for 3 years"],
+                    "labels": ["Simple task", "Complex reasoning", "Creative writing"],
+                }
+            ]
+        },
+    )
+
+    model: str | None = Field(
+        None,
+        description="Model name or alias (Jina's and Cohere's embedding model names are accepted). "
+        "Defaults to the deployment's default model; with `classifier_id`, the classifier's model.",
+    )
+    input: InputItem | list[InputItem] = Field(
+        description="1 to 1,024 inputs: strings, `{\"text\": …}` or `{\"image\": …}` objects.",
+    )
+    labels: LabelList | LabelGroups | None = Field(
+        None,
+        description="Zero-shot: 1 to 256 distinct non-empty labels, or an object of up to 8 named "
+        "groups, each a list of labels scored independently. Omit when using `classifier_id`.",
+    )
+    classifier_id: str | None = Field(
+        None, description="Few-shot: id of a classifier created with `POST /v1/train`."
+    )
+
+
+class LabelScore(BaseModel):
+    label: str = Field(description="A label.")
+    score: float = Field(description="Probability of this label; the scores of one input sum to 1.")
+
+
+class Classification(BaseModel):
+    object: Literal["classification"] = Field("classification", description="Always `classification`.")
+    index: int = Field(description="Position of the input in the request.")
+    prediction: str | dict[str, str] = Field(
+        description="Best label (or, with label groups, an object of best labels keyed by group)."
+    )
+    score: float | dict[str, float] = Field(description="Probability of `prediction` (per group).")
+    predictions: list[LabelScore] | dict[str, list[LabelScore]] = Field(
+        description="Every label with its probability, best first (per group)."
+    )
+    truncated: bool = Field(
+        False, description="True when the input exceeded the model's token limit and its tail was ignored."
+    )
+
+
+class Usage(BaseModel):
+    total_tokens: int = Field(description="Tokens processed for this request (inputs and labels).")
+    prompt_tokens: int = Field(description="Same as `total_tokens` (embedding models have no completion).")
+
+
+class ClassifyResponse(BaseModel):
+    usage: Usage
+    model: str = Field(description="Canonical name of the model that answered.")
+    data: list[Classification]
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. `body.input.0`.")
+    message: str = Field(description="What is wrong with it.")
+    type: str = Field(description="Machine-readable error type (pydantic's).")
+
+
+class ErrorResponse(BaseModel):
+    """The error envelope of every labelwise error (Jina's shape)."""
+
+    code: str = Field(description="Machine-readable error code, e.g. `INPUT_INVALID_LABELS`.")
+    detail: str = Field(description="Human-readable explanation.")
+    request_id: str = Field(description="Id of the request, also in the logs and `x-request-id`.")
+    errors: list[ErrorDetail] | None = Field(None, description="Schema violations (422 only).")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    models: list[str] = Field(description="Models this deployment can serve.")

@@ -1,0 +1,1 @@
+"""Classification logic: zero-shot (label similarity) and few-shot (learned weights)."""

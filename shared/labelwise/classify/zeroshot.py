@@ -1,0 +1,135 @@
+"""Zero-shot classification: cosine similarity to label embeddings, softmax per label group."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from labelwise.classify.scoring import cosine_similarity, softmax
+from labelwise.embedding.port import Embedder
+from labelwise.errors import InvalidLabels, LabelLimitExceeded
+
+FloatArray = npt.NDArray[np.float32]
+
+#: Key of the single, unnamed group when labels are a plain list.
+UNGROUPED = ""
+
+
+@dataclass(frozen=True)
+class LabelLimits:
+    max_labels: int = 256
+    max_groups: int = 8
+    max_label_chars: int = 256
+
+
+def validate_label_list(labels: Sequence[str], limits: LabelLimits, where: str = "labels") -> list[str]:
+    """Check one list of labels: 1..max, non-empty, not too long, distinct. Returns it as a list."""
+    if len(labels) == 0:
+        raise InvalidLabels(f"`{where}` must contain at least one label.")
+    if len(labels) > limits.max_labels:
+        raise LabelLimitExceeded(
+            f"`{where}` has {len(labels)} labels; at most {limits.max_labels} are allowed."
+        )
+    seen: set[str] = set()
+    for i, label in enumerate(labels):
+        if not label.strip():
+            raise InvalidLabels(f"`{where}[{i}]` is empty; labels must be non-empty text.")
+        if len(label) > limits.max_label_chars:
+            raise InvalidLabels(
+                f"`{where}[{i}]` is {len(label)} characters long; at most {limits.max_label_chars} are allowed."
+            )
+        if label in seen:
+            raise InvalidLabels(f"`{where}` contains '{label}' more than once; labels must be distinct.")
+        seen.add(label)
+    return list(labels)
+
+
+def normalize_label_groups(
+    labels: Sequence[str] | dict[str, list[str]], limits: LabelLimits
+) -> dict[str, list[str]]:
+    """Validated label groups; a plain list becomes the single group :data:`UNGROUPED`."""
+    if isinstance(labels, dict):
+        if not labels:
+            raise InvalidLabels("`labels` must contain at least one group.")
+        if len(labels) > limits.max_groups:
+            raise LabelLimitExceeded(
+                f"`labels` has {len(labels)} groups; at most {limits.max_groups} are allowed."
+            )
+        groups: dict[str, list[str]] = {}
+        for name, group in labels.items():
+            if not name.strip():
+                raise InvalidLabels("Label group names must be non-empty.")
+            groups[name] = validate_label_list(group, limits, where=f"labels.{name}")
+        return groups
+    return {UNGROUPED: validate_label_list(labels, limits)}
+
+
+class LabelEmbeddingCache:
+    """Process-wide LRU cache of label embeddings keyed by (model, label text).
+
+    Repeated requests with the same labels embed only their inputs. Thread-safe.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._maxsize = maxsize
+        self._items: OrderedDict[tuple[str, str], tuple[FloatArray, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def embed(self, embedder: Embedder, labels: Sequence[str]) -> tuple[FloatArray, list[int]]:
+        """Embeddings ``(len(labels), dim)`` and token counts of ``labels``, embedding only misses."""
+        model = embedder.manifest.name
+        found: dict[str, tuple[FloatArray, int]] = {}
+        with self._lock:
+            for label in labels:
+                item = self._items.get((model, label))
+                if item is not None:
+                    self._items.move_to_end((model, label))
+                    found[label] = item
+        missing = [label for label in dict.fromkeys(labels) if label not in found]
+        self.hits += len(labels) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            batch = embedder.embed(missing, role="label")
+            with self._lock:
+                for label, vector, tokens in zip(missing, batch.vectors, batch.token_counts, strict=True):
+                    item = (np.array(vector, dtype=np.float32), int(tokens))
+                    found[label] = item
+                    if self._maxsize > 0:
+                        self._items[(model, label)] = item
+                        self._items.move_to_end((model, label))
+                while len(self._items) > self._maxsize:
+                    self._items.popitem(last=False)
+        vectors = np.stack([found[label][0] for label in labels]).astype(np.float32)
+        return vectors, [found[label][1] for label in labels]
+
+
+@dataclass(frozen=True)
+class GroupScores:
+    labels: list[str]
+    probabilities: FloatArray  # (n_inputs, n_labels), rows sum to 1
+
+
+def score_groups(
+    input_vectors: FloatArray,
+    group_vectors: dict[str, FloatArray],
+    group_labels: dict[str, list[str]],
+    temperature: float,
+) -> dict[str, GroupScores]:
+    """Softmax over cosine similarities, independently per label group."""
+    return {
+        name: GroupScores(
+            labels=group_labels[name],
+            probabilities=softmax(cosine_similarity(input_vectors, vectors), temperature),
+        )
+        for name, vectors in group_vectors.items()
+    }

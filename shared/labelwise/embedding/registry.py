@@ -1,0 +1,101 @@
+"""Model registry: resolves a requested model name or alias to one embedder per process."""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
+from labelwise.embedding.port import Embedder
+from labelwise.errors import EmbedderUnavailable, ModelNotFound
+
+EmbedderFactory = Callable[[Path], Embedder]
+
+
+def _onnx_factory(model_dir: Path) -> Embedder:
+    from labelwise.embedding.onnx_embedder import OnnxEmbedder
+
+    return OnnxEmbedder.from_dir(model_dir)
+
+
+class ModelRegistry:
+    """Knows the built models under ``model_dir`` and creates each embedder once, on first use.
+
+    Names resolve in this order: canonical name, exact alias, glob alias (``jina-embeddings-v2-base-*``).
+    Matching is case-insensitive.
+    """
+
+    def __init__(
+        self,
+        manifests: dict[str, tuple[ModelManifest, Path]],
+        default_model: str,
+        factory: EmbedderFactory = _onnx_factory,
+    ) -> None:
+        self._manifests = manifests
+        self._default = default_model
+        self._factory = factory
+        self._embedders: dict[str, Embedder] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def discover(
+        cls, model_dir: Path, default_model: str, factory: EmbedderFactory = _onnx_factory
+    ) -> ModelRegistry:
+        manifests: dict[str, tuple[ModelManifest, Path]] = {}
+        if model_dir.is_dir():
+            for manifest_path in sorted(model_dir.glob(f"*/{MANIFEST_FILE}")):
+                manifest = ModelManifest.load(manifest_path.parent)
+                manifests[manifest.name] = (manifest, manifest_path.parent)
+        return cls(manifests, default_model, factory)
+
+    @classmethod
+    def from_embedders(cls, embedders: list[Embedder], default_model: str | None = None) -> ModelRegistry:
+        """A registry over ready-made embedders (tests, benchmarks)."""
+        manifests = {e.manifest.name: (e.manifest, Path()) for e in embedders}
+        registry = cls(manifests, default_model or embedders[0].manifest.name)
+        registry._embedders = {e.manifest.name: e for e in embedders}
+        return registry
+
+    @property
+    def available(self) -> list[str]:
+        return sorted(self._manifests)
+
+    @property
+    def default_model(self) -> str:
+        return self._default
+
+    def resolve_name(self, requested: str | None) -> str:
+        """Canonical model name for ``requested`` (None means the default)."""
+        wanted = (requested or self._default).strip()
+        lowered = wanted.lower()
+        for name in self._manifests:
+            if name.lower() == lowered:
+                return name
+        for name, (manifest, _) in self._manifests.items():
+            if any(alias.lower() == lowered for alias in manifest.aliases):
+                return name
+        for name, (manifest, _) in self._manifests.items():
+            if any(fnmatch.fnmatchcase(lowered, alias.lower()) for alias in manifest.aliases):
+                return name
+        available = ", ".join(self.available) or "none (run `make model`)"
+        raise ModelNotFound(f"Model '{wanted}' not found. Available models: {available}.")
+
+    def manifest(self, requested: str | None) -> ModelManifest:
+        return self._manifests[self.resolve_name(requested)][0]
+
+    def get(self, requested: str | None) -> Embedder:
+        name = self.resolve_name(requested)
+        embedder = self._embedders.get(name)
+        if embedder is not None:
+            return embedder
+        with self._lock:
+            embedder = self._embedders.get(name)
+            if embedder is None:
+                try:
+                    embedder = self._factory(self._manifests[name][1])
+                except (OSError, RuntimeError) as exc:
+                    raise EmbedderUnavailable(f"Model '{name}' could not be loaded.") from exc
+                self._embedders[name] = embedder
+        return embedder

@@ -1,0 +1,1 @@
+"""Build-time only (needs ``onnx``): weights -> ONNX graph -> int8 model directory."""

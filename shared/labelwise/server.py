@@ -1,0 +1,185 @@
+"""Local HTTP server: the same application the Lambda functions run, on localhost, no Docker.
+
+Each HTTP request becomes an API Gateway HTTP API (payload v2.0) event and is resolved by the same
+:func:`labelwise.api.app.create_app` resolver the Lambda entry points use, so local behaviour is
+the deployed behaviour. Powertools resolvers keep per-request state on the instance, so each
+server thread gets its own resolver over the shared (thread-safe) services.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+from labelwise import __version__
+from labelwise.api.app import API_DESCRIPTION, API_TITLE, create_app
+from labelwise.api.errors import error_response
+from labelwise.runtime import Services
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of a Lambda context that Powertools and labelwise read."""
+
+    function_name: str = "labelwise-local"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:labelwise-local"
+    memory_limit_in_mb: int = 2048
+    aws_request_id: str = ""
+    log_group_name: str = "/local/labelwise"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def http_event(
+    method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str, request_id: str
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload-v2.0 event for one HTTP request."""
+    parts = urlsplit(target)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        text, is_b64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_b64 = base64.b64encode(body).decode("ascii"), True
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": parts.path,
+        "rawQueryString": parts.query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": lowered.get("host", "localhost"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": parts.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": is_b64,
+    }
+    if parts.query:
+        event["queryStringParameters"] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if body:
+        event["body"] = text
+    if "cookie" in lowered:
+        event["cookies"] = [c.strip() for c in lowered["cookie"].split(";")]
+    return event
+
+
+class LocalApi:
+    """Resolves HTTP requests with one resolver per thread over shared services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._local = threading.local()
+        self.openapi = self._app().get_openapi_json_schema(
+            title=API_TITLE, version=__version__, description=API_DESCRIPTION
+        )
+
+    def _app(self) -> APIGatewayHttpResolver:
+        app: APIGatewayHttpResolver | None = getattr(self._local, "app", None)
+        if app is None:
+            app = create_app(self.services, scope="all")
+            app.enable_swagger(path="/docs", title=API_TITLE, version=__version__, description=API_DESCRIPTION)
+            self._local.app = app
+        return app
+
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        context = LocalLambdaContext(aws_request_id=event["requestContext"]["requestId"])
+        return self._app().resolve(event, context)
+
+
+def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
+    max_body = api.services.settings.max_body_bytes
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = f"labelwise/{__version__}"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: the app logs
+            return
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                if key.lower() not in ("content-length", "connection"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _serve(self) -> None:
+            request_id = str(uuid.uuid4())
+            path = urlsplit(self.path).path
+            if path == "/openapi.json" and self.command == "GET":
+                self._send(200, {"Content-Type": "application/json"}, api.openapi.encode())
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > max_body:
+                response = error_response(
+                    413, "INPUT_PAYLOAD_TOO_LARGE",
+                    f"The request body is {length} bytes; at most {max_body} are accepted.", request_id,
+                )
+                self.close_connection = True
+                self._send(413, {"Content-Type": "application/json", **response.headers}, str(response.body).encode())
+                return
+            body = self.rfile.read(length) if length else b""
+            event = http_event(
+                self.command, self.path, dict(self.headers.items()), body, self.client_address[0], request_id
+            )
+            result = api.handle(event)
+            payload = result.get("body") or ""
+            data = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode("utf-8")
+            headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+            self._send(int(result.get("statusCode", 500)), headers, data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    return Handler
+
+
+class LocalServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def make_server(services: Services, host: str = "127.0.0.1", port: int = 8080) -> LocalServer:
+    return LocalServer((host, port), _make_handler(LocalApi(services)))
+
+
+@contextlib.contextmanager
+def running_server(services: Services, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve in a background thread; yields the base URL (``port=0`` picks a free port)."""
+    server = make_server(services, host, port)
+    thread = threading.Thread(target=server.serve_forever, name="labelwise-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

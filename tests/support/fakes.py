@@ -1,0 +1,71 @@
+"""In-memory fakes for unit tests of logic (never used by behaviour tests)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from labelwise.embedding.manifest import ModelManifest, Prefixes
+from labelwise.embedding.port import EmbeddingBatch, Role
+
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fake_manifest(name: str = "fake-model", aliases: tuple[str, ...] = ("fake-*",)) -> ModelManifest:
+    return ModelManifest(
+        name=name,
+        aliases=aliases,
+        family="bert",
+        dimension=64,
+        window=16,
+        max_input_tokens=40,
+        prefixes=Prefixes(input="", label=""),
+        cls_token_id=1,
+        sep_token_id=2,
+        pad_token_id=0,
+        temperature=0.1,
+    )
+
+
+class HashingEmbedder:
+    """Bag-of-words embedder: each word hashes to a fixed random unit vector; texts sum them.
+
+    Texts sharing words are similar, so label logic can be tested without a model. Token count =
+    words + 2 (like [CLS]/[SEP]); more than ``max_input_tokens`` words are truncated.
+    """
+
+    def __init__(self, manifest: ModelManifest | None = None) -> None:
+        self._manifest = manifest or fake_manifest()
+        self.calls: list[tuple[tuple[str, ...], Role]] = []
+
+    @property
+    def manifest(self) -> ModelManifest:
+        return self._manifest
+
+    def _word_vector(self, word: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+        v = np.random.default_rng(seed).standard_normal(self._manifest.dimension)
+        return v / np.linalg.norm(v)
+
+    def _words(self, text: str) -> list[str]:
+        return WORD.findall(text.lower())
+
+    def count_tokens(self, texts: Sequence[str], role: Role) -> list[int]:
+        return [min(len(self._words(t)), self._manifest.max_input_tokens) + 2 for t in texts]
+
+    def embed(self, texts: Sequence[str], role: Role) -> EmbeddingBatch:
+        self.calls.append((tuple(texts), role))
+        dim = self._manifest.dimension
+        vectors = np.zeros((len(texts), dim), dtype=np.float32)
+        truncated = []
+        for i, text in enumerate(texts):
+            words = self._words(text)
+            truncated.append(len(words) > self._manifest.max_input_tokens)
+            words = words[: self._manifest.max_input_tokens]
+            v = sum((self._word_vector(w) for w in words), np.zeros(dim))
+            norm = np.linalg.norm(v)
+            vectors[i] = v / norm if norm > 0 else v
+        return EmbeddingBatch(vectors=vectors, token_counts=self.count_tokens(texts, role), truncated=truncated)
