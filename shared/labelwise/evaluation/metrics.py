@@ -77,7 +77,6 @@ def expected_calibration_error(
     correct = (P.argmax(axis=1) == t).astype(np.float64)
     # bin b holds conf in (b/n, (b+1)/n]; conf == 0 joins bin 0
     bins = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
     sum_conf = np.bincount(bins, weights=conf, minlength=n_bins)
     sum_acc = np.bincount(bins, weights=correct, minlength=n_bins)
     return float(np.abs(sum_acc - sum_conf).sum() / t.size)

@@ -205,11 +205,17 @@ class PALearner:
 
     # -- training ---------------------------------------------------------------------------------
 
-    def partial_fit(self, X: npt.ArrayLike, y: Sequence[str], *, seed: int) -> None:
-        """Learn from one batch: ``num_iters`` passes, each in an order drawn from ``seed``.
+    def partial_fit(
+        self, X: npt.ArrayLike, y: Sequence[str], *, seed: int, num_iters: int | None = None
+    ) -> None:
+        """Learn from one batch: ``num_iters`` passes (default :attr:`num_iters`), each in an order
+        drawn from ``seed``.
 
         Every label in ``y`` must have been added with :meth:`add_labels`. ``X`` is not modified.
         """
+        passes = self.num_iters if num_iters is None else int(num_iters)
+        if passes < 1:
+            raise ValueError("num_iters must be >= 1")
         x = np.asarray(X, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"X must have shape (n, {self.dim})")
@@ -226,7 +232,7 @@ class PALearner:
         u = self.weighted_updates.astype(np.float64)
         t = self.steps
         rng = np.random.default_rng(seed)
-        for _ in range(self.num_iters):
+        for _ in range(passes):
             for i in rng.permutation(x.shape[0]):
                 loss, s = hinge_loss(w @ x[i], int(targets[i]))
                 tau = step_size(loss, float(sq_norms[i]), self.variant, self.c)

@@ -49,9 +49,10 @@ class _G:
         return name
 
     def op(self, op_type: str, inputs: list[str], *, out: str | None = None, domain: str = "",
-           **attrs: object) -> str:
+           node: str | None = None, **attrs: object) -> str:
         o = out or self.name(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [o], name=self.name(op_type), domain=domain, **attrs))
+        self.nodes.append(helper.make_node(op_type, inputs, [o], name=node or self.name(op_type), domain=domain,
+                                           **attrs))
         return o
 
 
@@ -111,18 +112,18 @@ def build_graph(cfg: EncoderConfig, w: EncoderWeights, *, fused: bool = True,
         for nm, arr in (("ao_b", ly.ao_b), ("aln_w", ly.aln_w), ("aln_b", ly.aln_b), ("fi_b", ly.fi_b),
                         ("fo_b", ly.fo_b), ("oln_w", ly.oln_w), ("oln_b", ly.oln_b)):
             g.const(p + nm, arr.astype(f32))
-        q = g.op("MatMul", [x, wq])
-        k = g.op("MatMul", [x, wk])
-        v = g.op("MatMul", [x, wv])
+        q = g.op("MatMul", [x, wq], node=p + "q_mm")
+        k = g.op("MatMul", [x, wk], node=p + "k_mm")
+        v = g.op("MatMul", [x, wv], node=p + "v_mm")
         if fused:
             qkv_b = g.const(p + "qkv_b", np.concatenate([ly.q_b, ly.k_b, ly.v_b]).astype(f32))
             ctx = g.op("MultiHeadAttention", [q, k, v, qkv_b, mask_i32], domain=MS_DOMAIN, num_heads=nh)
-            a = g.op("MatMul", [ctx, wo])
+            a = g.op("MatMul", [ctx, wo], node=p + "ao_mm")
             x = g.op("SkipLayerNormalization", [a, x, p + "aln_w", p + "aln_b", p + "ao_b"], domain=MS_DOMAIN,
                      epsilon=cfg.eps)
-            m = g.op("MatMul", [x, wi])
+            m = g.op("MatMul", [x, wi], node=p + "fi_mm")
             m = g.op("BiasGelu", [m, p + "fi_b"], domain=MS_DOMAIN)
-            o = g.op("MatMul", [m, wf])
+            o = g.op("MatMul", [m, wf], node=p + "fo_mm")
             x = g.op("SkipLayerNormalization", [o, x, p + "oln_w", p + "oln_b", p + "fo_b"], domain=MS_DOMAIN,
                      epsilon=cfg.eps)
         else:
@@ -136,13 +137,13 @@ def build_graph(cfg: EncoderConfig, w: EncoderWeights, *, fused: bool = True,
             probs = g.op("Softmax", [scores], axis=-1)
             ctxh = g.op("MatMul", [probs, vh])
             ctx = g.op("Reshape", [g.op("Transpose", [ctxh], perm=[0, 2, 1, 3]), "shape_bsh"])
-            a = g.op("Add", [g.op("MatMul", [ctx, wo]), p + "ao_b"])
+            a = g.op("Add", [g.op("MatMul", [ctx, wo], node=p + "ao_mm"), p + "ao_b"])
             x = g.op("LayerNormalization", [g.op("Add", [a, x]), p + "aln_w", p + "aln_b"], axis=-1,
                      epsilon=cfg.eps)
-            m = g.op("Add", [g.op("MatMul", [x, wi]), p + "fi_b"])
+            m = g.op("Add", [g.op("MatMul", [x, wi], node=p + "fi_mm"), p + "fi_b"])
             erf = g.op("Erf", [g.op("Div", [m, "c_sqrt2"])])
             m = g.op("Mul", [g.op("Mul", [m, g.op("Add", [erf, "c_one"])]), "c_half"])
-            o = g.op("Add", [g.op("MatMul", [m, wf]), p + "fo_b"])
+            o = g.op("Add", [g.op("MatMul", [m, wf], node=p + "fo_mm"), p + "fo_b"])
             x = g.op("LayerNormalization", [g.op("Add", [o, x]), p + "oln_w", p + "oln_b"], axis=-1,
                      epsilon=cfg.eps)
 

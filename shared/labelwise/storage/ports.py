@@ -62,14 +62,16 @@ class ClassifierMeta(BaseModel):
     owner: str = Field(description="Tenant id of the key that created it.")
     model: str = Field(description="Canonical embedding model name.")
     labels: tuple[str, ...] = Field(description="Labels in weight-row order (append-only).")
-    access: Access = Field("private", description="private: owner only; public: any key may classify.")
-    num_samples: int = Field(0, ge=0, description="Examples learned so far.")
-    version: int = Field(1, ge=1, description="Incremented by every train call.")
+    access: Access = Field(
+        default="private", description="private: owner only; public: any valid key may classify with it."
+    )
+    num_samples: int = Field(default=0, ge=0, description="Examples learned so far.")
+    version: int = Field(default=1, ge=1, description="Incremented by every train call.")
     created_at: datetime
     updated_at: datetime
     last_used_at: datetime | None = None
-    classify_count: int = Field(0, ge=0)
-    train_count: int = Field(0, ge=0)
+    classify_count: int = Field(default=0, ge=0)
+    train_count: int = Field(default=0, ge=0)
 
 
 class ApiKeyRecord(BaseModel):
@@ -157,4 +159,6 @@ class KeyStore(ABC):
 def validate_commit(meta: ClassifierMeta, expected_version: int) -> None:
     """Shared precondition of :meth:`ClassifierStore.commit_version`."""
     if meta.version != expected_version + 1:
-        raise ValueError(f"meta.version must be expected_version + 1, got {meta.version} after {expected_version}")
+        raise ValueError(
+            f"meta.version must be expected_version + 1, got {meta.version} after {expected_version}"
+        )

@@ -1,0 +1,121 @@
+# labelwise developer tasks. `make help` lists them. Everything a target needs is set up by it:
+# on a fresh machine with python3 (>= 3.11), make and access to PyPI, `make serve` and `make test` work.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# --- project venv (Python >= 3.11; prefer 3.11, the version mypy/ruff target) -------------------
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.labelwise-installed
+
+# --- built models (Settings.model_dir locally; cached by recipe inputs) ------------------------
+MODEL_DIR ?= $(or $(LABELWISE_MODEL_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/labelwise/models)
+
+# --- AWS SAM CLI in its own venv, so its pins never constrain the project ------------------------
+SAM_CLI_VERSION ?= 1.170.0
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+# python3.12 (the Lambda runtime's version): pyenv's if present, else any python3.12, else python3.
+SAM_PYTHON ?= $(shell for p in "$$HOME/.pyenv/versions/3.12.1/bin/python3.12" \
+	"$$(pyenv which python3.12 2>/dev/null)" "$$(command -v python3.12 2>/dev/null)"; do \
+	[ -n "$$p" ] && [ -x "$$p" ] && { echo "$$p"; exit 0; }; done; command -v python3)
+SAM_ENV := PATH="$(dir $(SAM_PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0
+AWS_REGION ?= us-east-1
+
+# --- tests ---------------------------------------------------------------------------------------
+# Workers for pytest-xdist ("0" = run in-process). See docs/deploy.md "CI" for the measurement.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+PYTEST = $(VENV_PY) -m pytest $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS)) $(PYTEST_ARGS)
+# pytest exits 5 when a directory holds no tests yet: not a failure for a per-directory target.
+define run_pytest
+	rc=0; $(PYTEST) $(1) || rc=$$?; \
+	if [ $$rc = 5 ]; then echo "make: no tests collected in $(1)"; rc=0; fi; exit $$rc
+endef
+
+.PHONY: help venv model serve test test-unit test-integration test-e2e lint format openapi bench eval \
+	sam-tool validate sam-build clean distclean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' \
+	  $(MAKEFILE_LIST)
+
+# ------------------------------------------------------------------------------------------------
+$(VENV_STAMP): pyproject.toml
+	@[ -n "$(PYTHON)" ] || { echo "make: python3 not found" >&2; exit 2; }
+	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "make: labelwise needs Python >= 3.11 ($(PYTHON) is $$("$(PYTHON)" -V 2>&1)); set PYTHON=..." >&2; \
+	  exit 2; }
+	[ -x "$(VENV_PY)" ] || "$(PYTHON)" -m venv "$(VENV)"
+	"$(VENV_PY)" -m pip install --quiet --disable-pip-version-check --upgrade pip
+	"$(VENV_PY)" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch "$@"
+
+venv: $(VENV_STAMP) ## Create .venv (Python >= 3.11) and install labelwise[dev] (re-runs when pyproject.toml changes)
+
+model: venv ## Build the int8 ONNX models into MODEL_DIR (cached by recipe inputs)
+	"$(VENV_PY)" -m labelwise.modelbuild --out "$(MODEL_DIR)"
+
+serve: venv model ## Run the local API server (labelwise serve; SERVE_ARGS=... to pass options)
+	"$(VENV)/bin/labelwise" serve $(SERVE_ARGS)
+
+# ------------------------------------------------------------------------------------------------
+test: venv model sam-build ## Everything: unit, integration (template, layer size) and e2e tests
+	$(PYTEST) tests/unit tests/integration tests/e2e
+
+test-unit: venv ## Unit tests (in-memory fakes; model-marked tests skip when the model is not built)
+	@$(call run_pytest,tests/unit)
+
+test-integration: venv ## Integration tests (template, moto; layer size after `make sam-build`)
+	@$(call run_pytest,tests/integration)
+
+test-e2e: venv model ## End-to-end tests (local server/handlers with the real int8 model)
+	@$(call run_pytest,tests/e2e)
+
+lint: venv ## ruff check, ruff format --check, mypy
+	"$(VENV)/bin/ruff" check .
+	"$(VENV)/bin/ruff" format --check .
+	"$(VENV)/bin/mypy"
+
+format: venv ## ruff format and ruff check --fix
+	"$(VENV)/bin/ruff" format .
+	"$(VENV)/bin/ruff" check --fix .
+
+openapi: venv ## Regenerate the committed OpenAPI document
+	"$(VENV_PY)" -m labelwise.api.openapi --write
+
+bench: venv model ## Latency/throughput benchmark (scripts/bench.py; baselines need `pip install -e '.[bench]'`)
+	"$(VENV_PY)" scripts/bench.py
+
+eval: venv model ## Accuracy/calibration evaluation (scripts/eval.py)
+	"$(VENV_PY)" scripts/eval.py
+
+# ------------------------------------------------------------------------------------------------
+$(SAM_STAMP):
+	@[ -n "$(SAM_PYTHON)" ] || { echo "make: no python3 for the SAM CLI venv" >&2; exit 2; }
+	[ -x "$(SAM_VENV)/bin/python" ] || "$(SAM_PYTHON)" -m venv "$(SAM_VENV)"
+	"$(SAM_VENV)/bin/python" -m pip install --quiet --disable-pip-version-check "aws-sam-cli==$(SAM_CLI_VERSION)"
+	rm -f "$(SAM_VENV)"/.installed-*
+	touch "$@"
+
+sam-tool: $(SAM_STAMP) ## Install the AWS SAM CLI into .tools/sam (own venv, python3.12)
+
+validate: venv sam-tool ## sam validate (SAM transform), sam validate --lint, cfn-lint on template.yaml
+	$(SAM_ENV) "$(SAM)" validate --region "$(AWS_REGION)"
+	$(SAM_ENV) "$(SAM)" validate --lint --region "$(AWS_REGION)"
+	"$(VENV)/bin/cfn-lint" template.yaml
+
+sam-build: venv model sam-tool ## sam build (layer: trimmed runtime + models from MODEL_DIR; functions: app + labelwise)
+	$(SAM_ENV) MODEL_SRC="$(MODEL_DIR)" PYTHON="$(abspath $(VENV_PY))" "$(SAM)" build
+
+clean: ## Remove build outputs and caches (keeps .venv, .tools and built models)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache build dist
+	find . -path ./.venv -prune -o -path ./.tools -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean ## clean, and remove .venv and .tools too (models stay in MODEL_DIR)
+	rm -rf "$(VENV)" .tools

@@ -1,0 +1,404 @@
+"""Few-shot classifiers: train (create / update) and classify with learned weights.
+
+What the HTTP routes call. Training examples are embedded and learned from, never stored: a
+classifier is its :class:`~labelwise.storage.ports.ClassifierMeta` plus the serialised
+:class:`~labelwise.learning.pa.PALearner` of each version.
+
+Updates are optimistic: read meta + weights of version ``v``, learn the batch, commit ``v + 1``
+conditionally on ``v``; on :class:`~labelwise.storage.ports.VersionConflict` reload and re-apply
+(with jittered backoff), at most ``max_attempts`` times, then raise
+:class:`labelwise.errors.Conflict`.
+
+Visibility: only the owner may train, read, list or delete a classifier; a ``public`` one may also
+be *classified* with by any valid key. Anything a caller may not see is
+:class:`~labelwise.errors.ResourceNotFound`, exactly like an unknown id.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from labelwise.embedding.port import Embedder
+from labelwise.errors import (
+    Conflict,
+    InputLimitExceeded,
+    InvalidInput,
+    InvalidLabels,
+    ModelMismatch,
+    ResourceLimitExceeded,
+    ResourceNotFound,
+)
+from labelwise.learning.pa import PALearner, scores_to_probabilities, seed_for
+from labelwise.settings import Settings
+from labelwise.storage.ports import (
+    Access,
+    ApiKeyRecord,
+    ClassifierMeta,
+    ClassifierStore,
+    VersionConflict,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float32]
+
+#: Softmax temperature over raw ``W . x`` scores. PA trains for a margin of 1, so a training-like
+#: input gets ``e^4`` odds over the runner-up; ``make eval`` may retune it.
+FEWSHOT_TEMPERATURE = 0.25
+#: Conditional-commit attempts per train call before :class:`Conflict`.
+MAX_ATTEMPTS = 8
+#: Upper bound of the jittered backoff between attempts, seconds.
+MAX_BACKOFF_S = 0.2
+#: Learned classifiers kept in memory per process, keyed by (id, version).
+WEIGHTS_CACHE_SIZE = 64
+
+
+class EmbedderRegistry(Protocol):
+    """What this module needs from :class:`labelwise.embedding.registry.ModelRegistry`."""
+
+    def resolve_name(self, requested: str | None) -> str: ...
+
+    def get(self, requested: str | None) -> Embedder: ...
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    classifier_id: str
+    created: bool
+    version: int
+    num_samples: int  # total learned by the classifier so far
+    labels: tuple[str, ...]
+    access: Access
+    total_tokens: int  # input tokens embedded by this call
+
+
+class WeightsCache:
+    """Bounded, thread-safe LRU of deserialised learners keyed by (classifier id, version).
+
+    Versions are immutable, so entries never go stale; a newer version is simply another key.
+    """
+
+    def __init__(self, maxsize: int = WEIGHTS_CACHE_SIZE) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[tuple[str, int], PALearner] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, classifier_id: str, version: int) -> PALearner | None:
+        with self._lock:
+            learner = self._items.get((classifier_id, version))
+            if learner is not None:
+                self._items.move_to_end((classifier_id, version))
+            return learner
+
+    def put(self, classifier_id: str, version: int, learner: PALearner) -> None:
+        if self.maxsize <= 0:
+            return
+        with self._lock:
+            self._items[(classifier_id, version)] = learner
+            self._items.move_to_end((classifier_id, version))
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+    def evict(self, classifier_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._items if k[0] == classifier_id]:
+                del self._items[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+#: The process-wide cache used by :func:`classify_with_classifier`.
+WEIGHTS_CACHE = WeightsCache()
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+
+def _validate_examples(examples: Sequence[tuple[str, str]], settings: Settings) -> list[str]:
+    """Check the batch; returns its distinct labels in first-seen order."""
+    if not examples:
+        raise InvalidInput("`input` must contain at least one example.")
+    if len(examples) > settings.max_inputs:
+        raise InputLimitExceeded(
+            f"`input` has {len(examples)} examples; at most {settings.max_inputs} are allowed."
+        )
+    distinct: dict[str, None] = {}
+    for i, (text, label) in enumerate(examples):
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInput(f"`input[{i}].text` must be non-empty text.")
+        if not isinstance(label, str) or not label.strip():
+            raise InvalidLabels(f"`input[{i}].label` must be non-empty text.")
+        if len(label) > settings.max_label_chars:
+            raise InvalidLabels(
+                f"`input[{i}].label` is {len(label)} characters long;"
+                f" at most {settings.max_label_chars} are allowed."
+            )
+        distinct.setdefault(label)
+    return list(distinct)
+
+
+def _check_label_count(count: int, settings: Settings) -> None:
+    if count > settings.max_labels:
+        raise ResourceLimitExceeded(
+            f"A classifier may have at most {settings.max_labels} labels; this request would make {count}."
+        )
+
+
+def _visible(
+    meta: ClassifierMeta | None, caller: ApiKeyRecord, *, for_classify: bool = False
+) -> ClassifierMeta:
+    """The meta if ``caller`` may use it (owner, or any key classifying with a public one)."""
+    if meta is None:
+        raise ResourceNotFound("Classifier not found.")
+    if meta.owner == caller.tenant_id or (for_classify and meta.access == "public"):
+        return meta
+    raise ResourceNotFound("Classifier not found.")
+
+
+# -- train ----------------------------------------------------------------------------------------
+
+
+class _LabelVectors:
+    """Label prior embeddings, computed at most once per label within one train call."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self._embedder = embedder
+        self._vectors: dict[str, FloatArray] = {}
+
+    def __call__(self, labels: Sequence[str]) -> FloatArray:
+        missing = [label for label in labels if label not in self._vectors]
+        if missing:
+            batch = self._embedder.embed(missing, "label")
+            for label, vector in zip(missing, batch.vectors, strict=True):
+                self._vectors[label] = vector
+        dim = self._embedder.manifest.dimension
+        if not labels:
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.asarray([self._vectors[label] for label in labels], dtype=np.float32)
+
+
+def train(
+    embedder_registry: EmbedderRegistry,
+    store: ClassifierStore,
+    settings: Settings,
+    caller: ApiKeyRecord,
+    *,
+    examples: Sequence[tuple[str, str]],
+    classifier_id: str | None = None,
+    model: str | None = None,
+    access: Access | None = None,
+    num_iters: int | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> TrainResult:
+    """Create a classifier (``classifier_id`` None) or update one with ``(text, label)`` examples.
+
+    Raises :class:`InvalidInput` / :class:`InvalidLabels` / :class:`InputLimitExceeded` for a bad
+    batch, :class:`ResourceLimitExceeded` past ``max_labels`` labels or ``max_classifiers_per_key``
+    classifiers, :class:`ModelMismatch` when ``model`` names another model than the classifier's,
+    :class:`ResourceNotFound` for an unknown or foreign classifier, :class:`Conflict` when
+    ``max_attempts`` conditional commits all lost to concurrent writers.
+    """
+    if num_iters is not None and num_iters < 1:
+        raise InvalidInput("`num_iters` must be at least 1.")
+    batch_labels = _validate_examples(examples, settings)
+    if classifier_id is None:
+        return _create(
+            embedder_registry, store, settings, caller, examples, batch_labels, model, access, num_iters
+        )
+    return _update(
+        embedder_registry, store, settings, caller, classifier_id, examples, batch_labels, model, access,
+        num_iters, max_attempts,
+    )  # fmt: skip
+
+
+def _create(
+    registry: EmbedderRegistry,
+    store: ClassifierStore,
+    settings: Settings,
+    caller: ApiKeyRecord,
+    examples: Sequence[tuple[str, str]],
+    labels: list[str],
+    model: str | None,
+    access: Access | None,
+    num_iters: int | None,
+) -> TrainResult:
+    if len(labels) < 2:
+        raise InvalidLabels("A new classifier needs examples of at least 2 distinct labels.")
+    _check_label_count(len(labels), settings)
+    if store.count_by_owner(caller.tenant_id) >= settings.max_classifiers_per_key:
+        raise ResourceLimitExceeded(
+            f"At most {settings.max_classifiers_per_key} classifiers are allowed per key."
+        )
+    model_name = registry.resolve_name(model)
+    embedder = registry.get(model_name)
+    batch = embedder.embed([text for text, _ in examples], "input")
+    label_vectors = _LabelVectors(embedder)
+
+    classifier_id = str(uuid.uuid4())
+    learner = PALearner(dim=embedder.manifest.dimension)
+    learner.add_labels(labels, label_vectors(labels))
+    learner.partial_fit(
+        batch.vectors, [label for _, label in examples], seed=seed_for(classifier_id, 1), num_iters=num_iters
+    )
+    now = utcnow()
+    meta = ClassifierMeta(
+        id=classifier_id,
+        owner=caller.tenant_id,
+        model=model_name,
+        labels=tuple(learner.labels),
+        access=access or "private",
+        num_samples=len(examples),
+        version=1,
+        created_at=now,
+        updated_at=now,
+        train_count=1,
+    )
+    store.create(meta, learner.to_bytes())
+    WEIGHTS_CACHE.put(classifier_id, 1, learner)
+    return TrainResult(classifier_id, True, 1, meta.num_samples, meta.labels, meta.access, batch.total_tokens)
+
+
+def _update(
+    registry: EmbedderRegistry,
+    store: ClassifierStore,
+    settings: Settings,
+    caller: ApiKeyRecord,
+    classifier_id: str,
+    examples: Sequence[tuple[str, str]],
+    batch_labels: list[str],
+    model: str | None,
+    access: Access | None,
+    num_iters: int | None,
+    max_attempts: int,
+) -> TrainResult:
+    meta = _visible(store.get_meta(classifier_id), caller)
+    if model is not None and registry.resolve_name(model) != meta.model:
+        raise ModelMismatch(f"Classifier {classifier_id} uses model '{meta.model}', not '{model}'.")
+    embedder = registry.get(meta.model)
+    batch = embedder.embed([text for text, _ in examples], "input")
+    label_vectors = _LabelVectors(embedder)
+    targets = [label for _, label in examples]
+
+    for attempt in range(max_attempts):
+        if attempt:
+            time.sleep(random.uniform(0, min(MAX_BACKOFF_S, 0.005 * 2**attempt)))
+            meta = _visible(store.get_meta(classifier_id), caller)
+        new_labels = [label for label in batch_labels if label not in meta.labels]
+        _check_label_count(len(meta.labels) + len(new_labels), settings)
+        try:
+            learner = PALearner.from_bytes(store.load_weights(classifier_id, meta.version))
+        except ResourceNotFound:
+            continue  # replaced (and collected) since we read the meta: reload
+        learner.add_labels(new_labels, label_vectors(new_labels))
+        version = meta.version + 1
+        learner.partial_fit(
+            batch.vectors, targets, seed=seed_for(classifier_id, version), num_iters=num_iters
+        )
+        updated = meta.model_copy(
+            update={
+                "labels": tuple(learner.labels),
+                "access": access or meta.access,
+                "num_samples": meta.num_samples + len(examples),
+                "version": version,
+                "updated_at": utcnow(),
+                "train_count": meta.train_count + 1,
+            }
+        )
+        try:
+            store.commit_version(updated, learner.to_bytes(), expected_version=meta.version)
+        except VersionConflict:
+            logger.info("version conflict on classifier %s (attempt %d)", classifier_id, attempt + 1)
+            continue
+        WEIGHTS_CACHE.put(classifier_id, version, learner)
+        return TrainResult(
+            classifier_id,
+            False,
+            version,
+            updated.num_samples,
+            updated.labels,
+            updated.access,
+            batch.total_tokens,
+        )
+    raise Conflict(f"Classifier {classifier_id} is being updated concurrently; retry the request.")
+
+
+# -- classify and CRUD ----------------------------------------------------------------------------
+
+
+def _learner_for(store: ClassifierStore, meta: ClassifierMeta) -> PALearner:
+    learner = WEIGHTS_CACHE.get(meta.id, meta.version)
+    if learner is None:
+        learner = PALearner.from_bytes(store.load_weights(meta.id, meta.version))
+        WEIGHTS_CACHE.put(meta.id, meta.version, learner)
+    return learner
+
+
+def classify_with_classifier(
+    embedder_registry: EmbedderRegistry,
+    store: ClassifierStore,
+    settings: Settings,
+    caller: ApiKeyRecord,
+    *,
+    classifier_id: str,
+    texts: Sequence[str],
+    model: str | None = None,
+) -> tuple[list[str], FloatArray, int]:
+    """Classify ``texts`` with a stored classifier.
+
+    Returns ``(labels, probabilities, total_tokens)``: labels in the classifier's order and a
+    ``(len(texts), len(labels))`` float32 matrix whose rows sum to 1. Reads only the metadata per
+    request; weights come from the process-wide :data:`WEIGHTS_CACHE`.
+    """
+    if not texts:
+        raise InvalidInput("`input` must contain at least one item.")
+    if len(texts) > settings.max_inputs:
+        raise InputLimitExceeded(
+            f"`input` has {len(texts)} items; at most {settings.max_inputs} are allowed."
+        )
+    meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
+    if model is not None and embedder_registry.resolve_name(model) != meta.model:
+        raise ModelMismatch(f"Classifier {classifier_id} uses model '{meta.model}', not '{model}'.")
+    try:
+        learner = _learner_for(store, meta)
+    except ResourceNotFound:  # a newer version replaced ours between the two reads
+        meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
+        learner = _learner_for(store, meta)
+    batch = embedder_registry.get(meta.model).embed(list(texts), "input")
+    probabilities = scores_to_probabilities(learner.decision_function(batch.vectors), FEWSHOT_TEMPERATURE)
+    store.record_use(classifier_id)
+    return learner.labels, probabilities, batch.total_tokens
+
+
+def get_classifier(store: ClassifierStore, caller: ApiKeyRecord, classifier_id: str) -> ClassifierMeta:
+    """The caller's classifier; :class:`ResourceNotFound` if unknown or not theirs."""
+    return _visible(store.get_meta(classifier_id), caller)
+
+
+def list_classifiers(store: ClassifierStore, caller: ApiKeyRecord) -> list[ClassifierMeta]:
+    """The caller's classifiers, oldest first."""
+    return store.list_by_owner(caller.tenant_id)
+
+
+def delete_classifier(store: ClassifierStore, caller: ApiKeyRecord, classifier_id: str) -> None:
+    """Delete the caller's classifier; :class:`ResourceNotFound` if unknown or not theirs."""
+    _visible(store.get_meta(classifier_id), caller)
+    if not store.delete(classifier_id):
+        raise ResourceNotFound("Classifier not found.")
+    WEIGHTS_CACHE.evict(classifier_id)

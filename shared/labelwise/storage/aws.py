@@ -1,0 +1,426 @@
+"""AWS adapter: DynamoDB single table (metadata, keys) + S3 (weights).
+
+Items (``template.yaml`` ``LabelwiseTable``: pk/sk strings, GSI ``gsi1`` on gsi1pk/gsi1sk)::
+
+    classifier     pk=CLF#<id>        sk=META    gsi1pk=OWNER#<tenant>  gsi1sk=CLF#<created iso>#<id>
+                   + fields of ClassifierMeta, weights_key / prev_version / prev_weights_key
+    API key        pk=KEY#<sha256>    sk=KEY     gsi1pk=OWNER#<tenant>  gsi1sk=KEY#<created iso>#<key id>
+    key-id lookup  pk=KEYID#<key id>  sk=KEYID   key_hash=<sha256>
+
+Weights live in S3 at ``classifiers/<id>/v<version>-<token>.npz``: the random token means two
+writers racing for the same version never overwrite each other's blob (the loser deletes its own);
+the meta item points at the committed one. The blob is written first, then the meta item is
+updated with ``ConditionExpression: version = :expected``. Provider errors are wrapped:
+``ConditionalCheckFailedException`` -> :class:`VersionConflict`, anything else ->
+:class:`labelwise.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from labelwise.errors import ResourceNotFound, StoreUnavailable
+from labelwise.settings import Settings
+from labelwise.storage.ports import (
+    ApiKeyRecord,
+    ClassifierMeta,
+    ClassifierStore,
+    KeyStore,
+    VersionConflict,
+    hash_api_key,
+    new_api_key,
+    new_key_id,
+    utcnow,
+    validate_commit,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+GSI = "gsi1"
+#: botocore client settings: standard retry mode (exponential backoff with jitter) and short timeouts.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=2,
+    read_timeout=5,
+)
+_CONDITION_FAILED = {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+Item = dict[str, Any]
+
+
+def make_clients(settings: Settings) -> tuple[DynamoDBClient, S3Client]:
+    """DynamoDB and S3 clients for ``settings`` (endpoint override for moto / LocalStack)."""
+    endpoint = settings.aws_endpoint_url
+    s3_config = CLIENT_CONFIG.merge(Config(s3={"addressing_style": "path"})) if endpoint else CLIENT_CONFIG
+    session = boto3.session.Session()
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=CLIENT_CONFIG)
+    s3 = session.client("s3", endpoint_url=endpoint, config=s3_config)
+    return dynamodb, s3
+
+
+@contextlib.contextmanager
+def _provider_errors(what: str) -> Iterator[None]:
+    """Wrap botocore errors into domain errors (see the module docstring)."""
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _CONDITION_FAILED:
+            raise VersionConflict(f"Conditional write failed while trying to {what}.") from exc
+        raise StoreUnavailable(f"AWS store failed to {what}.") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"AWS store unreachable while trying to {what}.") from exc
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _clf_key(classifier_id: str) -> Item:
+    return {"pk": _s(f"CLF#{classifier_id}"), "sk": _s("META")}
+
+
+def _weights_key(classifier_id: str, version: int) -> str:
+    return f"classifiers/{classifier_id}/v{version}-{secrets.token_hex(6)}.npz"
+
+
+def _meta_from_item(item: Item) -> ClassifierMeta:
+    last_used = item.get("last_used_at")
+    return ClassifierMeta(
+        id=item["id"]["S"],
+        owner=item["owner"]["S"],
+        model=item["model"]["S"],
+        labels=tuple(v["S"] for v in item["labels"]["L"]),
+        access=item["access"]["S"],
+        num_samples=int(item["num_samples"]["N"]),
+        version=int(item["version"]["N"]),
+        created_at=datetime.fromisoformat(item["created_at"]["S"]),
+        updated_at=datetime.fromisoformat(item["updated_at"]["S"]),
+        last_used_at=None if last_used is None else datetime.fromisoformat(last_used["S"]),
+        classify_count=int(item.get("classify_count", {"N": "0"})["N"]),
+        train_count=int(item.get("train_count", {"N": "0"})["N"]),
+    )
+
+
+class AwsClassifierStore(ClassifierStore):
+    """:class:`ClassifierStore` on DynamoDB (``table``) + S3 (``bucket``)."""
+
+    def __init__(self, table: str, bucket: str, *, dynamodb: DynamoDBClient, s3: S3Client) -> None:
+        self.table = table
+        self.bucket = bucket
+        self._ddb = dynamodb
+        self._s3 = s3
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsClassifierStore:
+        dynamodb, s3 = make_clients(settings)
+        return cls(settings.table_name, settings.bucket_name, dynamodb=dynamodb, s3=s3)
+
+    # -- blobs ------------------------------------------------------------------------------------
+
+    def _put_blob(self, key: str, data: bytes) -> None:
+        with _provider_errors("write weights"):
+            self._s3.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream"
+            )
+
+    def _delete_blob_quietly(self, key: str) -> None:
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError):
+            logger.warning("could not delete weights object %s", key, exc_info=True)
+
+    # -- port -------------------------------------------------------------------------------------
+
+    def create(self, meta: ClassifierMeta, weights: bytes) -> None:
+        key = _weights_key(meta.id, meta.version)
+        self._put_blob(key, weights)
+        item: Item = {
+            **_clf_key(meta.id),
+            "gsi1pk": _s(f"OWNER#{meta.owner}"),
+            "gsi1sk": _s(f"CLF#{meta.created_at.isoformat()}#{meta.id}"),
+            "id": _s(meta.id),
+            "owner": _s(meta.owner),
+            "model": _s(meta.model),
+            "labels": {"L": [_s(label) for label in meta.labels]},
+            "access": _s(meta.access),
+            "num_samples": _n(meta.num_samples),
+            "version": _n(meta.version),
+            "created_at": _s(meta.created_at.isoformat()),
+            "updated_at": _s(meta.updated_at.isoformat()),
+            "classify_count": _n(meta.classify_count),
+            "train_count": _n(meta.train_count),
+            "weights_key": _s(key),
+        }
+        if meta.last_used_at is not None:
+            item["last_used_at"] = _s(meta.last_used_at.isoformat())
+        try:
+            with _provider_errors("create a classifier"):
+                self._ddb.put_item(
+                    TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+                )
+        except (VersionConflict, StoreUnavailable):
+            self._delete_blob_quietly(key)
+            raise
+
+    def _get_item(self, classifier_id: str) -> Item | None:
+        with _provider_errors("read a classifier"):
+            response = self._ddb.get_item(
+                TableName=self.table, Key=_clf_key(classifier_id), ConsistentRead=True
+            )
+        item: Item | None = response.get("Item")
+        return item
+
+    def get_meta(self, classifier_id: str) -> ClassifierMeta | None:
+        item = self._get_item(classifier_id)
+        return None if item is None else _meta_from_item(item)
+
+    def load_weights(self, classifier_id: str, version: int) -> bytes:
+        item = self._get_item(classifier_id)
+        key: str | None = None
+        if item is not None and int(item["version"]["N"]) == version:
+            key = item["weights_key"]["S"]
+        elif item is not None and "prev_version" in item and int(item["prev_version"]["N"]) == version:
+            key = item["prev_weights_key"]["S"]
+        missing = f"Weights of classifier {classifier_id} version {version} not found."
+        if key is None:
+            raise ResourceNotFound(missing)
+        try:
+            response = self._s3.get_object(Bucket=self.bucket, Key=key)
+            body: bytes = response["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                raise ResourceNotFound(missing) from exc
+            raise StoreUnavailable("AWS store failed to read weights.") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable("AWS store unreachable while reading weights.") from exc
+        return body
+
+    def commit_version(self, meta: ClassifierMeta, weights: bytes, expected_version: int) -> None:
+        validate_commit(meta, expected_version)
+        key = _weights_key(meta.id, meta.version)
+        self._put_blob(key, weights)
+        try:
+            with _provider_errors("commit a version"):
+                response = self._ddb.update_item(
+                    TableName=self.table,
+                    Key=_clf_key(meta.id),
+                    UpdateExpression=(
+                        "SET #labels = :labels, #access = :access, #num_samples = :num_samples,"
+                        " #version = :version, #updated_at = :updated_at, #train_count = :train_count,"
+                        " #prev_version = :expected, #prev_weights_key = #weights_key,"
+                        " #weights_key = :weights_key"
+                    ),
+                    ConditionExpression="#version = :expected",
+                    ExpressionAttributeNames={
+                        f"#{name}": name
+                        for name in (  # every attribute the expressions name
+                            "labels",
+                            "access",
+                            "num_samples",
+                            "version",
+                            "updated_at",
+                            "train_count",
+                            "prev_version",
+                            "prev_weights_key",
+                            "weights_key",
+                        )
+                    },
+                    ExpressionAttributeValues={
+                        ":labels": {"L": [_s(label) for label in meta.labels]},
+                        ":access": _s(meta.access),
+                        ":num_samples": _n(meta.num_samples),
+                        ":version": _n(meta.version),
+                        ":updated_at": _s(meta.updated_at.isoformat()),
+                        ":train_count": _n(meta.train_count),
+                        ":expected": _n(expected_version),
+                        ":weights_key": _s(key),
+                    },
+                    ReturnValues="ALL_OLD",
+                )
+        except VersionConflict as exc:
+            self._delete_blob_quietly(key)
+            raise VersionConflict(
+                f"Classifier {meta.id} is no longer at version {expected_version}."
+            ) from exc
+        except StoreUnavailable:
+            self._delete_blob_quietly(key)
+            raise
+        obsolete = response.get("Attributes", {}).get("prev_weights_key")
+        if obsolete is not None:
+            self._delete_blob_quietly(obsolete["S"])
+
+    def _query_owner(self, tenant_id: str, **extra: Any) -> Iterator[Any]:
+        paginator = self._ddb.get_paginator("query")
+        with _provider_errors("list classifiers"):
+            yield from paginator.paginate(
+                TableName=self.table,
+                IndexName=GSI,
+                KeyConditionExpression="gsi1pk = :owner AND begins_with(gsi1sk, :prefix)",
+                ExpressionAttributeValues={":owner": _s(f"OWNER#{tenant_id}"), ":prefix": _s("CLF#")},
+                **extra,
+            )
+
+    def list_by_owner(self, tenant_id: str) -> list[ClassifierMeta]:
+        return [_meta_from_item(item) for page in self._query_owner(tenant_id) for item in page["Items"]]
+
+    def count_by_owner(self, tenant_id: str) -> int:
+        return sum(int(page["Count"]) for page in self._query_owner(tenant_id, Select="COUNT"))
+
+    def delete(self, classifier_id: str) -> bool:
+        with _provider_errors("delete a classifier"):
+            response = self._ddb.delete_item(
+                TableName=self.table, Key=_clf_key(classifier_id), ReturnValues="ALL_OLD"
+            )
+        if "Attributes" not in response:
+            return False
+        try:
+            paginator = self._s3.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"classifiers/{classifier_id}/"):
+                objects: list[Any] = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+                if objects:
+                    self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+        except (ClientError, BotoCoreError):
+            logger.warning("could not delete weights of classifier %s", classifier_id, exc_info=True)
+        return True
+
+    def record_use(self, classifier_id: str) -> None:
+        try:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key=_clf_key(classifier_id),
+                UpdateExpression="ADD classify_count :one SET last_used_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":one": _n(1), ":now": _s(utcnow().isoformat())},
+            )
+        except (ClientError, BotoCoreError):
+            logger.warning("could not record use of classifier %s", classifier_id, exc_info=True)
+
+
+def _record_from_item(item: Item) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=item["key_id"]["S"],
+        tenant_id=item["tenant_id"]["S"],
+        name=item["name"]["S"],
+        created_at=datetime.fromisoformat(item["created_at"]["S"]),
+        revoked=bool(item.get("revoked", {"BOOL": False})["BOOL"]),
+    )
+
+
+class AwsKeyStore(KeyStore):
+    """:class:`KeyStore` on the same DynamoDB table."""
+
+    def __init__(self, table: str, *, dynamodb: DynamoDBClient) -> None:
+        self.table = table
+        self._ddb = dynamodb
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsKeyStore:
+        return cls(settings.table_name, dynamodb=make_clients(settings)[0])
+
+    def create(self, tenant_id: str, name: str) -> tuple[str, ApiKeyRecord]:
+        plaintext = new_api_key()
+        digest = hash_api_key(plaintext)
+        record = ApiKeyRecord(key_id=new_key_id(), tenant_id=tenant_id, name=name, created_at=utcnow())
+        created = record.created_at.isoformat()
+        with _provider_errors("create an API key"):
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                "pk": _s(f"KEY#{digest}"),
+                                "sk": _s("KEY"),
+                                "gsi1pk": _s(f"OWNER#{tenant_id}"),
+                                "gsi1sk": _s(f"KEY#{created}#{record.key_id}"),
+                                "key_id": _s(record.key_id),
+                                "tenant_id": _s(tenant_id),
+                                "name": _s(name),
+                                "created_at": _s(created),
+                                "revoked": {"BOOL": False},
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                "pk": _s(f"KEYID#{record.key_id}"),
+                                "sk": _s("KEYID"),
+                                "key_hash": _s(digest),
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        return plaintext, record
+
+    def authenticate(self, plaintext: str) -> ApiKeyRecord | None:
+        key = {"pk": _s(f"KEY#{hash_api_key(plaintext)}"), "sk": _s("KEY")}
+        with _provider_errors("authenticate"):
+            item = self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        record = _record_from_item(item)
+        return None if record.revoked else record
+
+    def list(self, tenant_id: str | None = None) -> list[ApiKeyRecord]:
+        items: list[Item] = []
+        with _provider_errors("list API keys"):
+            if tenant_id is None:
+                for page in self._ddb.get_paginator("scan").paginate(
+                    TableName=self.table,
+                    FilterExpression="sk = :key",
+                    ExpressionAttributeValues={":key": _s("KEY")},
+                ):
+                    items += page["Items"]
+            else:
+                for page in self._ddb.get_paginator("query").paginate(
+                    TableName=self.table,
+                    IndexName=GSI,
+                    KeyConditionExpression="gsi1pk = :owner AND begins_with(gsi1sk, :prefix)",
+                    ExpressionAttributeValues={":owner": _s(f"OWNER#{tenant_id}"), ":prefix": _s("KEY#")},
+                ):
+                    items += page["Items"]
+        records = [_record_from_item(item) for item in items]
+        return sorted(records, key=lambda r: (r.created_at, r.key_id))
+
+    def revoke(self, key_id: str) -> None:
+        with _provider_errors("revoke an API key"):
+            lookup = self._ddb.get_item(
+                TableName=self.table,
+                Key={"pk": _s(f"KEYID#{key_id}"), "sk": _s("KEYID")},
+                ConsistentRead=True,
+            ).get("Item")
+        if lookup is None:
+            raise ResourceNotFound(f"API key {key_id} not found.")
+        try:
+            with _provider_errors("revoke an API key"):
+                self._ddb.update_item(
+                    TableName=self.table,
+                    Key={"pk": _s(f"KEY#{lookup['key_hash']['S']}"), "sk": _s("KEY")},
+                    UpdateExpression="SET revoked = :true",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":true": {"BOOL": True}},
+                )
+        except VersionConflict as exc:
+            raise ResourceNotFound(f"API key {key_id} not found.") from exc

@@ -1,0 +1,173 @@
+"""The `sam build` output fits Lambda: unzipped ModelLayer + each function artifact <= 250 MB, a layer
+trimmed of what is not needed at run time, the models and manifests in place, and (with CPython 3.12 at
+hand) the layer alone imports and runs every model the way Lambda will.
+
+Needs `make sam-build` (skipped, with the reason, when .aws-sam/build is absent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
+from tests.support.template import FUNCTION, REPO_ROOT, load_template, resources
+
+BUILD = REPO_ROOT / ".aws-sam" / "build"
+LAYER = BUILD / "ModelLayer"
+#: Lambda's limit on a function's unzipped deployment package plus all its layers.
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+MODEL_FILES = ("model.onnx", "tokenizer.json", MANIFEST_FILE)
+EXPECTED_MODELS = ("multilingual-e5-small",)  # the default model must ship; others are optional
+FUNCTIONS = tuple(resources(load_template(), FUNCTION))
+
+pytestmark = pytest.mark.skipif(
+    not (BUILD / "template.yaml").exists() or not LAYER.is_dir(),
+    reason=f"no sam build output in {BUILD.relative_to(REPO_ROOT)}: run `make sam-build`",
+)
+
+
+def tree_bytes(root: Path) -> int:
+    """Bytes of all regular files under ``root`` (what Lambda counts once unzipped)."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def test_layer_plus_each_function_fits_the_unzipped_limit() -> None:
+    # Given the built layer and functions
+    layer = tree_bytes(LAYER)
+    report = [f"ModelLayer {mb(layer)} (python {mb(tree_bytes(LAYER / 'python'))}, "
+              f"models {mb(tree_bytes(LAYER / 'models'))})"]
+
+    # When each function is combined with the layer
+    for function_id in FUNCTIONS:
+        function = tree_bytes(BUILD / function_id)
+        total = layer + function
+        report.append(f"{function_id} {mb(function)}; with layer {mb(total)} "
+                      f"of {mb(LAMBDA_UNZIPPED_LIMIT)} ({mb(LAMBDA_UNZIPPED_LIMIT - total)} left)")
+
+        # Then the combination stays within Lambda's 250 MB unzipped limit
+        assert total <= LAMBDA_UNZIPPED_LIMIT, "\n".join(report)
+    print("\n".join(report))  # shown with -s / -rP: the figures quoted in docs/deploy.md
+
+
+def test_layer_is_trimmed() -> None:
+    # Given the layer's python directory
+    python = LAYER / "python"
+    names = {p.relative_to(python).as_posix() for p in python.rglob("*")}
+
+    # Then the runtime is there
+    for package in ("numpy", "onnxruntime", "tokenizers"):
+        assert (python / package / "__init__.py").is_file(), package
+    # And what is not needed at run time is not
+    assert not any(n.split("/")[0] in ("torch", "onnx", "sympy", "transformers") for n in names)
+    for trimmed in ("onnxruntime/quantization", "onnxruntime/transformers", "onnxruntime/tools"):
+        assert not (python / trimmed).exists(), trimmed
+    assert not [n for n in names if n.endswith("/tests") or "/tests/" in n]
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_layer_ships_built_models_with_manifests() -> None:
+    # Given the layer's models directory (/opt/models in Lambda)
+    models = LAYER / "models"
+    shipped = sorted(p.name for p in models.iterdir() if p.is_dir())
+
+    # Then the default model is there
+    assert set(EXPECTED_MODELS) <= set(shipped), shipped
+    for name in shipped:
+        model_dir = models / name
+        # And every model directory holds exactly the int8 graph, its tokenizer and its manifest
+        assert sorted(p.name for p in model_dir.iterdir()) == sorted(MODEL_FILES), name
+        manifest = ModelManifest.load(model_dir)
+        assert manifest.name == name
+        # And the files are the ones the manifest describes (when it records their digests)
+        for file_name, digest in manifest.files.items():
+            if file_name in MODEL_FILES and file_name != MANIFEST_FILE:
+                import hashlib
+
+                assert hashlib.sha256((model_dir / file_name).read_bytes()).hexdigest() == digest, file_name
+
+
+def test_function_artifacts_hold_the_handler_and_the_package_but_not_the_layer() -> None:
+    for function_id in FUNCTIONS:
+        # Given a built function
+        root = BUILD / function_id
+
+        # Then it has its handler, labelwise and its own dependencies
+        assert (root / "app.py").is_file(), function_id
+        assert (root / "labelwise" / "__init__.py").is_file(), function_id
+        for package in ("pydantic", "pydantic_core", "aws_lambda_powertools", "aws_xray_sdk"):
+            assert (root / package).is_dir(), (function_id, package)
+        # And nothing the runtime or the layer provides, nor build-time code
+        for absent in ("numpy", "onnxruntime", "tokenizers", "boto3", "botocore", "labelwise/modelbuild"):
+            assert not (root / absent).exists(), (function_id, absent)
+
+
+def _python312() -> str | None:
+    candidates = [os.environ.get("LABELWISE_PYTHON312", ""), str(Path.home() / ".pyenv/versions/3.12.1/bin/python3.12")]
+    candidates.append(shutil.which("python3.12") or "")
+    return next((c for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.mark.slow
+def test_layer_alone_runs_every_model_under_python_312() -> None:
+    # Given CPython 3.12 (the Lambda runtime's version) and nothing but the layer on sys.path
+    python = _python312()
+    if python is None:
+        pytest.skip("no CPython 3.12 found (set LABELWISE_PYTHON312): cannot import the cp312 layer")
+
+    # When the smoke script imports numpy/onnxruntime/tokenizers and embeds a text with each model
+    result = subprocess.run(
+        [python, "-I", str(REPO_ROOT / "layers" / "model" / "smoke.py"), str(LAYER)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+
+    # Then every model returns a unit-length embedding of its manifest's dimension
+    assert result.returncode == 0, result.stdout + result.stderr
+    shipped = [p.name for p in (LAYER / "models").iterdir() if p.is_dir()]
+    for name in shipped:
+        assert f"{name}:" in result.stdout
+
+
+@pytest.mark.slow
+def test_function_artifact_imports_with_the_layer_under_python_312(tmp_path: Path) -> None:
+    # Given CPython 3.12, the layer's python dir and one function artifact on sys.path (as in Lambda),
+    # with the runtime-provided boto3 taken from the project venv
+    python = _python312()
+    if python is None:
+        pytest.skip("no CPython 3.12 found (set LABELWISE_PYTHON312)")
+    import importlib.util
+
+    runtime = tmp_path / "runtime"  # stands in for the python3.12 runtime's own boto3 stack
+    runtime.mkdir()
+    for module in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"):
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin is not None, module
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (runtime / source.name).symlink_to(source)
+    runtime_provided = [str(runtime)]
+    code = (
+        "import sys, json\n"
+        "import pydantic, aws_lambda_powertools, aws_xray_sdk, numpy, onnxruntime, tokenizers\n"
+        "import labelwise.settings, labelwise.embedding.manifest\n"
+        "print(json.dumps({'pydantic': pydantic.VERSION}))\n"
+    )
+    for function_id in FUNCTIONS:
+        path = os.pathsep.join([str(BUILD / function_id), str(LAYER / "python"), *runtime_provided])
+        # When the dependencies are imported there
+        result = subprocess.run(
+            [python, "-I", "-c", f"import sys; sys.path[:0] = {path.split(os.pathsep)!r}\n{code}"],
+            capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+        )
+        # Then they all import (the cp312 manylinux wheels are the right ones)
+        assert result.returncode == 0, (function_id, result.stdout + result.stderr)
+        assert json.loads(result.stdout.strip().splitlines()[-1])["pydantic"]

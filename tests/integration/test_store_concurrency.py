@@ -1,0 +1,75 @@
+"""Concurrent train calls on one classifier: the retrying optimistic update loses nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from labelwise.classify import fewshot
+from labelwise.embedding.registry import ModelRegistry
+from labelwise.learning.pa import PALearner
+from labelwise.storage.ports import ApiKeyRecord
+from tests.integration.test_store_contract import make_stores
+from tests.support.fakes import HashingEmbedder
+from tests.support.moto_server import moto_server
+
+WRITERS = 8
+BATCHES = 20
+OWNER = ApiKeyRecord(key_id="key_owner", tenant_id="tenant-a", name="owner", created_at=datetime.now(UTC))
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["memory", "local", "aws"])
+def test_concurrent_writers_lose_no_updates(kind, tmp_path: Path, request, settings):
+    # Given one classifier and 8 writer threads, each with 20 batches (one with a brand-new label)
+    stores = make_stores(kind, tmp_path, request)
+    registry = ModelRegistry.from_embedders([HashingEmbedder()])
+    created = fewshot.train(registry, stores.classifiers, settings, OWNER,
+                            examples=[("red apple", "fruit"), ("green lettuce", "vegetable")])  # fmt: skip
+    cid = created.classifier_id
+    sizes: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(WRITERS)
+
+    def writer(w: int) -> None:
+        start.wait()
+        for b in range(BATCHES):
+            label = f"writer{w}" if b == BATCHES // 2 else ("fruit" if b % 2 else "vegetable")
+            batch = [(f"item {w} {b} {k}", label) for k in range(1 + (w + b) % 3)]
+            try:
+                fewshot.train(registry, stores.classifiers, settings, OWNER, classifier_id=cid,
+                              examples=batch, max_attempts=200)  # fmt: skip
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                return
+            sizes.append(len(batch))
+
+    # When they all train concurrently
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    # Then every batch landed exactly once: samples, versions, train count, labels and weights agree
+    assert errors == []
+    assert len(sizes) == WRITERS * BATCHES
+    meta = stores.classifiers.get_meta(cid)
+    assert meta is not None
+    assert meta.num_samples == 2 + sum(sizes)
+    assert meta.version == 1 + WRITERS * BATCHES
+    assert meta.train_count == 1 + WRITERS * BATCHES
+    assert set(meta.labels) == {"fruit", "vegetable", *(f"writer{w}" for w in range(WRITERS))}
+    learner = PALearner.from_bytes(stores.classifiers.load_weights(cid, meta.version))
+    assert learner.labels == list(meta.labels)
+    assert learner.steps == learner.num_iters * meta.num_samples
