@@ -40,7 +40,11 @@ def api_event() -> ApiEvent:
     """Build an API Gateway HTTP API (payload v2.0) event: ``api_event("POST", "/v1/classify", body)``."""
 
     def build(
-        method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
     ) -> dict[str, Any]:
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         hdrs = {"content-type": "application/json", "host": "localhost", **(headers or {})}

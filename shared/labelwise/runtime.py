@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 from labelwise.classify.zeroshot import LabelEmbeddingCache, LabelLimits
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.settings import Settings
+from labelwise.storage.memory import MemoryClassifierStore, MemoryKeyStore
+from labelwise.storage.ports import ClassifierStore, KeyStore
 
 
 @dataclass
 class Services:
     settings: Settings
     registry: ModelRegistry
+    store: ClassifierStore = field(default_factory=MemoryClassifierStore)
+    keys: KeyStore = field(default_factory=MemoryKeyStore)
     label_cache: LabelEmbeddingCache = field(default_factory=LabelEmbeddingCache)
 
     def warm_up(self) -> None:
@@ -29,10 +33,14 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    """Wire the real adapters (ONNX models from ``settings.model_dir``)."""
-    registry = ModelRegistry.discover(settings.model_dir, settings.default_model)
+    """Wire the real adapters: ONNX models from ``settings.model_dir``, the store ``settings.store`` names."""
+    from labelwise.storage import open_stores
+
+    store, keys = open_stores(settings)
     return Services(
         settings=settings,
-        registry=registry,
+        registry=ModelRegistry.discover(settings.model_dir, settings.default_model),
+        store=store,
+        keys=keys,
         label_cache=LabelEmbeddingCache(settings.label_cache_size),
     )

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from labelwise import __version__
-from labelwise.api.app import API_DESCRIPTION, API_TITLE, create_app
+from labelwise.api.app import OPENAPI_INFO, create_app
 from labelwise.api.errors import error_response
 from labelwise.runtime import Services
 
@@ -95,15 +95,13 @@ class LocalApi:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._local = threading.local()
-        self.openapi = self._app().get_openapi_json_schema(
-            title=API_TITLE, version=__version__, description=API_DESCRIPTION
-        )
+        self.openapi = self._app().get_openapi_json_schema(**OPENAPI_INFO)
 
     def _app(self) -> APIGatewayHttpResolver:
         app: APIGatewayHttpResolver | None = getattr(self._local, "app", None)
         if app is None:
             app = create_app(self.services, scope="all")
-            app.enable_swagger(path="/docs", title=API_TITLE, version=__version__, description=API_DESCRIPTION)
+            app.enable_swagger(path="/docs", **OPENAPI_INFO)
             self._local.app = app
         return app
 
@@ -141,11 +139,15 @@ def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             if length > max_body:
                 response = error_response(
-                    413, "INPUT_PAYLOAD_TOO_LARGE",
-                    f"The request body is {length} bytes; at most {max_body} are accepted.", request_id,
+                    413,
+                    "INPUT_PAYLOAD_TOO_LARGE",
+                    f"The request body is {length} bytes; at most {max_body} are accepted.",
+                    request_id,
                 )
                 self.close_connection = True
-                self._send(413, {"Content-Type": "application/json", **response.headers}, str(response.body).encode())
+                self._send(
+                    413, {"Content-Type": "application/json", **response.headers}, str(response.body).encode()
+                )
                 return
             body = self.rfile.read(length) if length else b""
             event = http_event(
@@ -153,7 +155,9 @@ def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
             )
             result = api.handle(event)
             payload = result.get("body") or ""
-            data = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode("utf-8")
+            data = (
+                base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode("utf-8")
+            )
             headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
             self._send(int(result.get("statusCode", 500)), headers, data)
 

@@ -57,17 +57,13 @@ class Settings(BaseModel):
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {
-            key[len(ENV_PREFIX) :].lower(): value
-            for key, value in env.items()
-            if key.startswith(ENV_PREFIX)
+            key[len(ENV_PREFIX) :].lower(): value for key, value in env.items() if key.startswith(ENV_PREFIX)
         }
         values.setdefault("cache_dir", _default_cache_dir(env))
         values.setdefault("data_dir", _default_data_dir(env))
         if "model_dir" not in values:
             in_lambda = "AWS_LAMBDA_FUNCTION_NAME" in env
-            values["model_dir"] = (
-                LAMBDA_MODEL_DIR if in_lambda else Path(str(values["cache_dir"])) / "models"
-            )
+            values["model_dir"] = LAMBDA_MODEL_DIR if in_lambda else Path(str(values["cache_dir"])) / "models"
         return cls.model_validate(values)
 
 

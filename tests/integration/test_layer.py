@@ -44,15 +44,19 @@ def mb(n: int) -> str:
 def test_layer_plus_each_function_fits_the_unzipped_limit() -> None:
     # Given the built layer and functions
     layer = tree_bytes(LAYER)
-    report = [f"ModelLayer {mb(layer)} (python {mb(tree_bytes(LAYER / 'python'))}, "
-              f"models {mb(tree_bytes(LAYER / 'models'))})"]
+    report = [
+        f"ModelLayer {mb(layer)} (python {mb(tree_bytes(LAYER / 'python'))}, "
+        f"models {mb(tree_bytes(LAYER / 'models'))})"
+    ]
 
     # When each function is combined with the layer
     for function_id in FUNCTIONS:
         function = tree_bytes(BUILD / function_id)
         total = layer + function
-        report.append(f"{function_id} {mb(function)}; with layer {mb(total)} "
-                      f"of {mb(LAMBDA_UNZIPPED_LIMIT)} ({mb(LAMBDA_UNZIPPED_LIMIT - total)} left)")
+        report.append(
+            f"{function_id} {mb(function)}; with layer {mb(total)} "
+            f"of {mb(LAMBDA_UNZIPPED_LIMIT)} ({mb(LAMBDA_UNZIPPED_LIMIT - total)} left)"
+        )
 
         # Then the combination stays within Lambda's 250 MB unzipped limit
         assert total <= LAMBDA_UNZIPPED_LIMIT, "\n".join(report)
@@ -112,7 +116,10 @@ def test_function_artifacts_hold_the_handler_and_the_package_but_not_the_layer()
 
 
 def _python312() -> str | None:
-    candidates = [os.environ.get("LABELWISE_PYTHON312", ""), str(Path.home() / ".pyenv/versions/3.12.1/bin/python3.12")]
+    candidates = [
+        os.environ.get("LABELWISE_PYTHON312", ""),
+        str(Path.home() / ".pyenv/versions/3.12.1/bin/python3.12"),
+    ]
     candidates.append(shutil.which("python3.12") or "")
     return next((c for c in candidates if c and Path(c).is_file()), None)
 
@@ -127,7 +134,10 @@ def test_layer_alone_runs_every_model_under_python_312() -> None:
     # When the smoke script imports numpy/onnxruntime/tokenizers and embeds a text with each model
     result = subprocess.run(
         [python, "-I", str(REPO_ROOT / "layers" / "model" / "smoke.py"), str(LAYER)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
     # Then every model returns a unit-length embedding of its manifest's dimension
@@ -166,7 +176,11 @@ def test_function_artifact_imports_with_the_layer_under_python_312(tmp_path: Pat
         # When the dependencies are imported there
         result = subprocess.run(
             [python, "-I", "-c", f"import sys; sys.path[:0] = {path.split(os.pathsep)!r}\n{code}"],
-            capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            cwd=tmp_path,
         )
         # Then they all import (the cp312 manylinux wheels are the right ones)
         assert result.returncode == 0, (function_id, result.stdout + result.stderr)

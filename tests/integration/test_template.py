@@ -139,7 +139,12 @@ def test_sam_validate_lint_passes() -> None:
     for extra in ([], ["--lint"]):
         result = subprocess.run(
             [str(SAM), "validate", *extra, "--region", "us-east-1", "--template-file", str(TEMPLATE_PATH)],
-            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
 
         # Then SAM says it is valid
@@ -166,7 +171,10 @@ def test_classify_function_reads_and_only_counts_usage_on_key_items(template: di
     assert usage["Resource"] == {"Fn::GetAtt": ["LabelwiseTable", "Arn"]}
     assert usage["Condition"]["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": ["CLF#*"]}
     assert set(usage["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == {
-        "pk", "sk", "classify_count", "last_used_at"
+        "pk",
+        "sk",
+        "classify_count",
+        "last_used_at",
     }
 
 
@@ -221,7 +229,10 @@ def test_http_api_throttling_and_data_protection(template: dict[str, Any]) -> No
     assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
     (gsi,) = table["GlobalSecondaryIndexes"]
     assert gsi["IndexName"] == "gsi1"
-    assert {k["AttributeName"]: k["KeyType"] for k in gsi["KeySchema"]} == {"gsi1pk": "HASH", "gsi1sk": "RANGE"}
+    assert {k["AttributeName"]: k["KeyType"] for k in gsi["KeySchema"]} == {
+        "gsi1pk": "HASH",
+        "gsi1sk": "RANGE",
+    }
     assert gsi["Projection"] == {"ProjectionType": "ALL"}
     # And the bucket is encrypted, versioned and blocks public access
     bucket = res["LabelwiseBucket"]["Properties"]
@@ -268,11 +279,18 @@ def test_moto_resources_are_created_from_the_template(
     assert s3.get_bucket_versioning(Bucket=created.bucket_name)["Status"] == "Enabled"
     assert s3.get_bucket_encryption(Bucket=created.bucket_name)["ServerSideEncryptionConfiguration"]["Rules"]
     # And the single-table access patterns work on it: item by key, listing by owner through gsi1
-    item = {"pk": {"S": "CLF#abc"}, "sk": {"S": "META"}, "gsi1pk": {"S": "OWNER#k"}, "gsi1sk": {"S": "CLF#abc"}}
+    item = {
+        "pk": {"S": "CLF#abc"},
+        "sk": {"S": "META"},
+        "gsi1pk": {"S": "OWNER#k"},
+        "gsi1sk": {"S": "CLF#abc"},
+    }
     dynamodb.put_item(TableName=created.table_name, Item=item)
     listed = dynamodb.query(
-        TableName=created.table_name, IndexName="gsi1",
-        KeyConditionExpression="gsi1pk = :o", ExpressionAttributeValues={":o": {"S": "OWNER#k"}},
+        TableName=created.table_name,
+        IndexName="gsi1",
+        KeyConditionExpression="gsi1pk = :o",
+        ExpressionAttributeValues={":o": {"S": "OWNER#k"}},
     )
     assert listed["Items"] == [item]
 

@@ -68,4 +68,6 @@ class HashingEmbedder:
             v = sum((self._word_vector(w) for w in words), np.zeros(dim))
             norm = np.linalg.norm(v)
             vectors[i] = v / norm if norm > 0 else v
-        return EmbeddingBatch(vectors=vectors, token_counts=self.count_tokens(texts, role), truncated=truncated)
+        return EmbeddingBatch(
+            vectors=vectors, token_counts=self.count_tokens(texts, role), truncated=truncated
+        )

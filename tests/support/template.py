@@ -48,8 +48,23 @@ _SHORT_TAGS = {
     **{
         name: f"Fn::{name}"
         for name in (
-            "And", "Base64", "Cidr", "Equals", "FindInMap", "GetAZs", "If", "ImportValue", "Join",
-            "Not", "Or", "Select", "Split", "Sub", "Transform", "Length", "ToJsonString",
+            "And",
+            "Base64",
+            "Cidr",
+            "Equals",
+            "FindInMap",
+            "GetAZs",
+            "If",
+            "ImportValue",
+            "Join",
+            "Not",
+            "Or",
+            "Select",
+            "Split",
+            "Sub",
+            "Transform",
+            "Length",
+            "ToJsonString",
         )
     },
 }
@@ -63,7 +78,7 @@ def _construct(long_name: str) -> Any:
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
         else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+            value = loader.construct_mapping(node, deep=True)
         return {long_name: value}
 
     return construct
@@ -73,7 +88,7 @@ def _construct_getatt(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any
     if isinstance(node, yaml.ScalarNode):
         logical_id, _, attribute = str(loader.construct_scalar(node)).partition(".")
         return {"Fn::GetAtt": [logical_id, attribute]}
-    return {"Fn::GetAtt": loader.construct_sequence(node, deep=True)}  # type: ignore[arg-type]
+    return {"Fn::GetAtt": loader.construct_sequence(node, deep=True)}
 
 
 for _short, _long in _SHORT_TAGS.items():
@@ -143,8 +158,13 @@ def resolve(
     """Evaluate ``Ref``/``Fn::GetAtt``/``Fn::Sub``/``Fn::Join`` over ``refs`` (logical id -> value) and
     ``attributes`` ((logical id, attribute) -> value); anything unknown is returned unchanged."""
     attributes = attributes or {}
-    pseudo = {"AWS::Region": region, "AWS::AccountId": account, "AWS::Partition": "aws",
-              "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "labelwise"}
+    pseudo = {
+        "AWS::Region": region,
+        "AWS::AccountId": account,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackName": "labelwise",
+    }
 
     def go(v: Any) -> Any:
         if isinstance(v, list):
@@ -279,13 +299,17 @@ def create_buckets(
         client.create_bucket(**kwargs)
         versioning = props.get("VersioningConfiguration")
         if versioning:
-            client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning["Status"]})
+            client.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration={"Status": versioning["Status"]}
+            )
         encryption = props.get("BucketEncryption")
         if encryption:
             # CloudFormation says ServerSideEncryptionByDefault where the S3 API says Apply...ByDefault.
             rules = [
-                {("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
-                 for k, v in rule.items()}
+                {
+                    ("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
+                    for k, v in rule.items()
+                }
                 for rule in encryption["ServerSideEncryptionConfiguration"]
             ]
             client.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
@@ -297,8 +321,14 @@ def create_buckets(
 
 
 _QUEUE_ATTRIBUTES = (
-    "DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout", "FifoQueue", "ContentBasedDeduplication", "SqsManagedSseEnabled",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "SqsManagedSseEnabled",
 )
 
 
@@ -322,16 +352,19 @@ def create_queues(
         name = _physical_name(prefix, logical_id, names)
         if props.get("FifoQueue") and not name.endswith(".fifo"):
             name += ".fifo"
-        attributes = {k: str(props[k]).lower() if isinstance(props[k], bool) else str(props[k])
-                      for k in _QUEUE_ATTRIBUTES if k in props}
+        attributes = {
+            k: str(props[k]).lower() if isinstance(props[k], bool) else str(props[k])
+            for k in _QUEUE_ATTRIBUTES
+            if k in props
+        }
         if "RedrivePolicy" in props:
-            policy = resolve(props["RedrivePolicy"], {},
-                             {(q, "Arn"): arn for q, arn in arns.items()})
+            policy = resolve(props["RedrivePolicy"], {}, {(q, "Arn"): arn for q, arn in arns.items()})
             attributes["RedrivePolicy"] = _json(policy)
         url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         urls[logical_id] = url
         arns[logical_id] = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
+            "Attributes"
+        ]["QueueArn"]
     return urls, arns
 
 
@@ -349,8 +382,9 @@ def create_resources(
     at ``endpoint_url`` (a moto server)."""
     template = template if template is not None else _cached(TEMPLATE_PATH)
     created = CreatedResources()
-    created.tables = create_tables(session.client("dynamodb", endpoint_url=endpoint_url), template,
-                                   prefix=prefix)
+    created.tables = create_tables(
+        session.client("dynamodb", endpoint_url=endpoint_url), template, prefix=prefix
+    )
     created.buckets = create_buckets(session.client("s3", endpoint_url=endpoint_url), template, prefix=prefix)
     if resources(template, QUEUE):
         created.queues, created.queue_arns = create_queues(

@@ -25,11 +25,24 @@ def services(settings: Settings, embedder: HashingEmbedder) -> Services:
 
 
 @pytest.fixture
-def call(services: Services, api_event: Any, lambda_context: Any):
+def api_key(services: Services) -> str:
+    key, _ = services.keys.create("tenant-a", "test")
+    return key
+
+
+@pytest.fixture
+def call(services: Services, api_event: Any, lambda_context: Any, api_key: str):
     app = create_app(services, scope="classify")
 
-    def invoke(body: Any = None, raw: bytes | None = None, method: str = "POST", path: str = "/v1/classify"):
-        response = app.resolve(api_event(method, path, body, raw=raw), lambda_context)
+    def invoke(
+        body: Any = None,
+        raw: bytes | None = None,
+        method: str = "POST",
+        path: str = "/v1/classify",
+        key: str | None = "default",
+    ):
+        headers = {"authorization": f"Bearer {api_key if key == 'default' else key}"} if key else {}
+        response = app.resolve(api_event(method, path, body, raw=raw, headers=headers), lambda_context)
         return response["statusCode"], json.loads(response["body"]), response["headers"]
 
     return invoke
@@ -37,7 +50,10 @@ def call(services: Services, api_event: Any, lambda_context: Any):
 
 def test_zero_shot_scores_are_a_distribution_and_best_first(call: Any) -> None:
     # Given labels and inputs that share words with one label each
-    body = {"labels": ["billing refund", "shipping delay"], "input": ["refund my billing", "shipping delay again"]}
+    body = {
+        "labels": ["billing refund", "shipping delay"],
+        "input": ["refund my billing", "shipping delay again"],
+    }
     # When classifying
     status, out, headers = call(body)
     # Then every input gets the matching label, scores sum to 1 and are sorted
@@ -66,7 +82,10 @@ def test_single_string_and_text_objects_are_accepted(call: Any) -> None:
 
 def test_label_groups_are_scored_independently(call: Any) -> None:
     # Given two named label groups
-    body = {"labels": {"topic": ["refund", "shipping"], "tone": ["angry", "happy"]}, "input": ["angry about refund"]}
+    body = {
+        "labels": {"topic": ["refund", "shipping"], "tone": ["angry", "happy"]},
+        "input": ["angry about refund"],
+    }
     # When classifying
     status, out, _ = call(body)
     # Then prediction, score and predictions are objects keyed by group, each a distribution
@@ -122,13 +141,21 @@ def test_model_aliases_resolve_and_unknown_model_is_400(call: Any) -> None:
         ({"labels": ["a", " "], "input": "x"}, 400, "INPUT_INVALID_LABELS"),
         ({"labels": ["a", "b" * 300], "input": "x"}, 400, "INPUT_INVALID_LABELS"),
         ({"labels": [f"l{i}" for i in range(257)], "input": "x"}, 400, "INPUT_LABEL_LIMIT_EXCEEDED"),
-        ({"labels": {f"g{i}": ["a", "b"] for i in range(9)}, "input": "x"}, 400, "INPUT_LABEL_LIMIT_EXCEEDED"),
+        (
+            {"labels": {f"g{i}": ["a", "b"] for i in range(9)}, "input": "x"},
+            400,
+            "INPUT_LABEL_LIMIT_EXCEEDED",
+        ),
         ({"labels": {}, "input": "x"}, 400, "INPUT_INVALID_LABELS"),
         ({"labels": {"g": []}, "input": "x"}, 400, "INPUT_INVALID_LABELS"),
         ({"labels": ["a", "b"], "input": []}, 400, "INPUT_INVALID"),
         ({"labels": ["a", "b"], "input": ["x"] * 1025}, 400, "INPUT_LIMIT_EXCEEDED"),
         ({"labels": ["a", "b"], "input": ["ok", "  "]}, 400, "INPUT_INVALID"),
-        ({"labels": ["a", "b"], "input": [{"image": "https://example.com/cat.png"}]}, 400, "INPUT_UNSUPPORTED"),
+        (
+            {"labels": ["a", "b"], "input": [{"image": "https://example.com/cat.png"}]},
+            400,
+            "INPUT_UNSUPPORTED",
+        ),
         ({"input": "x"}, 400, "INPUT_INVALID"),
         ({"labels": ["a", "b"], "classifier_id": "c1", "input": "x"}, 400, "INPUT_INVALID"),
         ({"labels": "a", "input": "x"}, 422, "INPUT_VALIDATION_ERROR"),
@@ -178,3 +205,20 @@ def test_embedder_failure_is_503_not_500(call: Any, embedder: HashingEmbedder, m
     status, out, _ = call({"labels": ["zzz-new", "yyy-new"], "input": "x"})
     # Then the client is told to retry
     assert status == 503 and out["code"] == "SERVICE_UNAVAILABLE"
+
+
+@pytest.mark.parametrize("key", [None, "lw_not-a-real-key", "Basic abc"])
+def test_missing_or_bad_key_is_401_even_for_a_malformed_body(call: Any, key: str | None) -> None:
+    # Given no key, an unknown key, or the wrong scheme
+    for body, raw in (({"labels": ["a", "b"], "input": "x"}, None), (None, b"{oops")):
+        # When calling
+        status, out, _ = call(body, raw=raw, key=key)
+        # Then the answer is 401 in the envelope, whatever the body
+        assert status == 401 and out["code"] == "AUTHN_INVALID_KEY", out
+
+
+def test_revoked_key_is_401(call: Any, services: Services) -> None:
+    key, record = services.keys.create("tenant-b", "soon revoked")
+    services.keys.revoke(record.key_id)
+    status, out, _ = call({"labels": ["a", "b"], "input": "x"}, key=key)
+    assert status == 401 and out["code"] == "AUTHN_INVALID_KEY"

@@ -20,7 +20,9 @@ def write_model(root: Path, manifest: ModelManifest) -> None:
 
 @pytest.fixture
 def registry_dir(tmp_path: Path) -> Path:
-    write_model(tmp_path, fake_manifest("multilingual-e5-small", ("jina-embeddings-v3", "embed-multilingual-*")))
+    write_model(
+        tmp_path, fake_manifest("multilingual-e5-small", ("jina-embeddings-v3", "embed-multilingual-*"))
+    )
     write_model(tmp_path, fake_manifest("all-minilm-l6-v2", ("embed-english-*",)))
     return tmp_path
 

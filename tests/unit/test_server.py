@@ -19,14 +19,17 @@ from tests.support.fakes import HashingEmbedder
 
 @pytest.fixture
 def base_url(settings: Settings) -> Iterator[str]:
-    services = Services(settings=settings, registry=ModelRegistry.from_embedders([HashingEmbedder()]))
+    no_auth = settings.model_copy(update={"require_auth": False})
+    services = Services(settings=no_auth, registry=ModelRegistry.from_embedders([HashingEmbedder()]))
     with running_server(services) as url:
         yield url
 
 
 def test_classify_over_http(base_url: str) -> None:
     # When a client posts a Jina-shaped request
-    r = requests.post(f"{base_url}/v1/classify", json={"labels": ["refund", "delay"], "input": ["refund now"]}, timeout=10)
+    r = requests.post(
+        f"{base_url}/v1/classify", json={"labels": ["refund", "delay"], "input": ["refund now"]}, timeout=10
+    )
     # Then it gets the JSON answer with a request id header
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/json")
@@ -62,13 +65,20 @@ def test_oversized_body_is_refused_before_it_is_read(base_url: str, settings: Se
 
 
 def test_non_utf8_body_is_a_clean_400(base_url: str) -> None:
-    r = requests.post(f"{base_url}/v1/classify", data=b"\xff\xfe\x00garbage", headers={"content-type": "application/json"}, timeout=10)
+    r = requests.post(
+        f"{base_url}/v1/classify",
+        data=b"\xff\xfe\x00garbage",
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
     assert r.status_code in (400, 422) and "code" in r.json()
 
 
 def test_http_event_has_the_api_gateway_v2_shape() -> None:
     # Given an HTTP request
-    event = http_event("POST", "/v1/classify?x=1", {"Host": "h", "Content-Type": "application/json"}, b"{}", "1.2.3.4", "rid")
+    event = http_event(
+        "POST", "/v1/classify?x=1", {"Host": "h", "Content-Type": "application/json"}, b"{}", "1.2.3.4", "rid"
+    )
     # Then the event carries what API Gateway HTTP API (payload 2.0) sends
     assert event["version"] == "2.0" and event["rawPath"] == "/v1/classify"
     assert event["queryStringParameters"] == {"x": "1"}
@@ -81,5 +91,7 @@ def test_http_event_has_the_api_gateway_v2_shape() -> None:
 
 def test_deeply_nested_json_is_a_clean_400(base_url: str) -> None:
     body = "[" * 100_000 + "]" * 100_000
-    r = requests.post(f"{base_url}/v1/classify", data=body, headers={"content-type": "application/json"}, timeout=10)
+    r = requests.post(
+        f"{base_url}/v1/classify", data=body, headers={"content-type": "application/json"}, timeout=10
+    )
     assert r.status_code == 400 and r.json()["code"] == "INPUT_MALFORMED_JSON"

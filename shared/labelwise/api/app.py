@@ -6,20 +6,36 @@ the classify function serves ``/v1/classify``, the train function the stateful r
 local server all of them.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Powertools reads the route signatures at run time,
+# and the `Caller` dependency is a closure over this app's services.
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.request import Request
 
 from labelwise import __version__
+from labelwise.api.auth import authenticate
 from labelwise.api.errors import register_error_handlers, request_id_of
-from labelwise.api.schemas import ClassifyRequest, ClassifyResponse, ErrorResponse, HealthResponse
+from labelwise.api.schemas import (
+    ClassifierInfo,
+    ClassifierList,
+    ClassifyRequest,
+    ClassifyResponse,
+    DeleteResponse,
+    ErrorResponse,
+    HealthResponse,
+    TrainRequest,
+    TrainResponse,
+)
 from labelwise.classify import service
 from labelwise.errors import PayloadTooLarge
 from labelwise.runtime import Services
+from labelwise.storage.ports import ApiKeyRecord
 
 Scope = Literal["classify", "train", "all"]
 
@@ -34,6 +50,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     for code, desc in {
         400: "Invalid input (bad labels, empty text, unknown model, body not JSON).",
         401: "Missing or invalid API key.",
+        404: "Unknown classifier, or one the caller may not use (the two are not distinguished).",
+        409: "Too many concurrent updates of this classifier; retry.",
         413: "Request body too large.",
         422: "The body does not match the schema.",
         503: "A dependency (model, store) is unavailable; retry later.",
@@ -41,17 +59,34 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+def responses(success: str) -> dict[int | str, dict[str, object]]:
+    return {200: {"description": success}, **ERROR_RESPONSES}
+
+
+SECURITY_SCHEMES = {"bearerAuth": HTTPBearer(description="An API key: `Authorization: Bearer lw_...`.")}
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
 def create_app(services: Services, scope: Scope = "all") -> APIGatewayHttpResolver:
     """An API Gateway HTTP API (payload v2) resolver serving ``scope``'s routes over ``services``."""
     app = APIGatewayHttpResolver(enable_validation=True)
-    register_error_handlers(app)
+    settings = services.settings
+
+    def caller_of(headers: dict[str, str]) -> ApiKeyRecord:
+        return authenticate(services.keys, headers, settings.require_auth)
+
+    register_error_handlers(app, caller_of)
+
+    def current_caller(request: Request) -> ApiKeyRecord:
+        return caller_of(request.headers)
+
+    Caller = Annotated[ApiKeyRecord, Depends(current_caller)]
 
     def limit_body_size(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
         body = app.current_event.body or ""
-        if len(body) > services.settings.max_body_bytes:
-            raise PayloadTooLarge(
-                f"The request body is {len(body)} bytes; at most {services.settings.max_body_bytes} are accepted."
-            )
+        limit = settings.max_body_bytes
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The request body is {len(body)} bytes; at most {limit} are accepted.")
         return next_middleware(app)
 
     def add_request_id(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
@@ -71,17 +106,62 @@ def create_app(services: Services, scope: Scope = "all") -> APIGatewayHttpResolv
             "/v1/classify",
             summary="Classify texts zero-shot (with labels) or with a trained classifier",
             tags=["classify"],
-            responses={200: {"description": "One classification per input."}, **ERROR_RESPONSES},
+            responses=responses("One classification per input."),
         )
-        def classify(request: Annotated[ClassifyRequest, Body()]) -> ClassifyResponse:
-            return service.classify(request, services)
+        def classify(request: Annotated[ClassifyRequest, Body()], caller: Caller) -> ClassifyResponse:
+            return service.classify(request, services, caller)
+
+    if scope in ("train", "all"):
+
+        @app.post(
+            "/v1/train",
+            summary="Create or update a few-shot classifier (examples are learned, never stored)",
+            tags=["train"],
+            responses=responses("The classifier after this batch."),
+        )
+        def train(request: Annotated[TrainRequest, Body()], caller: Caller) -> TrainResponse:
+            return service.train(request, services, caller)
+
+        @app.get(
+            "/v1/classifiers",
+            summary="The caller's classifiers",
+            tags=["train"],
+            responses=responses("The caller's classifiers, oldest first."),
+        )
+        def list_classifiers(caller: Caller) -> ClassifierList:
+            return service.list_classifiers(services, caller)
+
+        @app.get(
+            "/v1/classifiers/<classifier_id>",
+            summary="A classifier's metadata (never its examples)",
+            tags=["train"],
+            responses=responses("The classifier's metadata."),
+        )
+        def get_classifier(classifier_id: Annotated[str, Path()], caller: Caller) -> ClassifierInfo:
+            return service.get_classifier(classifier_id, services, caller)
+
+        @app.delete(
+            "/v1/classifiers/<classifier_id>",
+            summary="Delete a classifier and all its versions",
+            tags=["train"],
+            responses=responses("Deleted."),
+        )
+        def delete_classifier(classifier_id: Annotated[str, Path()], caller: Caller) -> DeleteResponse:
+            return service.delete_classifier(classifier_id, services, caller)
 
     return app
+
+
+OPENAPI_INFO: dict[str, Any] = {
+    "title": API_TITLE,
+    "version": __version__,
+    "description": API_DESCRIPTION,
+    "security_schemes": SECURITY_SCHEMES,
+    "security": SECURITY,
+}
 
 
 def openapi_json(services: Services) -> str:
     """The OpenAPI document of the whole API (every scope)."""
     app = create_app(services, scope="all")
-    return app.get_openapi_json_schema(
-        title=API_TITLE, version=__version__, description=API_DESCRIPTION
-    )
+    return app.get_openapi_json_schema(**OPENAPI_INFO)

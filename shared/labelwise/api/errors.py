@@ -9,6 +9,7 @@ whose body reveals nothing but the request id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -78,8 +79,25 @@ def validation_details(exc: RequestValidationError) -> list[ErrorDetail]:
     ]
 
 
-def register_error_handlers(app: APIGatewayHttpResolver) -> None:
-    """Install the exception handlers on ``app``."""
+def register_error_handlers(
+    app: APIGatewayHttpResolver, authenticate: Callable[[dict[str, str]], object] | None = None
+) -> None:
+    """Install the exception handlers on ``app``.
+
+    ``authenticate`` (raising :class:`labelwise.errors.Unauthenticated`) lets a request that is both
+    unauthenticated and malformed get its 401 first, as if authentication ran before validation.
+    """
+
+    def unauthenticated() -> Response | None:
+        if authenticate is None:
+            return None
+        try:
+            authenticate(dict(app.current_event.headers or {}))
+        except errors.Unauthenticated as exc:
+            return error_response(401, exc.code, exc.detail, request_id_of(app))
+        except errors.LabelwiseError:
+            return None
+        return None
 
     @app.exception_handler(errors.LabelwiseError)
     def _domain_error(exc: errors.LabelwiseError) -> Response:
@@ -90,6 +108,9 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(exc: RequestValidationError) -> Response:
+        denied = unauthenticated()
+        if denied is not None:
+            return denied
         details = validation_details(exc)
         if any(d.type == "json_invalid" for d in details):
             return error_response(
@@ -97,12 +118,18 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             )
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
         return error_response(
-            422, "INPUT_VALIDATION_ERROR", f"Request does not match the schema: {summary}",
-            request_id_of(app), details,
+            422,
+            "INPUT_VALIDATION_ERROR",
+            f"Request does not match the schema: {summary}",
+            request_id_of(app),
+            details,
         )
 
     @app.exception_handler([UnicodeDecodeError, RecursionError])
     def _undecodable_body(exc: Exception) -> Response:
+        denied = unauthenticated()
+        if denied is not None:
+            return denied
         # Raised while Powertools decodes the body: not UTF-8, or JSON nested too deeply to parse.
         return error_response(
             400, errors.MalformedBody.code, "The request body is not valid UTF-8 JSON.", request_id_of(app)
@@ -117,4 +144,6 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
         logger.exception("unhandled error")
-        return error_response(500, "INTERNAL_ERROR", "Internal error; quote the request id.", request_id_of(app))
+        return error_response(
+            500, "INTERNAL_ERROR", "Internal error; quote the request id.", request_id_of(app)
+        )

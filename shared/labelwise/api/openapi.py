@@ -20,7 +20,9 @@ DEFAULT_PATH = Path("docs/openapi.json")
 
 def generate() -> str:
     """The document, independent of the models and settings of this machine."""
-    settings = Settings.from_environ({"LABELWISE_DATA_DIR": "/nonexistent", "LABELWISE_CACHE_DIR": "/nonexistent"})
+    settings = Settings.from_environ(
+        {"LABELWISE_DATA_DIR": "/nonexistent", "LABELWISE_CACHE_DIR": "/nonexistent"}
+    )
     services = Services(settings=settings, registry=ModelRegistry({}, settings.default_model))
     return openapi_json(services) + "\n"
 

@@ -31,7 +31,7 @@ class ImageInput(BaseModel):
 
 InputItem = Annotated[
     str | TextInput | ImageInput,
-    Field(description="A text, or an object `{\"text\": …}` / `{\"image\": …}`."),
+    Field(description='A text, or an object `{"text": …}` / `{"image": …}`.'),
 ]
 
 LabelList = list[str]
@@ -61,7 +61,7 @@ class ClassifyRequest(BaseModel):
         "Defaults to the deployment's default model; with `classifier_id`, the classifier's model.",
     )
     input: InputItem | list[InputItem] = Field(
-        description="1 to 1,024 inputs: strings, `{\"text\": …}` or `{\"image\": …}` objects.",
+        description='1 to 1,024 inputs: strings, `{"text": …}` or `{"image": …}` objects.',
     )
     labels: LabelList | LabelGroups | None = Field(
         None,
