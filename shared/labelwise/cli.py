@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import sys
 
 from labelwise.errors import LabelwiseError
 from labelwise.settings import Settings
+
+LOCAL_TENANT = "local"
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -27,6 +30,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except LabelwiseError as exc:
         print(f"Cannot load the default model: {exc.detail}", file=sys.stderr)
         return 2
+    if not services.keys.list():
+        key, record = services.keys.create(LOCAL_TENANT, "local (created by labelwise serve)")
+        print(f"Created your API key (shown once, stored hashed): {key}", flush=True)
+        print(f"  key id {record.key_id}; more with `labelwise keys create`", flush=True)
+    if not settings.require_auth:
+        print("WARNING: LABELWISE_REQUIRE_AUTH=false: requests without a key are accepted.", flush=True)
     server = make_server(services, args.host, args.port)
     host, port = server.server_address[0], server.server_address[1]
     print(f"labelwise listening on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
@@ -37,6 +46,25 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         pass
     finally:
         server.server_close()
+    return 0
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from labelwise.storage import open_stores
+
+    _, keys = open_stores(settings)
+    if args.keys_command == "create":
+        tenant = args.tenant or f"tnt_{secrets.token_hex(6)}"
+        key, record = keys.create(tenant, args.name)
+        print(f"key:    {key}\nkey id: {record.key_id}\ntenant: {record.tenant_id}")
+        print("Store the key now: only its hash is kept.", file=sys.stderr)
+    elif args.keys_command == "list":
+        for r in keys.list(args.tenant):
+            state = "revoked" if r.revoked else "active"
+            print(f"{r.key_id}\t{r.tenant_id}\t{state}\t{r.created_at.isoformat()}\t{r.name}")
+    else:
+        keys.revoke(args.key_id)
+        print(f"revoked {args.key_id}")
     return 0
 
 
@@ -55,6 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.set_defaults(func=_serve)
 
+    keys = sub.add_parser("keys", help="manage API keys in the configured store (LABELWISE_STORE)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--name", default="cli", help="a note for humans")
+    create.add_argument("--tenant", help="tenant id to add the key to (default: a new tenant)")
+    listing = keys_sub.add_parser("list", help="list keys (ids, never the keys)")
+    listing.add_argument("--tenant")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=_keys)
+
     build = sub.add_parser("build-model", help="build the int8 ONNX models into LABELWISE_MODEL_DIR")
     build.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to labelwise.modelbuild")
     build.set_defaults(func=_build_model)
@@ -62,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings.from_environ()
-    return int(args.func(args, settings))
+    try:
+        return int(args.func(args, settings))
+    except LabelwiseError as exc:
+        print(f"labelwise: {exc.detail}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def make_stores(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> St
     endpoint = request.getfixturevalue("moto_endpoint")
     ddb, s3 = aws_clients(endpoint)
     table, bucket = f"t-{uuid.uuid4().hex[:12]}", f"b-{uuid.uuid4().hex[:12]}"
-    create_table_and_bucket(ddb, s3, str(TEMPLATE), table, bucket)
+    create_table_and_bucket(ddb, s3, table, bucket)
 
     def build() -> tuple[ClassifierStore, KeyStore]:
         d, s = aws_clients(endpoint)
@@ -298,7 +298,7 @@ def test_open_stores_builds_the_configured_adapter(tmp_path: Path, monkeypatch, 
     for name, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(name, value)
     ddb, s3 = aws_clients(endpoint)
-    create_table_and_bucket(ddb, s3, str(TEMPLATE), "wiring-table", "wiring-bucket")
+    create_table_and_bucket(ddb, s3, "wiring-table", "wiring-bucket")
     aws = Settings.from_environ(
         {
             "LABELWISE_DATA_DIR": str(tmp_path),

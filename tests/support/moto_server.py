@@ -91,44 +91,10 @@ def aws_clients(endpoint: str) -> tuple[Any, Any]:
     )
 
 
-def _tolerant_yaml_loader() -> type:
-    """A SafeLoader that reads CloudFormation short tags (!Ref, !GetAtt, !Sub, ...) as plain values."""
-    import yaml
+def create_table_and_bucket(dynamodb: Any, s3: Any, table: str, bucket: str) -> None:
+    """Create ``template.yaml``'s table and bucket under the given names (via the template's own
+    definitions: :mod:`tests.support.template`)."""
+    from tests.support.template import create_buckets, create_tables
 
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def construct(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> object:
-        if isinstance(node, yaml.ScalarNode):
-            return loader.construct_scalar(node)
-        if isinstance(node, yaml.SequenceNode):
-            return loader.construct_sequence(node)
-        return loader.construct_mapping(node)  # type: ignore[arg-type]
-
-    Loader.add_multi_constructor("!", construct)
-    return Loader
-
-
-def template_table_definition(template_path: str, logical_id: str = "LabelwiseTable") -> dict[str, object]:
-    """``create_table`` keyword arguments taken from ``template.yaml``'s own table definition."""
-    import yaml
-
-    with open(template_path, encoding="utf-8") as fh:
-        template = yaml.load(fh, Loader=_tolerant_yaml_loader())
-    props = template["Resources"][logical_id]["Properties"]
-    definition: dict[str, object] = {
-        "KeySchema": props["KeySchema"],
-        "AttributeDefinitions": props["AttributeDefinitions"],
-        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
-    }
-    if props.get("GlobalSecondaryIndexes"):
-        definition["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-    return definition
-
-
-def create_table_and_bucket(
-    dynamodb: object, s3: object, template_path: str, table: str, bucket: str
-) -> None:
-    """Create the template's table (under ``table``) and a bucket on a moto endpoint."""
-    dynamodb.create_table(TableName=table, **template_table_definition(template_path))  # type: ignore[attr-defined]
-    s3.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    create_tables(dynamodb, names={"LabelwiseTable": table})
+    create_buckets(s3, names={"LabelwiseBucket": bucket})

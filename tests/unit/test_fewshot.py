@@ -167,9 +167,8 @@ def test_non_owners_see_nothing_except_classify_on_public(registry, store, setti
             delete_classifier(store, OTHER, cid)
     with pytest.raises(ResourceNotFound):
         classify_with_classifier(registry, store, settings, OTHER, classifier_id=private, texts=["goal"])
-    labels, probs, _ = classify_with_classifier(
-        registry, store, settings, OTHER, classifier_id=public, texts=["goal"]
-    )
+    result = classify_with_classifier(registry, store, settings, OTHER, classifier_id=public, texts=["goal"])
+    labels, probs = result.labels, result.probabilities
     assert labels == ["sports", "politics"] and probs.shape == (1, 2)
     assert list_classifiers(store, OTHER) == []
     assert [m.id for m in list_classifiers(store, OWNER)] == [private, public]
@@ -182,7 +181,7 @@ def test_classify_predicts_learned_labels(registry, store, settings):
     # Given a trained classifier
     cid = make(registry, store, settings).classifier_id
     # When classifying inputs sharing words with each label's examples
-    labels, probs, tokens = classify_with_classifier(
+    result = classify_with_classifier(
         registry,
         store,
         settings,
@@ -190,6 +189,7 @@ def test_classify_predicts_learned_labels(registry, store, settings):
         classifier_id=cid,
         texts=["a late goal by the striker", "budget bill in parliament"],
     )
+    labels, probs, tokens = result.labels, result.probabilities, result.total_tokens
     # Then each is assigned its label, rows are distributions, and tokens are counted
     assert [labels[i] for i in probs.argmax(axis=1)] == ["sports", "politics"]
     assert probs.dtype == np.float32

@@ -74,6 +74,15 @@ class EmbedderRegistry(Protocol):
 
 
 @dataclass(frozen=True)
+class FewShotScores:
+    labels: list[str]
+    probabilities: FloatArray  # (n_inputs, n_labels), rows sum to 1
+    total_tokens: int
+    truncated: list[bool]
+    model: str
+
+
+@dataclass(frozen=True)
 class TrainResult:
     classifier_id: str
     created: bool
@@ -359,12 +368,12 @@ def classify_with_classifier(
     classifier_id: str,
     texts: Sequence[str],
     model: str | None = None,
-) -> tuple[list[str], FloatArray, int]:
+) -> FewShotScores:
     """Classify ``texts`` with a stored classifier.
 
-    Returns ``(labels, probabilities, total_tokens)``: labels in the classifier's order and a
-    ``(len(texts), len(labels))`` float32 matrix whose rows sum to 1. Reads only the metadata per
-    request; weights come from the process-wide :data:`WEIGHTS_CACHE`.
+    Returns the classifier's labels (in its order), a ``(len(texts), len(labels))`` float32 matrix
+    whose rows sum to 1, the tokens read and which inputs were truncated. Reads only the metadata
+    per request; weights come from the process-wide :data:`WEIGHTS_CACHE`.
     """
     if not texts:
         raise InvalidInput("`input` must contain at least one item.")
@@ -383,7 +392,13 @@ def classify_with_classifier(
     batch = embedder_registry.get(meta.model).embed(list(texts), "input")
     probabilities = scores_to_probabilities(learner.decision_function(batch.vectors), FEWSHOT_TEMPERATURE)
     store.record_use(classifier_id)
-    return learner.labels, probabilities, batch.total_tokens
+    return FewShotScores(
+        labels=list(learner.labels),
+        probabilities=probabilities,
+        total_tokens=batch.total_tokens,
+        truncated=list(batch.truncated),
+        model=meta.model,
+    )
 
 
 def get_classifier(store: ClassifierStore, caller: ApiKeyRecord, classifier_id: str) -> ClassifierMeta:
