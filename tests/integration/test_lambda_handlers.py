@@ -1,0 +1,128 @@
+"""The Lambda entry points, invoked with API Gateway v2 events, against moto's server over HTTP.
+
+Resources come from template.yaml (tests/support/template.py); the functions get the environment
+the template gives them; the real int8 model answers.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+
+from labelwise.settings import Settings, get_settings
+from labelwise.storage.aws import AwsKeyStore, make_clients
+from tests.support.moto_server import FAKE_AWS_ENV, moto_server
+from tests.support.template import create_resources, function_environment
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "events"
+
+pytestmark = pytest.mark.model
+
+
+def load_event(name: str, key: str, body: Any | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    event = copy.deepcopy(event)
+    event["headers"]["authorization"] = f"Bearer {key}"
+    if body is not None:
+        event["body"] = json.dumps(body)
+        event["headers"]["content-length"] = str(len(event["body"]))
+    return event
+
+
+def import_function(name: str) -> ModuleType:
+    """Import functions/<name>/app.py as Lambda would (fresh module, env already set)."""
+    spec = importlib.util.spec_from_file_location(f"lambda_{name}_app", REPO / "functions" / name / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    model_dir = Settings.from_environ().model_dir
+    if not (model_dir / "multilingual-e5-small" / "model.onnx").exists():
+        pytest.skip(f"int8 models not built in {model_dir}: run `make model`")
+    mp = pytest.MonkeyPatch()
+    with moto_server() as endpoint:
+        for k, v in FAKE_AWS_ENV.items():
+            mp.setenv(k, v)
+        session = boto3.Session(region_name="us-east-1")
+        created = create_resources(session, endpoint_url=endpoint)
+        modules = {}
+        for name, logical_id in (("classify", "ClassifyFunction"), ("train", "TrainFunction")):
+            for k, v in function_environment(logical_id, created).items():
+                mp.setenv(k, v)
+            mp.setenv("LABELWISE_MODEL_DIR", str(model_dir))
+            mp.setenv("LABELWISE_AWS_ENDPOINT_URL", endpoint)
+            mp.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+            mp.setenv("POWERTOOLS_METRICS_NAMESPACE", "labelwise-test")
+            mp.setenv("AWS_LAMBDA_FUNCTION_NAME", f"labelwise-{name}")
+            get_settings.cache_clear()
+            modules[name] = import_function(name)
+        settings = get_settings()
+        dynamodb, _ = make_clients(settings)
+        key, _ = AwsKeyStore(settings.table_name, dynamodb=dynamodb).create("tenant-int", "integration")
+        yield {"key": key, **modules}
+        get_settings.cache_clear()
+    mp.undo()
+    for name in ("lambda_classify_app", "lambda_train_app"):
+        sys.modules.pop(name, None)
+
+
+def invoke(module: ModuleType, event: dict[str, Any], context: Any) -> tuple[int, Any]:
+    response = module.lambda_handler(event, context)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_zero_shot_event_through_the_classify_function(deployed: dict[str, Any], lambda_context: Any) -> None:
+    # Given the sample zero-shot event with a real key
+    event = load_event("classify-zero-shot.json", deployed["key"])
+    # When the classify function handles it
+    status, out = invoke(deployed["classify"], event, lambda_context)
+    # Then it answers in Jina's shape with the e5 model
+    assert status == 200, out
+    assert out["model"] == "multilingual-e5-small"
+    assert len(out["data"]) == len(json.loads(event["body"])["input"])
+    assert out["usage"]["total_tokens"] > 0
+
+
+def test_train_then_classify_across_the_two_functions(deployed: dict[str, Any], lambda_context: Any) -> None:
+    # Given a classifier trained by the train function (DynamoDB + S3 in moto)
+    status, trained = invoke(deployed["train"], load_event("train.json", deployed["key"]), lambda_context)
+    assert status == 200, trained
+    cid = trained["classifier_id"]
+    # When the classify function classifies with its id
+    event = load_event(
+        "classify-few-shot.json", deployed["key"], {"classifier_id": cid, "input": ["I was billed twice"]}
+    )
+    status, out = invoke(deployed["classify"], event, lambda_context)
+    # Then the learned label comes back
+    assert status == 200, out
+    assert out["data"][0]["prediction"] == "billing"
+    # And the train function lists and deletes it
+    event = load_event("list-classifiers.json", deployed["key"])
+    status, listed = invoke(deployed["train"], event, lambda_context)
+    assert status == 200 and cid in [c["classifier_id"] for c in listed["data"]]
+
+
+def test_classify_function_does_not_serve_train_routes(deployed: dict[str, Any], lambda_context: Any) -> None:
+    status, out = invoke(deployed["classify"], load_event("train.json", deployed["key"]), lambda_context)
+    assert status == 404 and out["code"] == "ROUTE_NOT_FOUND"
+
+
+def test_bad_key_is_401_in_lambda(deployed: dict[str, Any], lambda_context: Any) -> None:
+    status, out = invoke(
+        deployed["classify"], load_event("classify-zero-shot.json", "lw_wrong"), lambda_context
+    )
+    assert status == 401 and out["code"] == "AUTHN_INVALID_KEY" and out["request_id"]
