@@ -17,7 +17,7 @@ Throughput: the same ``--n-texts`` short sentences (UCI sentiment sentences, see
 chunks of ``--batch``, one embed call per chunk; best of ``--repeats`` passes after a warm-up.
 Cold start: wall time from just before the child process is spawned to the end of its first
 embedding (interpreter, imports, session, tokenizer, one sentence); median of ``--cold-runs``
-fresh processes (files are in the page cache: warm disk). Peak RSS: ``ru_maxrss`` of the child
+fresh processes started after the throughput run (files in the page cache, .pyc compiled: warm disk). Peak RSS: ``ru_maxrss`` of the child
 (``os.wait4``). HTTP: ``labelwise serve`` on a loopback port; p50/p99 of ``POST /v1/classify``
 with 1 input + 3 labels and with 32 inputs + 3 labels (labels cached after the warm-up).
 
@@ -155,8 +155,8 @@ def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = 1200) ->
 def measure(key: str, model: str, engine: str, cmd: list[str], env: dict[str, str], cold_runs: int) -> Result:
     log(f"{key}: throughput run")
     out, rss = run_child(cmd, env)
-    colds = [out["cold_start_s"]]
-    for _ in range(max(cold_runs - 1, 0)):
+    colds: list[float] = []  # the throughput run warmed the page cache and .pyc files; its own cold start is not used
+    for _ in range(max(cold_runs, 1)):
         o, _ = run_child([*cmd, "--cold-only"], env)
         colds.append(o["cold_start_s"])
     r = Result(key, model, engine, out.get("texts_per_s"), statistics.median(colds), colds, rss)

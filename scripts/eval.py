@@ -425,8 +425,9 @@ def experiment_calibration(engines: Sequence[Engine], sets: Sequence[LabelledSet
             f"calibration {eng.model}: T_nll={fit.temperature:.4f} T_ece={fit_ece.temperature:.4f} "
             f"(manifest {eng.temperature})"
         )
-        for ds, S, y in test:
+        for (ds, S, y), own in zip(test, cal, strict=True):
             rep = calibration.report(ds.name, S, y, eng.temperature, fit.temperature)
+            t_own = calibration.fit_temperature([own], "nll").temperature
             pred = S.argmax(axis=1)
             rows.append(
                 Row(
@@ -441,6 +442,8 @@ def experiment_calibration(engines: Sequence[Engine], sets: Sequence[LabelledSet
                     extra={
                         **asdict(rep),
                         "t_ece_objective": fit_ece.temperature,
+                        "t_dataset": t_own,
+                        "ece_at_t_dataset": calibration.ece_at(S, y, t_own),
                         "ece_at_t_ece": calibration.ece_at(S, y, fit_ece.temperature),
                         "prefixes": [eng.prefixes.input, eng.prefixes.label],
                     },
@@ -527,8 +530,9 @@ def markdown(rows: Sequence[Row]) -> str:
         elif exp == "calibration":
             out += [
                 "| model | dataset | n (test half) | T before | ECE before | NLL before | "
-                "T after (NLL) | ECE after | NLL after | T (ECE obj.) | ECE at it |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                "T after (NLL) | ECE after | NLL after | T (ECE obj.) | ECE at it | "
+                "T (this set only) | ECE at it |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             ]
             for r in rs:
                 e = r.extra
@@ -536,7 +540,8 @@ def markdown(rows: Sequence[Row]) -> str:
                     f"| {r.model} | {r.dataset} | {r.n} | {e['t_before']:g} | "
                     f"{fmt(e['ece_before'])} | {fmt(e['nll_before'])} | {e['t_after']:.4f} | "
                     f"{fmt(e['ece_after'])} | "
-                    f"{fmt(e['nll_after'])} | {e['t_ece_objective']:.4f} | {fmt(e['ece_at_t_ece'])} |"
+                    f"{fmt(e['nll_after'])} | {e['t_ece_objective']:.4f} | {fmt(e['ece_at_t_ece'])} | "
+                    f"{e['t_dataset']:.4f} | {fmt(e['ece_at_t_dataset'])} |"
                 )
         elif exp == "verbalizers":
             out += [

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest, Prefixes  # noqa: E402
-from labelwise.embedding.onnx_embedder import MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder  # noqa: E402
-from labelwise.modelbuild import parity  # noqa: E402
-from labelwise.modelbuild.build import FLOAT_FILE, SPECS, as_fn, embedder_for, source_fn  # noqa: E402
-from labelwise.settings import Settings  # noqa: E402
+from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest, Prefixes
+from labelwise.embedding.onnx_embedder import MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder
+from labelwise.modelbuild import parity
+from labelwise.modelbuild.build import FLOAT_FILE, SPECS, as_fn, embedder_for, source_fn
+from labelwise.settings import Settings
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -72,8 +72,9 @@ def test_float_graph_matches_source_engine(name: str) -> None:
 def test_int8_matches_float(name: str) -> None:
     b = _built(name)
     report = parity.ParityReport()
-    parity.check_agreement(report, "int8_vs_float", as_fn(_emb(b, "int8")), as_fn(_emb(b, "float")),
-                           parity.MIN_INT8_VS_FLOAT)
+    parity.check_agreement(
+        report, "int8_vs_float", as_fn(_emb(b, "int8")), as_fn(_emb(b, "float")), parity.MIN_INT8_VS_FLOAT
+    )
     report.raise_if_failed(name)
 
 

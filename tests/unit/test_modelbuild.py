@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("onnx")
-import onnxruntime as ort  # noqa: E402
+import onnxruntime as ort
 
-from labelwise.modelbuild import reference  # noqa: E402
-from labelwise.modelbuild.graph import WordTableQ4, build_graph  # noqa: E402
-from labelwise.modelbuild.sources import (  # noqa: E402
+from labelwise.modelbuild import reference
+from labelwise.modelbuild.graph import WordTableQ4, build_graph
+from labelwise.modelbuild.sources import (
     QK,
     bert_from_safetensors,
     pack_int4,
@@ -23,8 +23,8 @@ from labelwise.modelbuild.sources import (  # noqa: E402
     read_safetensors,
     write_safetensors,
 )
-from labelwise.modelbuild.tiny import tiny_config  # noqa: E402
-from labelwise.modelbuild.weights import random_weights  # noqa: E402
+from labelwise.modelbuild.tiny import tiny_config
+from labelwise.modelbuild.weights import random_weights
 
 SEQS = [[2, 10, 11, 12, 3], [2, 20, 3], [2, 5, 6, 7, 8, 9, 13, 14, 15, 3], [2, 3]]
 
@@ -46,24 +46,27 @@ def _run(model, seqs: list[list[int]]) -> np.ndarray:  # type: ignore[no-untyped
 
 
 # ----------------------------------------------------------------------------- graph vs numpy
+VARIANTS = [(False, "matmul"), (True, "matmul"), (True, "mha"), (False, "mha")]
+
+
 @pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
-@pytest.mark.parametrize("fused", [True, False])
-def test_graph_matches_numpy_reference(family: str, fused: bool) -> None:
+@pytest.mark.parametrize(("fused", "attention"), VARIANTS)
+def test_graph_matches_numpy_reference(family: str, fused: bool, attention: str) -> None:
     # Given a tiny random-weight encoder of either family
     cfg = tiny_config(family)
     w = random_weights(cfg, seed=1)
-    # When the ONNX graph embeds a padded batch
-    got = _run(build_graph(cfg, w, fused=fused), SEQS)
+    # When the ONNX graph (plain or with contrib ops) embeds a padded batch
+    got = _run(build_graph(cfg, w, fused=fused, attention=attention), SEQS)
     # Then it matches the naive numpy forward pass run on each unpadded sequence
     np.testing.assert_allclose(got, reference.encode(cfg, w, SEQS), atol=2e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_graph_is_padding_invariant(fused: bool) -> None:
+@pytest.mark.parametrize(("fused", "attention"), VARIANTS)
+def test_graph_is_padding_invariant(fused: bool, attention: str) -> None:
     # Given a tiny model and one sequence
     cfg = tiny_config("xlm-roberta")
-    model = build_graph(cfg, random_weights(cfg, seed=2), fused=fused)
+    model = build_graph(cfg, random_weights(cfg, seed=2), fused=fused, attention=attention)
     alone = _run(model, [SEQS[0]])
     # When the same sequence is embedded inside a batch padded to a longer length
     batched = _run(model, [SEQS[2], SEQS[0], SEQS[3]])
@@ -71,16 +74,17 @@ def test_graph_is_padding_invariant(fused: bool) -> None:
     np.testing.assert_allclose(batched[1], alone[0], atol=1e-5)
 
 
-def test_int4_word_table_graph_matches_dequantised_reference() -> None:
+@pytest.mark.parametrize(("fp16_scales", "atol"), [(False, 2e-5), (True, 1e-3)])
+def test_int4_word_table_graph_matches_dequantised_reference(fp16_scales: bool, atol: float) -> None:
     # Given a word table quantised to Q4_0 nibbles and scales
     cfg = tiny_config("xlm-roberta")
     w = random_weights(cfg, seed=3)
     nib, d = q4_0_quantize(w.word)
-    deq = ((nib.astype(np.float32) - 8) .reshape(cfg.vocab, -1, QK) * d[:, :, None]).reshape(w.word.shape)
+    deq = ((nib.astype(np.float32) - 8).reshape(cfg.vocab, -1, QK) * d[:, :, None]).reshape(w.word.shape)
     # When the graph gathers from it with GatherBlockQuantized
-    got = _run(build_graph(cfg, w, word_q4=WordTableQ4(nib, d)), SEQS)
-    # Then it equals the float graph run on the dequantised table
-    np.testing.assert_allclose(got, reference.encode(cfg, dataclasses.replace(w, word=deq), SEQS), atol=2e-5)
+    got = _run(build_graph(cfg, w, word_q4=WordTableQ4(nib, d, fp16_scales)), SEQS)
+    # Then it equals the float graph run on the dequantised table (fp16 rows: to fp16 rounding)
+    np.testing.assert_allclose(got, reference.encode(cfg, dataclasses.replace(w, word=deq), SEQS), atol=atol)
 
 
 def test_graph_is_deterministic() -> None:
@@ -151,8 +155,11 @@ def test_pack_int4_puts_even_elements_in_the_low_nibble() -> None:
 # ----------------------------------------------------------------------------- safetensors
 def test_safetensors_round_trip() -> None:
     # Given tensors of several dtypes
-    t = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([[1, 2]], np.int64),
-         "c": np.ones(4, np.float16)}
+    t = {
+        "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "b": np.array([[1, 2]], np.int64),
+        "c": np.ones(4, np.float16),
+    }
     # When written and read back
     back = read_safetensors(write_safetensors(t))
     # Then names, dtypes, shapes and values survive
@@ -168,20 +175,36 @@ def test_bert_from_safetensors_maps_hf_names() -> None:
     ly = w.layers[0]
     p = "encoder.layer.0."
     t = {
-        "embeddings.word_embeddings.weight": w.word, "embeddings.position_embeddings.weight": w.pos,
+        "embeddings.word_embeddings.weight": w.word,
+        "embeddings.position_embeddings.weight": w.pos,
         "embeddings.token_type_embeddings.weight": np.stack([w.type, w.type * 0]),
-        "embeddings.LayerNorm.weight": w.emb_ln_w, "embeddings.LayerNorm.bias": w.emb_ln_b,
-        p + "attention.self.query.weight": ly.q_w, p + "attention.self.query.bias": ly.q_b,
-        p + "attention.self.key.weight": ly.k_w, p + "attention.self.key.bias": ly.k_b,
-        p + "attention.self.value.weight": ly.v_w, p + "attention.self.value.bias": ly.v_b,
-        p + "attention.output.dense.weight": ly.ao_w, p + "attention.output.dense.bias": ly.ao_b,
-        p + "attention.output.LayerNorm.weight": ly.aln_w, p + "attention.output.LayerNorm.bias": ly.aln_b,
-        p + "intermediate.dense.weight": ly.fi_w, p + "intermediate.dense.bias": ly.fi_b,
-        p + "output.dense.weight": ly.fo_w, p + "output.dense.bias": ly.fo_b,
-        p + "output.LayerNorm.weight": ly.oln_w, p + "output.LayerNorm.bias": ly.oln_b,
+        "embeddings.LayerNorm.weight": w.emb_ln_w,
+        "embeddings.LayerNorm.bias": w.emb_ln_b,
+        p + "attention.self.query.weight": ly.q_w,
+        p + "attention.self.query.bias": ly.q_b,
+        p + "attention.self.key.weight": ly.k_w,
+        p + "attention.self.key.bias": ly.k_b,
+        p + "attention.self.value.weight": ly.v_w,
+        p + "attention.self.value.bias": ly.v_b,
+        p + "attention.output.dense.weight": ly.ao_w,
+        p + "attention.output.dense.bias": ly.ao_b,
+        p + "attention.output.LayerNorm.weight": ly.aln_w,
+        p + "attention.output.LayerNorm.bias": ly.aln_b,
+        p + "intermediate.dense.weight": ly.fi_w,
+        p + "intermediate.dense.bias": ly.fi_b,
+        p + "output.dense.weight": ly.fo_w,
+        p + "output.dense.bias": ly.fo_b,
+        p + "output.LayerNorm.weight": ly.oln_w,
+        p + "output.LayerNorm.bias": ly.oln_b,
     }
-    config = {"num_hidden_layers": 1, "hidden_size": cfg.hidden, "num_attention_heads": cfg.heads,
-              "intermediate_size": cfg.ffn, "vocab_size": cfg.vocab, "max_position_embeddings": cfg.max_positions}
+    config = {
+        "num_hidden_layers": 1,
+        "hidden_size": cfg.hidden,
+        "num_attention_heads": cfg.heads,
+        "intermediate_size": cfg.ffn,
+        "vocab_size": cfg.vocab,
+        "max_position_embeddings": cfg.max_positions,
+    }
     got_cfg, got = bert_from_safetensors(read_safetensors(write_safetensors(t)), config)
     assert got_cfg.hidden == cfg.hidden and got_cfg.layers == 1
     np.testing.assert_array_equal(got.layers[0].fo_w, ly.fo_w)
@@ -204,9 +227,11 @@ def _q4_bytes(x: np.ndarray) -> bytes:
 def _write_e5s1(cfg, w) -> bytes:  # type: ignore[no-untyped-def]
     h, ff = cfg.hidden, cfg.ffn
     tensors: list[tuple[str, int, bytes]] = [
-        ("emb.word", 2, _q4_bytes(w.word)), ("emb.pos", 0, w.pos.astype("<f4").tobytes()),
+        ("emb.word", 2, _q4_bytes(w.word)),
+        ("emb.pos", 0, w.pos.astype("<f4").tobytes()),
         ("emb.type", 0, np.stack([w.type, w.type]).astype("<f4").tobytes()),
-        ("emb.ln.w", 0, w.emb_ln_w.tobytes()), ("emb.ln.b", 0, w.emb_ln_b.tobytes()),
+        ("emb.ln.w", 0, w.emb_ln_w.tobytes()),
+        ("emb.ln.b", 0, w.emb_ln_b.tobytes()),
     ]
     for i, ly in enumerate(w.layers):
         for nm in ("q", "k", "v", "ao", "fi", "fo"):
@@ -215,19 +240,27 @@ def _write_e5s1(cfg, w) -> bytes:  # type: ignore[no-untyped-def]
         for nm in ("aln", "oln"):
             tensors.append((f"l{i}.{nm}.w", 0, getattr(ly, f"{nm}_w").tobytes()))
             tensors.append((f"l{i}.{nm}.b", 0, getattr(ly, f"{nm}_b").tobytes()))
-    head = b"E5S1" + struct.pack("<I7ifi", 1, h, cfg.layers, cfg.heads, ff, cfg.vocab, cfg.max_positions, 2,
-                                 cfg.eps, QK)
+    head = b"E5S1" + struct.pack(
+        "<I7ifi", 1, h, cfg.layers, cfg.heads, ff, cfg.vocab, cfg.max_positions, 2, cfg.eps, QK
+    )
     pieces = [b"<s>", b"<pad>", b"</s>", b"<unk>"]
     blob = b"".join(pieces)
     offs = np.cumsum([0] + [len(p) for p in pieces]).astype("<u4").tobytes()
-    head += struct.pack("<5iQ", len(pieces), 0, 2, 1, 3, len(blob)) + offs + np.zeros(4, "<f4").tobytes() + blob
+    head += (
+        struct.pack("<5iQ", len(pieces), 0, 2, 1, 3, len(blob)) + offs + np.zeros(4, "<f4").tobytes() + blob
+    )
     head += struct.pack("<iI", 0, 0)
     dir_size = 4 + sum(2 + len(n) + 1 + 4 + 16 for n, _, _ in tensors)
     off = len(head) + dir_size
     d = struct.pack("<i", len(tensors))
     body = b""
     for name, dt, data in tensors:
-        d += struct.pack("<H", len(name)) + name.encode() + bytes([dt]) + struct.pack("<IQQ", 0, off, len(data))
+        d += (
+            struct.pack("<H", len(name))
+            + name.encode()
+            + bytes([dt])
+            + struct.pack("<IQQ", 0, off, len(data))
+        )
         body += data
         off += len(data)
     return head + d + body
@@ -246,6 +279,8 @@ def test_read_e5_container_parses_header_and_dequantises_tensors() -> None:
     np.testing.assert_array_equal(c.weights.pos, w.pos)
     np.testing.assert_array_equal(c.weights.layers[1].oln_b, w.layers[1].oln_b)
     nib, d = q4_0_quantize(w.layers[1].fi_w)
-    np.testing.assert_allclose(c.weights.layers[1].fi_w,
-                               ((nib.astype(np.float32) - 8).reshape(128, 2, QK) * d[:, :, None]).reshape(128, 64))
+    np.testing.assert_allclose(
+        c.weights.layers[1].fi_w,
+        ((nib.astype(np.float32) - 8).reshape(128, 2, QK) * d[:, :, None]).reshape(128, 64),
+    )
     np.testing.assert_array_equal(c.word_nibbles, q4_0_quantize(w.word)[0])

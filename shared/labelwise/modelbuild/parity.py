@@ -45,16 +45,31 @@ PARITY_SENTENCES: tuple[str, ...] = (
 
 # (anchor, paraphrase, unrelated)
 PARAPHRASE_TRIPLES: tuple[tuple[str, str, str], ...] = (
-    ("How do I reset my password?", "I forgot my password, how can I change it?",
-     "The weather in Lisbon is warm in summer."),
-    ("The package was delivered late and broken.", "My parcel arrived after the due date and was damaged.",
-     "She plays the violin in an orchestra."),
-    ("I want to cancel my subscription.", "Please end my membership plan.",
-     "Mount Everest is the highest mountain on Earth."),
-    ("The stock market fell sharply today.", "Share prices dropped steeply in today's trading.",
-     "My cat likes to sleep on the sofa."),
-    ("This phone's battery life is excellent.", "The battery on this mobile lasts a very long time.",
-     "The recipe needs two eggs and some flour."),
+    (
+        "How do I reset my password?",
+        "I forgot my password, how can I change it?",
+        "The weather in Lisbon is warm in summer.",
+    ),
+    (
+        "The package was delivered late and broken.",
+        "My parcel arrived after the due date and was damaged.",
+        "She plays the violin in an orchestra.",
+    ),
+    (
+        "I want to cancel my subscription.",
+        "Please end my membership plan.",
+        "Mount Everest is the highest mountain on Earth.",
+    ),
+    (
+        "The stock market fell sharply today.",
+        "Share prices dropped steeply in today's trading.",
+        "My cat likes to sleep on the sofa.",
+    ),
+    (
+        "This phone's battery life is excellent.",
+        "The battery on this mobile lasts a very long time.",
+        "The recipe needs two eggs and some flour.",
+    ),
 )
 
 # one sentence in en / de / zh / ja, and unrelated sentences
@@ -105,8 +120,14 @@ class ParityReport:
             raise ParityError(f"{model}: parity failed: " + "; ".join(self.failures))
 
 
-def check_agreement(report: ParityReport, name: str, got: EmbedFn, want: EmbedFn, minimum: float,
-                    sentences: Sequence[str] = PARITY_SENTENCES) -> None:
+def check_agreement(
+    report: ParityReport,
+    name: str,
+    got: EmbedFn,
+    want: EmbedFn,
+    minimum: float,
+    sentences: Sequence[str] = PARITY_SENTENCES,
+) -> None:
     a, b = got(list(sentences)), want(list(sentences))
     report.check(f"{name}_mean_cos", mean_cosine(a, b), minimum)
     report.figures[f"{name}_min_cos"] = round(min_cosine(a, b), 6)

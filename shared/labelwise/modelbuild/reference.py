@@ -16,8 +16,9 @@ from labelwise.modelbuild.weights import EncoderConfig, EncoderWeights
 _erf = np.vectorize(erf, otypes=[np.float64])
 
 
-def _ln(x: npt.NDArray[np.float64], w: npt.NDArray[np.float32], b: npt.NDArray[np.float32],
-        eps: float) -> npt.NDArray[np.float64]:
+def _ln(
+    x: npt.NDArray[np.float64], w: npt.NDArray[np.float32], b: npt.NDArray[np.float32], eps: float
+) -> npt.NDArray[np.float64]:
     mu = x.mean(-1, keepdims=True)
     var = ((x - mu) ** 2).mean(-1, keepdims=True)
     return (x - mu) / np.sqrt(var + eps) * w + b
@@ -37,7 +38,7 @@ def encode_one(cfg: EncoderConfig, w: EncoderWeights, ids: Sequence[int]) -> npt
     """Unit sentence vector of one unpadded token sequence (float64 internally)."""
     n = len(ids)
     idx = np.asarray(ids, dtype=np.int64)
-    x = (w.word[idx].astype(np.float64) + w.pos[cfg.position_offset : cfg.position_offset + n] + w.type)
+    x = w.word[idx].astype(np.float64) + w.pos[cfg.position_offset : cfg.position_offset + n] + w.type
     x = _ln(x, w.emb_ln_w, w.emb_ln_b, cfg.eps)
     nh, hd = cfg.heads, cfg.head_dim
     for ly in w.layers:
@@ -56,4 +57,8 @@ def encode_one(cfg: EncoderConfig, w: EncoderWeights, ids: Sequence[int]) -> npt
 
 
 def encode(cfg: EncoderConfig, w: EncoderWeights, batch: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
-    return np.stack([encode_one(cfg, w, ids) for ids in batch]) if batch else np.zeros((0, cfg.hidden), np.float32)
+    return (
+        np.stack([encode_one(cfg, w, ids) for ids in batch])
+        if batch
+        else np.zeros((0, cfg.hidden), np.float32)
+    )

