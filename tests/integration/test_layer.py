@@ -185,3 +185,98 @@ def test_function_artifact_imports_with_the_layer_under_python_312(tmp_path: Pat
         # Then they all import (the cp312 manylinux wheels are the right ones)
         assert result.returncode == 0, (function_id, result.stdout + result.stderr)
         assert json.loads(result.stdout.strip().splitlines()[-1])["pydantic"]
+
+
+INVOKE = """
+import json, sys
+from dataclasses import dataclass
+
+@dataclass
+class Context:  # the attributes Powertools reads from the Lambda context
+    function_name: str = "labelwise-classify"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 2048
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:labelwise-classify"
+    aws_request_id: str = "built-artifact-test"
+    log_group_name: str = "/aws/lambda/labelwise-classify"
+    log_stream_name: str = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+import app
+event = json.loads(sys.stdin.read())
+response = app.lambda_handler(event, Context())
+print("RESPONSE " + json.dumps(response))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_built_classify_function_answers_an_event_with_only_the_layer(tmp_path: Path) -> None:
+    # Given CPython 3.12 with only the built artifact, the layer and the runtime's boto3 on sys.path
+    # ("sam local invoke" without Docker), and the template's table/bucket in a moto server
+    python = _python312()
+    if python is None:
+        pytest.skip("no CPython 3.12 found (set LABELWISE_PYTHON312)")
+    import boto3
+
+    from labelwise.settings import Settings
+    from labelwise.storage.aws import AwsKeyStore
+    from tests.support.moto_server import FAKE_AWS_ENV, moto_server
+    from tests.support.template import create_resources, function_environment
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    import importlib.util
+
+    for module in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"):
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin is not None, module
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (runtime / source.name).symlink_to(source)
+
+    with moto_server() as endpoint:
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        created = create_resources(session, endpoint_url=endpoint)
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            **FAKE_AWS_ENV,
+            **function_environment("ClassifyFunction", created),
+            "LABELWISE_MODEL_DIR": str(LAYER / "models"),  # /opt/models in Lambda
+            "LABELWISE_AWS_ENDPOINT_URL": endpoint,
+            "AWS_LAMBDA_FUNCTION_NAME": "labelwise-classify",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "labelwise-test",
+        }
+        settings = Settings.from_environ(env)
+        dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+        key, _ = AwsKeyStore(settings.table_name, dynamodb=dynamodb).create("tenant-layer", "layer test")
+        event = json.loads((REPO_ROOT / "events" / "classify-zero-shot.json").read_text(encoding="utf-8"))
+        event["headers"]["authorization"] = f"Bearer {key}"
+        sys_path = [str(BUILD / "ClassifyFunction"), str(LAYER / "python"), str(runtime)]
+
+        # When the handler is imported (cold start) and invoked with the sample event
+        result = subprocess.run(
+            [python, "-I", "-c", f"import sys; sys.path[:0] = {sys_path!r}\n{INVOKE}"],
+            input=json.dumps(event),
+            env=env,
+            cwd=BUILD / "ClassifyFunction",
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    # Then it answers 200 with one classification per input over the event's labels
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("RESPONSE "))
+    response = json.loads(line.removeprefix("RESPONSE "))
+    assert response["statusCode"] == 200, response
+    body = json.loads(response["body"])
+    request = json.loads(event["body"])
+    assert len(body["data"]) == len(request["input"])
+    assert {p["label"] for p in body["data"][0]["predictions"]} == set(request["labels"])

@@ -12,7 +12,7 @@ pytest.importorskip("onnx")
 import onnxruntime as ort
 
 from labelwise.modelbuild import reference
-from labelwise.modelbuild.graph import WordTableQ4, build_graph
+from labelwise.modelbuild.graph import QuantWordTable, build_graph, quantize_linear
 from labelwise.modelbuild.sources import (
     QK,
     bert_from_safetensors,
@@ -82,9 +82,41 @@ def test_int4_word_table_graph_matches_dequantised_reference(fp16_scales: bool, 
     nib, d = q4_0_quantize(w.word)
     deq = ((nib.astype(np.float32) - 8).reshape(cfg.vocab, -1, QK) * d[:, :, None]).reshape(w.word.shape)
     # When the graph gathers from it with GatherBlockQuantized
-    got = _run(build_graph(cfg, w, word_q4=WordTableQ4(nib, d, fp16_scales)), SEQS)
+    got = _run(build_graph(cfg, w, word_q4=QuantWordTable(nib, d, 4, fp16_scales)), SEQS)
     # Then it equals the float graph run on the dequantised table (fp16 rows: to fp16 rounding)
     np.testing.assert_allclose(got, reference.encode(cfg, dataclasses.replace(w, word=deq), SEQS), atol=atol)
+
+
+def test_int8_word_table_and_nbits_linears_match_dequantised_reference() -> None:
+    # Given a word table and every layer linear block-quantised to 8 bits
+    cfg = tiny_config("bert")
+    w = random_weights(cfg, seed=6)
+    wt = quantize_linear(w.word, 8)
+    lq = {
+        f"l{i}.{k}_mm": quantize_linear(getattr(ly, k + "_w"), 8)
+        for i, ly in enumerate(w.layers)
+        for k in ("q", "k", "v", "ao", "fi", "fo")
+    }
+
+    def deq(q) -> np.ndarray:  # type: ignore[no-untyped-def]
+        n, k = q.codes.shape
+        return ((q.codes.astype(np.float32) - 128).reshape(n, k // QK, QK) * q.scales[:, :, None]).reshape(
+            n, k
+        )
+
+    layers = tuple(
+        dataclasses.replace(
+            ly, **{f"{k}_w": deq(lq[f"l{i}.{k}_mm"]) for k in ("q", "k", "v", "ao", "fi", "fo")}
+        )
+        for i, ly in enumerate(w.layers)
+    )
+    want = reference.encode(cfg, dataclasses.replace(w, word=deq(wt), layers=layers), SEQS)
+    # When built with GatherBlockQuantized (8-bit) and MatMulNBits (8-bit, exact float activations)
+    model = build_graph(
+        cfg, w, word_q4=QuantWordTable(wt.codes, wt.scales, 8, False), linear_quant=lq, accuracy_level=0
+    )
+    # Then the graph equals the float reference on the dequantised weights
+    np.testing.assert_allclose(_run(model, SEQS), want, atol=5e-5)
 
 
 def test_graph_is_deterministic() -> None:

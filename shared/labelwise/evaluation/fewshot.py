@@ -186,18 +186,13 @@ def replay_api(
     if len(y) != len(X):
         raise ValueError("X and y differ in length")
     learner: PALearner | None = None
-    version = 0
-    for start in range(0, len(y), batch):
+    for version, start in enumerate(range(0, len(y), batch), start=1):
         xb, yb = X[start : start + batch], list(y[start : start + batch])
-        version += 1
-        if learner is None:
-            learner = config.learner(X.shape[1])
-        else:
-            learner = PALearner.from_bytes(learner.to_bytes())
+        # create builds a fresh learner; an update loads the stored version (exact round trip)
+        learner = config.learner(X.shape[1]) if learner is None else PALearner.from_bytes(learner.to_bytes())
         new = [lab for lab in dict.fromkeys(yb) if lab not in learner.labels]
-        learner.add_labels(
-            new, np.array([label_vectors[lab] for lab in new], dtype=np.float32).reshape(-1, X.shape[1])
-        )
+        vectors = np.array([label_vectors[lab] for lab in new], dtype=np.float32).reshape(-1, X.shape[1])
+        learner.add_labels(new, vectors)
         learner.partial_fit(xb, yb, seed=seed_for(classifier_key, version), num_iters=config.num_iters)
     if learner is None:
         raise ValueError("no training examples")

@@ -30,14 +30,19 @@ IR_VERSION = 10  # onnxruntime 1.31 rejects newer IR versions
 
 
 @dataclass(frozen=True)
-class WordTableQ4:
-    """A word table as Q4_0-style nibbles (0..15, weight order) and per-32-block scales."""
+class QuantWordTable:
+    """A block-quantised word table for ``com.microsoft.GatherBlockQuantized``: unsigned codes
+    (value = (code - 2**(bits-1)) * scale; 4-bit = Q4_0 nibbles in weight order) and per-32-block scales."""
 
-    nibbles: npt.NDArray[np.uint8]  # [vocab, hidden]
+    codes: npt.NDArray[np.uint8]  # [vocab, hidden]
     scales: npt.NDArray[np.float32]  # [vocab, hidden / 32]
+    bits: int = 4
     # fp16 scales (exact for Q4_0, whose scales are fp16) halve the scale table; the gathered rows are
     # then fp16 (relative rounding 2^-11, far below the 4-bit error) and cast to float32.
     fp16_scales: bool = True
+
+
+WordTableQ4 = QuantWordTable
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def build_graph(
     *,
     fused: bool = False,
     attention: str = "matmul",
-    word_q4: WordTableQ4 | None = None,
+    word_q4: QuantWordTable | None = None,
     linear_quant: Mapping[str, QuantLinear] | None = None,
     accuracy_level: int = 4,
     name: str = "encoder",
@@ -121,19 +126,25 @@ def build_graph(
     ids, mask = "input_ids", "attention_mask"
     # ---- embeddings: word + (pos + type) -> LayerNorm
     if word_q4 is not None:
-        packed = pack_int4(word_q4.nibbles.astype(np.int16) - 8)
-        data = helper.make_tensor(
-            "word_q4", TensorProto.INT4, list(word_q4.nibbles.shape), packed.tobytes(), raw=True
-        )
-        g.inits.append(data)
+        if word_q4.bits == 4:  # INT4, two per byte, no zero point (values = code - 8)
+            packed = pack_int4(word_q4.codes.astype(np.int16) - 8)
+            data = helper.make_tensor(
+                "word_q", TensorProto.INT4, list(word_q4.codes.shape), packed.tobytes(), raw=True
+            )
+            g.inits.append(data)
+        elif word_q4.bits == 8:  # uint8 codes, default zero point 128
+            g.const("word_q", word_q4.codes.astype(np.uint8))
+        else:
+            raise ValueError(f"word table bits must be 4 or 8, not {word_q4.bits}")
         g.const("word_scales", word_q4.scales.astype(np.float16 if word_q4.fp16_scales else f32))
         word = g.op(
             "GatherBlockQuantized",
-            ["word_q4", ids, "word_scales"],
+            ["word_q", ids, "word_scales"],
             domain=MS_DOMAIN,
             block_size=QK,
             gather_axis=0,
             quantize_axis=1,
+            bits=word_q4.bits,
         )
         if word_q4.fp16_scales:
             word = g.op("Cast", [word], to=TensorProto.FLOAT)
@@ -183,8 +194,17 @@ def build_graph(
         packed = codes[..., 0].copy() if per_byte == 1 else codes[..., 0] | (codes[..., 1] << 4)
         b = g.const(f"{p}{nm}_qw", packed.astype(np.uint8))
         sc = g.const(f"{p}{nm}_qs", ql.scales.reshape(-1).astype(f32))
-        return g.op("MatMulNBits", [inp, b, sc], domain=MS_DOMAIN, node=node, K=k_in, N=n_out, bits=ql.bits,
-                    block_size=ql.block_size, accuracy_level=accuracy_level)
+        return g.op(
+            "MatMulNBits",
+            [inp, b, sc],
+            domain=MS_DOMAIN,
+            node=node,
+            K=k_in,
+            N=n_out,
+            bits=ql.bits,
+            block_size=ql.block_size,
+            accuracy_level=accuracy_level,
+        )
 
     for i, ly in enumerate(w.layers):
         p = f"l{i}."
