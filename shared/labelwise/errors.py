@@ -36,6 +36,12 @@ class InputLimitExceeded(InvalidInput):
     code = "INPUT_LIMIT_EXCEEDED"
 
 
+class InputTooLong(InvalidInput):
+    """A text exceeds the model window and the request asked not to truncate."""
+
+    code = "INPUT_TOO_LONG"
+
+
 class UnsupportedInput(InvalidInput):
     """An input kind this deployment cannot handle yet (e.g. images without an image model)."""
 

@@ -133,7 +133,7 @@ def test_layer_alone_runs_every_model_under_python_312() -> None:
 
     # When the smoke script imports numpy/onnxruntime/tokenizers and embeds a text with each model
     result = subprocess.run(
-        [python, "-I", str(REPO_ROOT / "layers" / "model" / "smoke.py"), str(LAYER)],
+        [python, "-I", "-B", str(REPO_ROOT / "layers" / "model" / "smoke.py"), str(LAYER)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -175,7 +175,7 @@ def test_function_artifact_imports_with_the_layer_under_python_312(tmp_path: Pat
         path = os.pathsep.join([str(BUILD / function_id), str(LAYER / "python"), *runtime_provided])
         # When the dependencies are imported there
         result = subprocess.run(
-            [python, "-I", "-c", f"import sys; sys.path[:0] = {path.split(os.pathsep)!r}\n{code}"],
+            [python, "-I", "-B", "-c", f"import sys; sys.path[:0] = {path.split(os.pathsep)!r}\n{code}"],
             capture_output=True,
             text=True,
             timeout=300,
@@ -261,7 +261,7 @@ def test_built_classify_function_answers_an_event_with_only_the_layer(tmp_path: 
 
         # When the handler is imported (cold start) and invoked with the sample event
         result = subprocess.run(
-            [python, "-I", "-c", f"import sys; sys.path[:0] = {sys_path!r}\n{INVOKE}"],
+            [python, "-I", "-B", "-c", f"import sys; sys.path[:0] = {sys_path!r}\n{INVOKE}"],
             input=json.dumps(event),
             env=env,
             cwd=BUILD / "ClassifyFunction",

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from labelwise.embedding.manifest import ModelManifest, Prefixes
-from labelwise.embedding.port import EmbeddingBatch, Role
+from labelwise.embedding.port import EmbeddingBatch, Role, Truncate
+from labelwise.errors import InputTooLong
 
 WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -56,15 +57,18 @@ class HashingEmbedder:
     def count_tokens(self, texts: Sequence[str], role: Role) -> list[int]:
         return [min(len(self._words(t)), self._manifest.max_input_tokens) + 2 for t in texts]
 
-    def embed(self, texts: Sequence[str], role: Role) -> EmbeddingBatch:
+    def embed(self, texts: Sequence[str], role: Role, truncate: Truncate = "pool") -> EmbeddingBatch:
         self.calls.append((tuple(texts), role))
         dim = self._manifest.dimension
         vectors = np.zeros((len(texts), dim), dtype=np.float32)
         truncated = []
         for i, text in enumerate(texts):
             words = self._words(text)
-            truncated.append(len(words) > self._manifest.max_input_tokens)
-            words = words[: self._manifest.max_input_tokens]
+            limit = self._manifest.max_input_tokens if truncate == "pool" else self._manifest.window - 2
+            if truncate == "none" and len(words) > limit:
+                raise InputTooLong(f"Input {i} is too long.")
+            truncated.append(len(words) > limit)
+            words = words[-limit:] if truncate == "start" else words[:limit]
             v = sum((self._word_vector(w) for w in words), np.zeros(dim))
             norm = np.linalg.norm(v)
             vectors[i] = v / norm if norm > 0 else v

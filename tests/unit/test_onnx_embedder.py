@@ -173,3 +173,32 @@ def test_runtime_module_does_not_import_onnx_or_modelbuild() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_truncate_end_keeps_the_first_window(emb: OnnxEmbedder) -> None:
+    # Given a text of 1 prefix + 10 words (two windows' worth)
+    text = words(10)
+    content = emb._tokenizer.encode("query: " + text, add_special_tokens=False).ids
+    # When embedded with truncate="end"
+    out = emb.embed([text, words(2)], "input", truncate="end")
+    # Then only the first window (prefix + 5 words) is read, flagged truncated; short texts untouched
+    assert out.truncated == [True, False] and out.token_counts == [8, 5]
+    v = _raw(emb, [CLS_ID, *content[:6], SEP_ID])
+    np.testing.assert_allclose(out.vectors[0], v / np.linalg.norm(v), atol=1e-5)
+
+
+def test_truncate_start_keeps_the_prefix_and_the_end(emb: OnnxEmbedder) -> None:
+    text = words(10)
+    content = emb._tokenizer.encode("query: " + text, add_special_tokens=False).ids
+    out = emb.embed([text], "input", truncate="start")
+    assert out.truncated == [True] and out.token_counts == [8]
+    v = _raw(emb, [CLS_ID, content[0], *content[-5:], SEP_ID])
+    np.testing.assert_allclose(out.vectors[0], v / np.linalg.norm(v), atol=1e-5)
+
+
+def test_truncate_none_refuses_long_texts_only(emb: OnnxEmbedder) -> None:
+    from labelwise.errors import InputTooLong
+
+    assert emb.embed([words(5)], "input", truncate="none").truncated == [False]
+    with pytest.raises(InputTooLong, match="Input 1 is too long"):
+        emb.embed([words(2), words(6)], "input", truncate="none")

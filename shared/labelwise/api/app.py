@@ -17,9 +17,11 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.request import Request
+from pydantic import Discriminator, Tag
 
 from labelwise import __version__
 from labelwise.api.auth import authenticate
+from labelwise.api.cohere_schemas import CohereClassifyRequest, CohereClassifyResponse
 from labelwise.api.errors import register_error_handlers, request_id_of
 from labelwise.api.schemas import (
     ClassifierInfo,
@@ -32,12 +34,25 @@ from labelwise.api.schemas import (
     TrainRequest,
     TrainResponse,
 )
-from labelwise.classify import service
+from labelwise.classify import cohere, service
 from labelwise.errors import PayloadTooLarge
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord
 
 Scope = Literal["classify", "train", "all"]
+
+
+def request_shape(value: Any) -> str:
+    """Cohere's classify request is recognised by ``inputs`` (Jina's has ``input``)."""
+    if isinstance(value, dict):
+        return "cohere" if "inputs" in value else "jina"
+    return "cohere" if isinstance(value, CohereClassifyRequest) else "jina"
+
+
+AnyClassifyRequest = Annotated[
+    Annotated[ClassifyRequest, Tag("jina")] | Annotated[CohereClassifyRequest, Tag("cohere")],
+    Discriminator(request_shape),
+]
 
 API_TITLE = "labelwise"
 API_DESCRIPTION = (
@@ -108,7 +123,11 @@ def create_app(services: Services, scope: Scope = "all") -> APIGatewayHttpResolv
             tags=["classify"],
             responses=responses("One classification per input."),
         )
-        def classify(request: Annotated[ClassifyRequest, Body()], caller: Caller) -> ClassifyResponse:
+        def classify(
+            request: Annotated[AnyClassifyRequest, Body()], caller: Caller
+        ) -> ClassifyResponse | CohereClassifyResponse:
+            if isinstance(request, CohereClassifyRequest):
+                return cohere.classify(request, services, caller)
             return service.classify(request, services, caller)
 
     if scope in ("train", "all"):

@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from labelwise import errors
+from labelwise.api.cohere_schemas import CohereError
 from labelwise.api.schemas import ErrorDetail, ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -64,8 +65,34 @@ def error_response(
     )
 
 
+#: Union tags pydantic puts in error locations of the classify body (``body.jina.labels``).
+SHAPE_TAGS = ("jina", "cohere")
+
+
 def _field_path(loc: Any) -> str:
-    return ".".join(str(part) for part in loc) if isinstance(loc, list | tuple) else str(loc)
+    if not isinstance(loc, list | tuple):
+        return str(loc)
+    parts = [p for i, p in enumerate(loc) if not (i == 1 and p in SHAPE_TAGS)]
+    return ".".join(str(part) for part in parts)
+
+
+def is_cohere_request(app: APIGatewayHttpResolver) -> bool:
+    """Whether the request is in Cohere's classify shape (its errors then use Cohere's envelope)."""
+    try:
+        body = app.current_event.json_body
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(body, dict) and "inputs" in body
+
+
+def cohere_error_response(status: int, detail: str, request_id: str) -> Response:
+    """Cohere's error envelope ``{"message": ...}``; Cohere answers schema violations with 400."""
+    return Response(
+        status_code=400 if status == 422 else status,
+        content_type=content_types.APPLICATION_JSON,
+        body=CohereError(message=detail).model_dump_json(),
+        headers={"x-request-id": request_id},
+    )
 
 
 def validation_details(exc: RequestValidationError) -> list[ErrorDetail]:
@@ -88,13 +115,19 @@ def register_error_handlers(
     unauthenticated and malformed get its 401 first, as if authentication ran before validation.
     """
 
+    def respond(status: int, code: str, detail: str, details: list[ErrorDetail] | None = None) -> Response:
+        request_id = request_id_of(app)
+        if is_cohere_request(app):
+            return cohere_error_response(status, detail, request_id)
+        return error_response(status, code, detail, request_id, details)
+
     def unauthenticated() -> Response | None:
         if authenticate is None:
             return None
         try:
             authenticate(dict(app.current_event.headers or {}))
         except errors.Unauthenticated as exc:
-            return error_response(401, exc.code, exc.detail, request_id_of(app))
+            return respond(401, exc.code, exc.detail)
         except errors.LabelwiseError:
             return None
         return None
@@ -104,7 +137,7 @@ def register_error_handlers(
         status = status_for(exc)
         if status >= 500:
             logger.warning("dependency unavailable: %s", type(exc).__name__, exc_info=exc)
-        return error_response(status, exc.code, exc.detail, request_id_of(app))
+        return respond(status, exc.code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(exc: RequestValidationError) -> Response:
@@ -113,16 +146,10 @@ def register_error_handlers(
             return denied
         details = validation_details(exc)
         if any(d.type == "json_invalid" for d in details):
-            return error_response(
-                400, errors.MalformedBody.code, "The request body is not valid JSON.", request_id_of(app)
-            )
+            return respond(400, errors.MalformedBody.code, "The request body is not valid JSON.")
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
-        return error_response(
-            422,
-            "INPUT_VALIDATION_ERROR",
-            f"Request does not match the schema: {summary}",
-            request_id_of(app),
-            details,
+        return respond(
+            422, "INPUT_VALIDATION_ERROR", f"Request does not match the schema: {summary}", details
         )
 
     @app.exception_handler([UnicodeDecodeError, RecursionError])
@@ -131,19 +158,13 @@ def register_error_handlers(
         if denied is not None:
             return denied
         # Raised while Powertools decodes the body: not UTF-8, or JSON nested too deeply to parse.
-        return error_response(
-            400, errors.MalformedBody.code, "The request body is not valid UTF-8 JSON.", request_id_of(app)
-        )
+        return respond(400, errors.MalformedBody.code, "The request body is not valid UTF-8 JSON.")
 
     @app.not_found
     def _not_found(exc: Exception) -> Response:
-        return error_response(
-            404, "ROUTE_NOT_FOUND", "No such route. See /openapi.json for the API.", request_id_of(app)
-        )
+        return respond(404, "ROUTE_NOT_FOUND", "No such route. See /openapi.json for the API.")
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
         logger.exception("unhandled error")
-        return error_response(
-            500, "INTERNAL_ERROR", "Internal error; quote the request id.", request_id_of(app)
-        )
+        return respond(500, "INTERNAL_ERROR", "Internal error; quote the request id.")

@@ -29,7 +29,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from labelwise.embedding.port import Embedder
+from labelwise.embedding.port import Embedder, Truncate
 from labelwise.errors import (
     Conflict,
     InputLimitExceeded,
@@ -368,6 +368,7 @@ def classify_with_classifier(
     classifier_id: str,
     texts: Sequence[str],
     model: str | None = None,
+    truncate: Truncate = "pool",
 ) -> FewShotScores:
     """Classify ``texts`` with a stored classifier.
 
@@ -389,7 +390,7 @@ def classify_with_classifier(
     except ResourceNotFound:  # a newer version replaced ours between the two reads
         meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
         learner = _learner_for(store, meta)
-    batch = embedder_registry.get(meta.model).embed(list(texts), "input")
+    batch = embedder_registry.get(meta.model).embed(list(texts), "input", truncate=truncate)
     probabilities = scores_to_probabilities(learner.decision_function(batch.vectors), FEWSHOT_TEMPERATURE)
     store.record_use(classifier_id)
     return FewShotScores(

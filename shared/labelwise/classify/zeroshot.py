@@ -41,7 +41,8 @@ def validate_label_list(labels: Sequence[str], limits: LabelLimits, where: str =
             raise InvalidLabels(f"`{where}[{i}]` is empty; labels must be non-empty text.")
         if len(label) > limits.max_label_chars:
             raise InvalidLabels(
-                f"`{where}[{i}]` is {len(label)} characters long; at most {limits.max_label_chars} are allowed."
+                f"`{where}[{i}]` is {len(label)} characters long; "
+                f"at most {limits.max_label_chars} are allowed."
             )
         if label in seen:
             raise InvalidLabels(f"`{where}` contains '{label}' more than once; labels must be distinct.")

@@ -20,34 +20,36 @@ class Prefixes(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    input: str = Field("", description="Prefix for texts being classified.")
-    label: str = Field("", description="Prefix for label texts.")
+    input: str = Field(default="", description="Prefix for texts being classified.")
+    label: str = Field(default="", description="Prefix for label texts.")
 
 
 class ModelManifest(BaseModel):
     model_config = ConfigDict(frozen=True, protected_namespaces=())
 
     name: str = Field(description="Canonical model name, e.g. 'multilingual-e5-small'.")
-    aliases: tuple[str, ...] = Field((), description="Other names accepted in requests.")
+    aliases: tuple[str, ...] = Field(default=(), description="Other names accepted in requests.")
     family: Literal["xlm-roberta", "bert"] = Field(description="Encoder family the graph was built from.")
     modality: Literal["text"] = "text"
     dimension: int = Field(description="Embedding dimension.")
     window: int = Field(description="Tokens per forward pass, special tokens included.")
     max_input_tokens: int = Field(
-        8192, description="Longer inputs are truncated to this many tokens (and the response says so)."
+        default=8192,
+        description="Longer inputs are truncated to this many tokens (and the response says so).",
     )
     prefixes: Prefixes = Field(default_factory=Prefixes)
     pooling: Literal["mean"] = "mean"
-    normalized: bool = Field(True, description="The graph L2-normalises its output.")
+    normalized: bool = Field(default=True, description="The graph L2-normalises its output.")
     cls_token_id: int = Field(description="Id of <s>/[CLS] wrapped around each window.")
     sep_token_id: int = Field(description="Id of </s>/[SEP] closing each window.")
     pad_token_id: int = Field(description="Id used for padding.")
     temperature: float = Field(
-        0.05, description="Softmax temperature over cosine similarities, chosen by calibration (make eval)."
+        default=0.05,
+        description="Softmax temperature over cosine similarities, chosen by calibration (make eval).",
     )
-    quantization: str = Field("int8-dynamic-per-channel", description="How model.onnx was quantised.")
+    quantization: str = Field(default="int8-dynamic-per-channel", description="How model.onnx was quantised.")
     license: str = ""
-    source: str = Field("", description="Where the weights came from (package==version/path).")
+    source: str = Field(default="", description="Where the weights came from (package==version/path).")
     files: dict[str, str] = Field(default_factory=dict, description="sha256 of each file in the directory.")
     recipe: dict[str, str] = Field(default_factory=dict, description="Recipe inputs (the build cache key).")
 

@@ -13,6 +13,12 @@ from labelwise.embedding.manifest import ModelManifest
 
 Role = Literal["input", "label"]
 
+#: What to do with a text longer than one model window:
+#: ``pool`` embeds successive windows and pools them (up to ``max_input_tokens``, then truncates);
+#: ``end`` / ``start`` keep one window, dropping the end / the start; ``none`` refuses the text
+#: (:class:`labelwise.errors.InputTooLong`).
+Truncate = Literal["pool", "end", "start", "none"]
+
 
 @dataclass(frozen=True)
 class EmbeddingBatch:
@@ -39,11 +45,11 @@ class Embedder(Protocol):
     @property
     def manifest(self) -> ModelManifest: ...
 
-    def embed(self, texts: Sequence[str], role: Role) -> EmbeddingBatch:
+    def embed(self, texts: Sequence[str], role: Role, truncate: Truncate = "pool") -> EmbeddingBatch:
         """Embed ``texts`` with the manifest's prefix for ``role``. Raises
         :class:`labelwise.errors.EmbedderUnavailable` if the runtime fails."""
         ...
 
     def count_tokens(self, texts: Sequence[str], role: Role) -> list[int]:
-        """Tokens :meth:`embed` would read for each text, without running the model."""
+        """Tokens :meth:`embed` would read for each text (``truncate="pool"``), without running the model."""
         ...

@@ -1,0 +1,79 @@
+"""Cohere's own Python SDK, pointed at `labelwise serve`, classifies unchanged."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.e2e.conftest import LiveServer
+
+cohere = pytest.importorskip("cohere")
+ClassifyExample = cohere.ClassifyExample
+
+pytestmark = pytest.mark.model
+
+# Cohere's classify documentation example: 5 spam and 5 not-spam messages.
+SPAM_EXAMPLES = [
+    ClassifyExample(text="Dermatologists don't like her!", label="Spam"),
+    ClassifyExample(text="Hello, open to this?", label="Spam"),
+    ClassifyExample(text="I need help please wire me $1000 right now", label="Spam"),
+    ClassifyExample(text="Nice to know you ;)", label="Spam"),
+    ClassifyExample(text="Please help me?", label="Spam"),
+    ClassifyExample(text="Your parcel will be delivered today", label="Not spam"),
+    ClassifyExample(text="Review changes to our Terms and Conditions", label="Not spam"),
+    ClassifyExample(text="Weekly sync notes", label="Not spam"),
+    ClassifyExample(text="'Re: Follow up from today's meeting'", label="Not spam"),
+    ClassifyExample(text="Pre-read for tomorrow", label="Not spam"),
+]
+INPUTS = ["Confirm your email address", "hey i need u to send some $"]
+
+
+@pytest.fixture
+def co(live_server: LiveServer):
+    return cohere.Client(api_key=live_server.key, base_url=live_server.url, timeout=120)
+
+
+def test_cohere_sdk_classify_with_examples(co) -> None:
+    # When Cohere's SDK classifies the docs' spam example against labelwise
+    response = co.classify(inputs=INPUTS, examples=SPAM_EXAMPLES)
+    # Then it parses labelwise's answer into its own objects, with the expected predictions
+    assert isinstance(response, cohere.ClassifyResponse)
+    predictions = [c.prediction for c in response.classifications]
+    assert predictions == ["Not spam", "Spam"]
+    for c, text in zip(response.classifications, INPUTS, strict=True):
+        assert c.input == text and c.classification_type == "single-label"
+        assert sum(v.confidence for v in c.labels.values()) == pytest.approx(1.0, abs=1e-4)
+        assert c.confidence == pytest.approx(c.labels[c.prediction].confidence)
+    assert response.meta.billed_units.input_tokens > 0
+
+
+def test_cohere_sdk_classify_with_a_stored_classifier(co, live_server: LiveServer) -> None:
+    # Given a classifier trained through labelwise's own /v1/train
+    examples = [{"text": e.text, "label": e.label} for e in SPAM_EXAMPLES]
+    r = requests.post(
+        f"{live_server.url}/v1/train", json={"input": examples}, headers=live_server.headers(), timeout=120
+    )
+    assert r.status_code == 200, r.text
+    cid = r.json()["classifier_id"]
+    # When the Cohere SDK names it as the model, without examples
+    response = co.classify(inputs=INPUTS, model=cid)
+    # Then the stored classifier answers, exactly as labelwise's own classify-by-id does
+    jina = requests.post(
+        f"{live_server.url}/v1/classify", json={"classifier_id": cid, "input": INPUTS},
+        headers=live_server.headers(), timeout=120,
+    ).json()  # fmt: skip
+    for c, row in zip(response.classifications, jina["data"], strict=True):
+        assert c.prediction == row["prediction"]
+        for p in row["predictions"]:
+            assert c.labels[p["label"]].confidence == pytest.approx(p["score"], abs=1e-6)
+    assert response.classifications[1].prediction == "Spam"
+
+
+def test_cohere_sdk_sees_errors_as_its_own_exceptions(co) -> None:
+    with pytest.raises(cohere.errors.BadRequestError) as info:
+        co.classify(inputs=INPUTS, examples=SPAM_EXAMPLES[:6])  # one 'Not spam' only
+    assert "at least 2 examples" in str(info.value.body)
+    with pytest.raises(cohere.errors.UnauthorizedError):
+        cohere.Client(api_key="lw_wrong", base_url=co._client_wrapper.get_base_url()).classify(
+            inputs=INPUTS, examples=SPAM_EXAMPLES
+        )

@@ -1,0 +1,136 @@
+"""Cohere's classify shape on /v1/classify, over fakes: response shape, errors, caching, stored ids."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from labelwise.api.app import create_app
+from labelwise.classify import cohere
+from labelwise.embedding.registry import ModelRegistry
+from labelwise.runtime import Services
+from labelwise.settings import Settings
+from tests.support.fakes import HashingEmbedder
+
+EXAMPLES = [
+    {"text": "win money now claim your prize", "label": "Spam"},
+    {"text": "claim your free prize money", "label": "Spam"},
+    {"text": "meeting notes for tomorrow", "label": "Not spam"},
+    {"text": "agenda for the weekly meeting", "label": "Not spam"},
+]
+
+
+@pytest.fixture
+def embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture
+def services(settings: Settings, embedder: HashingEmbedder) -> Services:
+    cohere.EXAMPLE_CLASSIFIERS = cohere.ExampleClassifierCache()
+    return Services(settings=settings, registry=ModelRegistry.from_embedders([embedder]))
+
+
+@pytest.fixture
+def call(services: Services, api_event: Any, lambda_context: Any):
+    app = create_app(services, scope="all")
+    key, _ = services.keys.create("tenant-a", "a")
+
+    def invoke(body: Any, path: str = "/v1/classify", auth: bool = True) -> tuple[int, Any]:
+        headers = {"authorization": f"Bearer {key}"} if auth else {}
+        response = app.resolve(api_event("POST", path, body, headers=headers), lambda_context)
+        return response["statusCode"], json.loads(response["body"])
+
+    return invoke
+
+
+def test_cohere_request_gets_a_cohere_response(call: Any) -> None:
+    # Given Cohere's request shape (recognised by `inputs`)
+    body = {"inputs": ["claim your prize money", "notes from the meeting"], "examples": EXAMPLES}
+    # When classifying
+    status, out = call(body)
+    # Then the answer is in Cohere's shape
+    assert status == 200, out
+    assert set(out) == {"id", "classifications", "meta"}
+    assert out["meta"]["api_version"]["version"] == "1"
+    assert out["meta"]["billed_units"]["input_tokens"] > 0
+    first, second = out["classifications"]
+    assert (first["prediction"], second["prediction"]) == ("Spam", "Not spam")
+    for row, text in zip(out["classifications"], body["inputs"], strict=True):
+        assert row["input"] == text and row["classification_type"] == "single-label"
+        assert row["predictions"] == [row["prediction"]] and row["confidences"] == [row["confidence"]]
+        assert set(row["labels"]) == {"Spam", "Not spam"}
+        assert sum(v["confidence"] for v in row["labels"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert row["confidence"] == max(v["confidence"] for v in row["labels"].values())
+    assert first["id"] != second["id"]
+
+
+def test_identical_examples_are_not_embedded_twice(call: Any, embedder: HashingEmbedder) -> None:
+    body = {"inputs": ["claim money"], "examples": EXAMPLES}
+    call(body)
+    embedder.calls.clear()
+    status, out = call({**body, "inputs": ["meeting agenda"]})
+    assert status == 200
+    assert embedder.calls == [(("meeting agenda",), "input")]
+    assert out["meta"]["billed_units"]["input_tokens"] == 2 + 2  # only the input's tokens
+
+
+def test_model_names_map_to_our_models(call: Any) -> None:
+    status, out = call({"inputs": ["claim money"], "examples": EXAMPLES, "model": "fake-english-v3.0"})
+    assert status == 200, out
+
+
+def test_stored_classifier_as_model(call: Any) -> None:
+    # Given a classifier trained through /v1/train
+    status, trained = call({"input": EXAMPLES}, path="/v1/train")
+    assert status == 200
+    # When a Cohere request names it as `model`, without examples
+    status, out = call({"inputs": ["free prize money"], "model": trained["classifier_id"]})
+    # Then it classifies with it
+    assert status == 200, out
+    assert out["classifications"][0]["prediction"] == "Spam"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"inputs": [], "examples": EXAMPLES}, 400, "at least one"),
+        ({"inputs": ["x"] * 97, "examples": EXAMPLES}, 400, "at most 96"),
+        ({"inputs": ["ok", ""], "examples": EXAMPLES}, 400, "empty"),
+        ({"inputs": ["x"]}, 400, "examples"),
+        ({"inputs": ["x"], "examples": EXAMPLES[:3]}, 400, "at least 2 examples"),
+        ({"inputs": ["x"], "examples": EXAMPLES[:2]}, 400, "2 distinct labels"),
+        ({"inputs": ["x"], "examples": EXAMPLES * 626}, 400, "at most 2500"),
+        ({"inputs": ["x"], "examples": EXAMPLES, "preset": "my-preset"}, 400, "preset"),
+        ({"inputs": ["x"], "examples": EXAMPLES, "truncate": "MIDDLE"}, 400, "truncate"),
+        ({"inputs": ["word " * 50], "examples": EXAMPLES, "truncate": "NONE"}, 400, "too long"),
+        ({"inputs": ["x"], "model": "no-such-classifier"}, 404, "not found"),
+        ({"inputs": "x", "examples": EXAMPLES}, 400, "inputs"),
+        ({"inputs": ["x"], "examples": [{"text": "a"}]}, 400, "label"),
+    ],
+)
+def test_errors_use_cohere_envelope(call: Any, body: Any, status: int, words: str) -> None:
+    got, out = call(body)
+    assert got == status, out
+    assert set(out) == {"message"} and words.lower() in out["message"].lower(), out
+
+
+def test_truncate_start_and_end_are_accepted_for_long_inputs(call: Any) -> None:
+    for side in ("START", "END"):
+        status, out = call(
+            {"inputs": ["meeting " * 60 + "prize money"], "examples": EXAMPLES, "truncate": side}
+        )
+        assert status == 200, out
+        assert out["meta"]["warnings"]
+
+
+def test_missing_key_in_cohere_shape(call: Any) -> None:
+    status, out = call({"inputs": ["x"], "examples": EXAMPLES}, auth=False)
+    assert status == 401 and set(out) == {"message"}
+
+
+def test_jina_errors_keep_the_jina_envelope(call: Any) -> None:
+    status, out = call({"input": ["x"], "labels": []})
+    assert status == 400 and out["code"] == "INPUT_INVALID_LABELS"
