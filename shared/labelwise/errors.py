@@ -17,6 +17,11 @@ class LabelwiseError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra HTTP headers the error's answer carries (e.g. rate-limit headers)."""
+        return {}
+
 
 class InvalidInput(LabelwiseError):
     """The request is well-formed JSON but semantically invalid (400)."""
@@ -46,6 +51,12 @@ class UnsupportedInput(InvalidInput):
     """An input kind this deployment cannot handle yet (e.g. images without an image model)."""
 
     code = "INPUT_UNSUPPORTED"
+
+
+class InvalidImage(InvalidInput):
+    """An image input could not be used: bad base64, not an image, too large, or a refused URL."""
+
+    code = "INPUT_INVALID_IMAGE"
 
 
 class ModelNotFound(InvalidInput):

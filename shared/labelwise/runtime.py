@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from labelwise.classify.zeroshot import LabelEmbeddingCache, LabelLimits
 from labelwise.embedding.registry import ModelRegistry
+from labelwise.quota import MemoryRateLimiter, RateLimiter, UnlimitedRateLimiter
 from labelwise.settings import Settings
 from labelwise.storage.memory import MemoryClassifierStore, MemoryKeyStore
 from labelwise.storage.ports import ClassifierStore, KeyStore
@@ -18,6 +19,7 @@ class Services:
     store: ClassifierStore = field(default_factory=MemoryClassifierStore)
     keys: KeyStore = field(default_factory=MemoryKeyStore)
     label_cache: LabelEmbeddingCache = field(default_factory=LabelEmbeddingCache)
+    limiter: RateLimiter = field(default_factory=UnlimitedRateLimiter)
 
     def warm_up(self) -> None:
         """Load the default model now (cold start), if one is installed."""
@@ -37,10 +39,21 @@ def build_services(settings: Settings) -> Services:
     from labelwise.storage import open_stores
 
     store, keys = open_stores(settings)
+    rpm, tpm = settings.rate_limit_requests_per_minute, settings.rate_limit_tokens_per_minute
+    limiter: RateLimiter
+    if not (rpm or tpm):
+        limiter = UnlimitedRateLimiter()
+    elif settings.store == "aws":
+        from labelwise.storage.aws_quota import DynamoRateLimiter
+
+        limiter = DynamoRateLimiter.from_settings(settings)
+    else:
+        limiter = MemoryRateLimiter(rpm, tpm)
     return Services(
         settings=settings,
         registry=ModelRegistry.discover(settings.model_dir, settings.default_model),
         store=store,
         keys=keys,
         label_cache=LabelEmbeddingCache(settings.label_cache_size),
+        limiter=limiter,
     )

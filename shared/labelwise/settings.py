@@ -53,6 +53,49 @@ class Settings(BaseModel):
     max_classifiers_per_key: int = Field(1000, ge=1)
     require_auth: bool = Field(True, description="Require `Authorization: Bearer <key>` on every route.")
 
+    # Quotas per API key (0 = unlimited); API Gateway throttling in template.yaml is the outer guard
+    rate_limit_requests_per_minute: int = Field(600, ge=0, description="Requests per key per minute.")
+    rate_limit_tokens_per_minute: int = Field(
+        1_000_000, ge=0, description="Embedded tokens per key per minute."
+    )
+
+    # --- Images and the SageMaker embedding endpoint (labelwise.images, labelwise.endpoint) ---
+    image_max_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest image (fetched or base64).")
+    image_max_pixels: int = Field(50_000_000, ge=1, description="Images with more pixels are refused.")
+    image_fetch_timeout_s: float = Field(10.0, gt=0, description="Total time to fetch one image URL.")
+    image_max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed per image URL.")
+    sagemaker_endpoint_name: str | None = Field(
+        None, description="SageMaker endpoint embedding images and large batches (unset: all in-process)."
+    )
+    endpoint_url: str | None = Field(
+        None, description="HTTP URL of a labelwise endpoint server (local/tests; instead of SageMaker)."
+    )
+    endpoint_batch_threshold: int = Field(
+        64, ge=1, description="Text batches larger than this go to the endpoint when one is configured."
+    )
+    endpoint_fallback: Literal["local", "fail"] = Field(
+        "local", description="When the endpoint fails: embed in-process (`local`) or answer 503 (`fail`)."
+    )
+    endpoint_timeout_s: float = Field(30.0, gt=0, description="Timeout of one call to the endpoint.")
+
+    # --- Bulk uploads (labelwise.uploads: uploads/ -> results/, errors/; docs/uploads.md) ---
+    uploads_queue_url: str | None = Field(
+        None, description="SQS queue of upload events; follow-up (checkpoint) messages go here too."
+    )
+    uploads_batch_size: int = Field(64, ge=1, description="Records per embedding call (at most max_inputs).")
+    uploads_part_records: int = Field(
+        2000, ge=1, description="Records per results part (the checkpoint unit); one must fit an invocation."
+    )
+    uploads_safety_margin_ms: int = Field(
+        20_000, ge=0, description="Time kept in reserve per invocation (write the part, send the checkpoint)."
+    )
+    uploads_max_line_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Longer lines (or CSV records) are rejected, never held in memory."
+    )
+    uploads_max_reported_rejections: int = Field(
+        1000, ge=0, description="Rejected lines listed in a summary (all are counted)."
+    )
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ

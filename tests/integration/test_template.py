@@ -163,19 +163,21 @@ def test_classify_function_reads_and_only_counts_usage_on_key_items(template: di
         "DynamoDBReadPolicy": {"TableName": {"Ref": "LabelwiseTable"}},
         "S3ReadPolicy": {"BucketName": {"Ref": "LabelwiseBucket"}},
     }
-    # And its only write is UpdateItem of the usage counters on classifier items (pk CLF#...)
-    assert len(statements) == 1
-    (usage,) = statements
-    assert usage["Effect"] == "Allow"
-    assert usage["Action"] in ("dynamodb:UpdateItem", ["dynamodb:UpdateItem"])
-    assert usage["Resource"] == {"Fn::GetAtt": ["LabelwiseTable", "Arn"]}
-    assert usage["Condition"]["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": ["CLF#*"]}
-    assert set(usage["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == {
-        "pk",
-        "sk",
-        "classify_count",
-        "last_used_at",
+    # And its only writes are UpdateItems of counters: usage on classifier items (pk CLF#...) and
+    # quota counters on rate items (pk RATE#...), each limited to its own attributes
+    by_sid = {statement["Sid"]: statement for statement in statements}
+    assert set(by_sid) == {"ClassifierUsageCounters", "QuotaCounters"}
+    expected = {
+        "ClassifierUsageCounters": ("CLF#*", {"pk", "sk", "classify_count", "last_used_at"}),
+        "QuotaCounters": ("RATE#*", {"pk", "sk", "requests", "tokens", "expires_at"}),
     }
+    for sid, (leading, attributes) in expected.items():
+        statement = by_sid[sid]
+        assert statement["Effect"] == "Allow"
+        assert statement["Action"] in ("dynamodb:UpdateItem", ["dynamodb:UpdateItem"])
+        assert statement["Resource"] == {"Fn::GetAtt": ["LabelwiseTable", "Arn"]}
+        assert statement["Condition"]["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": [leading]}
+        assert set(statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == attributes
 
 
 def test_train_function_has_crud_on_its_own_table_and_bucket_only(template: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from labelwise.api.schemas import (
 )
 from labelwise.classify import cohere, service
 from labelwise.errors import PayloadTooLarge
+from labelwise.quota import metering
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord
 
@@ -67,6 +68,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         401: "Missing or invalid API key.",
         404: "Unknown classifier, or one the caller may not use (the two are not distinguished).",
         409: "Too many concurrent updates of this classifier; retry.",
+        429: "The key's requests or tokens per minute are used up (see the X-RateLimit-* headers).",
         413: "Request body too large.",
         422: "The body does not match the schema.",
         503: "A dependency (model, store) is unavailable; retry later.",
@@ -93,7 +95,10 @@ def create_app(services: Services, scope: Scope = "all") -> APIGatewayHttpResolv
     register_error_handlers(app, caller_of)
 
     def current_caller(request: Request) -> ApiKeyRecord:
-        return caller_of(request.headers)
+        caller = caller_of(request.headers)
+        services.limiter.admit(caller.key_id)  # 429 past the key's quota
+        app.append_context(quota_key_id=caller.key_id)
+        return caller
 
     Caller = Annotated[ApiKeyRecord, Depends(current_caller)]
 
@@ -109,7 +114,15 @@ def create_app(services: Services, scope: Scope = "all") -> APIGatewayHttpResolv
         response.headers["x-request-id"] = request_id_of(app)
         return response
 
-    app.use(middlewares=[add_request_id, limit_body_size])
+    def charge_quota(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+        with metering() as tokens:
+            response = next_middleware(app)
+        key_id = app.context.get("quota_key_id")
+        if key_id:
+            response.headers.update(services.limiter.charge(key_id, tokens[0]).headers())
+        return response
+
+    app.use(middlewares=[add_request_id, limit_body_size, charge_quota])
 
     @app.get("/health", summary="Liveness and the models this deployment serves", tags=["meta"])
     def health() -> HealthResponse:

@@ -85,13 +85,15 @@ def is_cohere_request(app: APIGatewayHttpResolver) -> bool:
     return isinstance(body, dict) and "inputs" in body
 
 
-def cohere_error_response(status: int, detail: str, request_id: str) -> Response:
+def cohere_error_response(
+    status: int, detail: str, request_id: str, headers: dict[str, str] | None = None
+) -> Response:
     """Cohere's error envelope ``{"message": ...}``; Cohere answers schema violations with 400."""
     return Response(
         status_code=400 if status == 422 else status,
         content_type=content_types.APPLICATION_JSON,
         body=CohereError(message=detail).model_dump_json(),
-        headers={"x-request-id": request_id},
+        headers={"x-request-id": request_id, **(headers or {})},
     )
 
 
@@ -115,11 +117,17 @@ def register_error_handlers(
     unauthenticated and malformed get its 401 first, as if authentication ran before validation.
     """
 
-    def respond(status: int, code: str, detail: str, details: list[ErrorDetail] | None = None) -> Response:
+    def respond(
+        status: int,
+        code: str,
+        detail: str,
+        details: list[ErrorDetail] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         request_id = request_id_of(app)
         if is_cohere_request(app):
-            return cohere_error_response(status, detail, request_id)
-        return error_response(status, code, detail, request_id, details)
+            return cohere_error_response(status, detail, request_id, headers)
+        return error_response(status, code, detail, request_id, details, headers)
 
     def unauthenticated() -> Response | None:
         if authenticate is None:
@@ -137,7 +145,7 @@ def register_error_handlers(
         status = status_for(exc)
         if status >= 500:
             logger.warning("dependency unavailable: %s", type(exc).__name__, exc_info=exc)
-        return respond(status, exc.code, exc.detail)
+        return respond(status, exc.code, exc.detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(exc: RequestValidationError) -> Response:

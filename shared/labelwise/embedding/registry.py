@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
-from labelwise.embedding.port import Embedder
+from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
 from labelwise.errors import EmbedderUnavailable, ModelNotFound
+from labelwise.quota import record_tokens
 
 EmbedderFactory = Callable[[Path], Embedder]
 
@@ -18,6 +19,25 @@ def _onnx_factory(model_dir: Path) -> Embedder:
     from labelwise.embedding.onnx_embedder import OnnxEmbedder
 
     return OnnxEmbedder.from_dir(model_dir)
+
+
+class MeteredEmbedder:
+    """Delegates to an embedder and counts the tokens it embeds toward the current request's quota."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+
+    @property
+    def manifest(self) -> ModelManifest:
+        return self.inner.manifest
+
+    def embed(self, texts: Sequence[str], role: Role, truncate: Truncate = "pool") -> EmbeddingBatch:
+        batch = self.inner.embed(texts, role, truncate)
+        record_tokens(batch.total_tokens)
+        return batch
+
+    def count_tokens(self, texts: Sequence[str], role: Role) -> list[int]:
+        return self.inner.count_tokens(texts, role)
 
 
 class ModelRegistry:
@@ -55,7 +75,7 @@ class ModelRegistry:
         """A registry over ready-made embedders (tests, benchmarks)."""
         manifests = {e.manifest.name: (e.manifest, Path()) for e in embedders}
         registry = cls(manifests, default_model or embedders[0].manifest.name)
-        registry._embedders = {e.manifest.name: e for e in embedders}
+        registry._embedders = {e.manifest.name: MeteredEmbedder(e) for e in embedders}
         return registry
 
     @property
@@ -94,7 +114,7 @@ class ModelRegistry:
             embedder = self._embedders.get(name)
             if embedder is None:
                 try:
-                    embedder = self._factory(self._manifests[name][1])
+                    embedder = MeteredEmbedder(self._factory(self._manifests[name][1]))
                 except (OSError, RuntimeError) as exc:
                     raise EmbedderUnavailable(f"Model '{name}' could not be loaded.") from exc
                 self._embedders[name] = embedder
