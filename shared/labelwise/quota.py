@@ -156,6 +156,12 @@ def record_tokens(tokens: int) -> None:
         meter[0] += tokens
 
 
+def current_tokens() -> int:
+    """Tokens embedded so far by the current (metered) request."""
+    meter = _meter.get()
+    return meter[0] if meter is not None else 0
+
+
 @contextlib.contextmanager
 def metering() -> Iterator[list[int]]:
     """Meter the block: yields a one-element list holding the tokens embedded so far."""

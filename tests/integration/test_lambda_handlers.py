@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import io
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +128,40 @@ def test_bad_key_is_401_in_lambda(deployed: dict[str, Any], lambda_context: Any)
         deployed["classify"], load_event("classify-zero-shot.json", "lw_wrong"), lambda_context
     )
     assert status == 401 and out["code"] == "AUTHN_INVALID_KEY" and out["request_id"]
+
+
+def test_logs_carry_request_ids_and_never_keys_or_example_text(
+    deployed: dict[str, Any], lambda_context: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Given a train request whose examples carry a marker text
+    marker = "zq-private-example-marker"
+    body = {"input": [{"text": f"{marker} one", "label": "a"}, {"text": f"{marker} two", "label": "b"}]}
+    event = load_event("train.json", deployed["key"], body)
+    event["requestContext"]["requestId"] = "req-log-test"
+    capfd.readouterr()
+    buffer = io.StringIO()
+    handlers = [h for h in logging.getLogger("labelwise").handlers if isinstance(h, logging.StreamHandler)]
+    assert handlers, "the Lambda entry gives the labelwise logger Powertools' handler"
+    previous = [h.setStream(buffer) for h in handlers]
+    # When the train function handles it
+    try:
+        status, out = invoke(deployed["train"], event, lambda_context)
+    finally:
+        for handler, stream in zip(handlers, previous, strict=True):
+            handler.setStream(stream)
+    assert status == 200, out
+    logged = buffer.getvalue() + "".join(capfd.readouterr())
+    # Then no log line holds the example text or the key
+    assert marker not in logged
+    assert deployed["key"] not in logged
+    # And the access line is structured JSON with the request id, route, status, model and key id
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("route") == "/v1/train"]
+    assert access, logged
+    assert access[0]["correlation_id"] == "req-log-test"
+    assert access[0]["status"] == 200 and access[0]["model"] == "multilingual-e5-small"
+    assert access[0]["key_id"].startswith("key_")
+    # And metrics (EMF) are emitted per route, status and model
+    emf = [line for line in lines if "_aws" in line]
+    assert emf and emf[-1]["route"] == "POST /v1/train" and emf[-1]["status"] == "200"
+    assert emf[-1]["Requests"] == [1.0] or emf[-1]["Requests"] == 1.0

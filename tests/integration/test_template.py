@@ -21,8 +21,10 @@ from tests.support.template import (
     TEMPLATE_PATH,
     CreatedResources,
     create_resources,
+    evaluate_conditions,
     function_environment,
     load_template,
+    resolve,
     resources,
 )
 
@@ -42,25 +44,35 @@ def template() -> dict[str, Any]:
     return load_template()
 
 
-def _policies(template: dict[str, Any], function_id: str) -> list[Any]:
+def _policies(
+    template: dict[str, Any], function_id: str, parameters: dict[str, str] | None = None
+) -> list[Any]:
+    """A function's policies with ``Fn::If`` decided for ``parameters`` (default: parameter defaults)."""
     policies = template["Resources"][function_id]["Properties"]["Policies"]
-    return policies if isinstance(policies, list) else [policies]
+    policies = policies if isinstance(policies, list) else [policies]
+    resolved = resolve(policies, {}, conditions=evaluate_conditions(template, parameters))
+    assert isinstance(resolved, list)
+    return resolved
 
 
-def _policy_templates(template: dict[str, Any], function_id: str) -> dict[str, Any]:
+def _policy_templates(
+    template: dict[str, Any], function_id: str, parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
     """SAM policy templates (``{"DynamoDBReadPolicy": {...}}``) of a function, by name."""
     return {
         name: args
-        for policy in _policies(template, function_id)
+        for policy in _policies(template, function_id, parameters)
         if isinstance(policy, dict) and "Statement" not in policy
         for name, args in policy.items()
     }
 
 
-def _inline_statements(template: dict[str, Any], function_id: str) -> list[dict[str, Any]]:
+def _inline_statements(
+    template: dict[str, Any], function_id: str, parameters: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     return [
         statement
-        for policy in _policies(template, function_id)
+        for policy in _policies(template, function_id, parameters)
         if isinstance(policy, dict) and "Statement" in policy
         for statement in policy["Statement"]
     ]
@@ -116,10 +128,11 @@ def test_every_function_and_the_layer_build_with_their_makefile(template: dict[s
 # -------------------------------------------------------------------------------------------- lint
 def test_cfn_lint_reports_nothing() -> None:
     # Given cfn-lint's Python API
-    from cfnlint.api import lint_all
+    from cfnlint.api import lint
 
-    # When the template is linted
-    matches = lint_all(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    # When the template is linted in the regions we document deploying to (cfn-lint's CLI default is
+    # us-east-1; not every region has every resource type, e.g. SageMaker in me-central-1)
+    matches = lint(TEMPLATE_PATH.read_text(encoding="utf-8"), regions=["us-east-1", "eu-west-1"])
 
     # Then there are no errors or warnings (what the cfn-lint CLI fails on; informational
     # findings such as I4010 "no Context block" are advisory)
@@ -178,6 +191,25 @@ def test_classify_function_reads_and_only_counts_usage_on_key_items(template: di
         assert statement["Resource"] == {"Fn::GetAtt": ["LabelwiseTable", "Arn"]}
         assert statement["Condition"]["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": [leading]}
         assert set(statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == attributes
+
+
+def test_classify_function_may_invoke_only_its_own_endpoint_when_enabled(template: dict[str, Any]) -> None:
+    # Given the optional SageMaker endpoint switched on
+    if "EnableSageMakerEndpoint" not in template.get("Parameters", {}):
+        pytest.skip("template has no optional SageMaker endpoint")
+    enabled = {"EnableSageMakerEndpoint": "true"}
+
+    # When the classify function's policies are evaluated for it
+    statements = _inline_statements(template, "ClassifyFunction", enabled)
+    policies = _policy_templates(template, "ClassifyFunction", enabled)
+
+    # Then the only addition is InvokeEndpoint on that one endpoint
+    assert set(policies) == {"DynamoDBReadPolicy", "S3ReadPolicy"}
+    invoke = [s for s in statements if "sagemaker" in str(s["Action"])]
+    assert len(invoke) == 1
+    assert invoke[0]["Action"] in ("sagemaker:InvokeEndpoint", ["sagemaker:InvokeEndpoint"])
+    assert invoke[0]["Resource"] == {"Ref": "EmbeddingEndpoint"}
+    assert len(statements) == len(_inline_statements(template, "ClassifyFunction")) + 1
 
 
 def test_train_function_has_crud_on_its_own_table_and_bucket_only(template: dict[str, Any]) -> None:

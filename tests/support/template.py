@@ -148,16 +148,77 @@ def _only(mapping: Mapping[str, str], what: str) -> str:
     return next(iter(mapping.values()))
 
 
+#: Marks a value that ``Fn::If`` resolved to ``AWS::NoValue``: the key is dropped.
+_NO_VALUE = object()
+
+
+_NO_VALUE = object()  # what {"Ref": "AWS::NoValue"} evaluates to: the key or item is dropped
+
+
+def parameter_values(
+    template: Mapping[str, Any], overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Parameter values as CloudFormation would see them: defaults, then ``overrides``."""
+    values = {
+        name: str(spec["Default"])
+        for name, spec in template.get("Parameters", {}).items()
+        if "Default" in spec
+    }
+    return {**values, **(overrides or {})}
+
+
+def evaluate_conditions(
+    template: Mapping[str, Any], parameters: Mapping[str, str] | None = None
+) -> dict[str, bool]:
+    """Evaluate the template's ``Conditions`` (``Fn::Equals/Not/And/Or``, ``Condition``) for the given
+    parameter values (default: the parameters' defaults)."""
+    params = parameter_values(template, parameters)
+    definitions = template.get("Conditions", {})
+    results: dict[str, bool] = {}
+
+    def value(v: Any) -> Any:
+        return resolve(v, params)
+
+    def truth(expr: Any) -> bool:
+        if isinstance(expr, dict) and len(expr) == 1:
+            ((fn, args),) = expr.items()
+            if fn == "Condition":
+                return condition(args)
+            if fn == "Fn::Equals":
+                left, right = (value(a) for a in args)
+                return str(left) == str(right)
+            if fn == "Fn::Not":
+                return not truth(args[0])
+            if fn == "Fn::And":
+                return all(truth(a) for a in args)
+            if fn == "Fn::Or":
+                return any(truth(a) for a in args)
+        raise ValueError(f"cannot evaluate condition {expr!r}")
+
+    def condition(name: str) -> bool:
+        if name not in results:
+            results[name] = truth(definitions[name])
+        return results[name]
+
+    for name in definitions:
+        condition(name)
+    return results
+
+
 def resolve(
     value: Any,
     refs: Mapping[str, str],
     attributes: Mapping[tuple[str, str], str] | None = None,
     region: str = "us-east-1",
     account: str = "123456789012",
+    conditions: Mapping[str, bool] | None = None,
 ) -> Any:
-    """Evaluate ``Ref``/``Fn::GetAtt``/``Fn::Sub``/``Fn::Join`` over ``refs`` (logical id -> value) and
-    ``attributes`` ((logical id, attribute) -> value); anything unknown is returned unchanged."""
+    """Evaluate ``Ref``/``Fn::GetAtt``/``Fn::Sub``/``Fn::Join`` over ``refs`` (logical id or parameter ->
+    value) and ``attributes`` ((logical id, attribute) -> value), and ``Fn::If`` over ``conditions``
+    (see :func:`evaluate_conditions`); ``AWS::NoValue`` removes the key or list item. Anything unknown is
+    returned unchanged."""
     attributes = attributes or {}
+    conditions = conditions or {}
     pseudo = {
         "AWS::Region": region,
         "AWS::AccountId": account,
@@ -168,12 +229,19 @@ def resolve(
 
     def go(v: Any) -> Any:
         if isinstance(v, list):
-            return [go(x) for x in v]
+            return [x for x in (go(x) for x in v) if x is not _NO_VALUE]
         if not isinstance(v, dict):
             return v
         if set(v) == {"Ref"}:
             name = v["Ref"]
+            if name == "AWS::NoValue":
+                return _NO_VALUE
             return refs.get(name, pseudo.get(name, v))
+        if set(v) == {"Fn::If"}:
+            name, if_true, if_false = v["Fn::If"]
+            if name not in conditions:
+                return v
+            return go(if_true if conditions[name] else if_false)
         if set(v) == {"Fn::GetAtt"}:
             logical_id, attribute = v["Fn::GetAtt"]
             return attributes.get((logical_id, attribute), v)
@@ -188,30 +256,35 @@ def resolve(
             for (logical_id, attribute), val in attributes.items():
                 text = text.replace("${" + f"{logical_id}.{attribute}" + "}", val)
             return text
-        return {k: go(x) for k, x in v.items()}
+        return {k: x for k, x in ((k, go(x)) for k, x in v.items()) if x is not _NO_VALUE}
 
-    return go(value)
+    result = go(value)
+    return None if result is _NO_VALUE else result
 
 
 def function_environment(
-    function_id: str, created: CreatedResources, template: Mapping[str, Any] | None = None
+    function_id: str,
+    created: CreatedResources,
+    template: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment Lambda would give ``function_id``: Globals merged with the function's own
-    variables, references to created resources resolved (``LABELWISE_TABLE_NAME`` etc.)."""
+    variables, references to created resources and parameters resolved (``LABELWISE_TABLE_NAME``
+    etc.), ``Fn::If`` decided by the conditions for ``parameters`` (default: parameter defaults)."""
     template = template if template is not None else _cached(TEMPLATE_PATH)
     global_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     function = template["Resources"][function_id]
     own_env = function.get("Properties", {}).get("Environment", {}).get("Variables", {})
-    parameters = {
-        name: str(spec["Default"])
-        for name, spec in template.get("Parameters", {}).items()
-        if "Default" in spec
-    }
-    env = resolve({**global_env, **own_env}, {**parameters, **created.refs})
+    env = resolve(
+        {**global_env, **own_env},
+        {**parameter_values(template, parameters), **created.refs},
+        {(q, "Arn"): arn for q, arn in created.queue_arns.items()},
+        conditions=evaluate_conditions(template, parameters),
+    )
     unresolved = {k: v for k, v in env.items() if not isinstance(v, str)}
     if unresolved:
         raise ValueError(f"{function_id}: cannot resolve environment {unresolved}")
-    return env
+    return dict(env)
 
 
 # --------------------------------------------------------------------------------------- creating

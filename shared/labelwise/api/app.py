@@ -36,9 +36,10 @@ from labelwise.api.schemas import (
 )
 from labelwise.classify import cohere, service
 from labelwise.errors import PayloadTooLarge
-from labelwise.quota import metering
+from labelwise.quota import current_tokens
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord
+from labelwise.telemetry import TelemetryResolver, record_caller
 
 Scope = Literal["classify", "train", "all"]
 
@@ -84,9 +85,14 @@ SECURITY_SCHEMES = {"bearerAuth": HTTPBearer(description="An API key: `Authoriza
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
-def create_app(services: Services, scope: Scope = "all") -> APIGatewayHttpResolver:
-    """An API Gateway HTTP API (payload v2) resolver serving ``scope``'s routes over ``services``."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+def create_app(
+    services: Services, scope: Scope = "all", metrics: Any | None = None
+) -> APIGatewayHttpResolver:
+    """An API Gateway HTTP API (payload v2) resolver serving ``scope``'s routes over ``services``.
+
+    ``metrics`` (a Powertools ``Metrics``, in Lambda) receives per-request metrics by route, status
+    and model."""
+    app = TelemetryResolver(enable_validation=True, metrics=metrics)
     settings = services.settings
 
     def caller_of(headers: dict[str, str]) -> ApiKeyRecord:
@@ -96,6 +102,7 @@ def create_app(services: Services, scope: Scope = "all") -> APIGatewayHttpResolv
 
     def current_caller(request: Request) -> ApiKeyRecord:
         caller = caller_of(request.headers)
+        record_caller(caller.key_id)
         services.limiter.admit(caller.key_id)  # 429 past the key's quota
         app.append_context(quota_key_id=caller.key_id)
         return caller
@@ -115,11 +122,10 @@ def create_app(services: Services, scope: Scope = "all") -> APIGatewayHttpResolv
         return response
 
     def charge_quota(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-        with metering() as tokens:
-            response = next_middleware(app)
+        response = next_middleware(app)
         key_id = app.context.get("quota_key_id")
         if key_id:
-            response.headers.update(services.limiter.charge(key_id, tokens[0]).headers())
+            response.headers.update(services.limiter.charge(key_id, current_tokens()).headers())
         return response
 
     app.use(middlewares=[add_request_id, limit_body_size, charge_quota])

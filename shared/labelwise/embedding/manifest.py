@@ -24,15 +24,33 @@ class Prefixes(BaseModel):
     label: str = Field(default="", description="Prefix for label texts.")
 
 
+class ImagePreprocessing(BaseModel):
+    """How an image model's input is prepared from a decoded RGB ``uint8 [H, W, 3]`` array: resize
+    the short side to ``resize`` (``interpolation``), centre-crop ``size`` x ``size``, scale to
+    [0, 1], then ``(x - mean) / std`` per channel (RGB order)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    size: int = Field(default=224, description="Side of the square crop the model reads.")
+    resize: int = Field(default=256, description="Short side after resizing, before the centre crop.")
+    interpolation: Literal["bicubic", "bilinear"] = "bicubic"
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+
 class ModelManifest(BaseModel):
     model_config = ConfigDict(frozen=True, protected_namespaces=())
 
     name: str = Field(description="Canonical model name, e.g. 'multilingual-e5-small'.")
     aliases: tuple[str, ...] = Field(default=(), description="Other names accepted in requests.")
-    family: Literal["xlm-roberta", "bert"] = Field(description="Encoder family the graph was built from.")
-    modality: Literal["text"] = "text"
-    dimension: int = Field(description="Embedding dimension.")
-    window: int = Field(description="Tokens per forward pass, special tokens included.")
+    family: Literal["xlm-roberta", "bert", "efficientnet", "clip"] = Field(
+        description="Encoder family the graph was built from."
+    )
+    modality: Literal["text", "image"] = "text"
+    dimension: int = Field(
+        description="Embedding dimension (image models: of the vectors compared with text)."
+    )
+    window: int = Field(default=0, description="Tokens per forward pass, special tokens included.")
     max_input_tokens: int = Field(
         default=8192,
         description="Longer inputs are truncated to this many tokens (and the response says so).",
@@ -40,9 +58,15 @@ class ModelManifest(BaseModel):
     prefixes: Prefixes = Field(default_factory=Prefixes)
     pooling: Literal["mean"] = "mean"
     normalized: bool = Field(default=True, description="The graph L2-normalises its output.")
-    cls_token_id: int = Field(description="Id of <s>/[CLS] wrapped around each window.")
-    sep_token_id: int = Field(description="Id of </s>/[SEP] closing each window.")
-    pad_token_id: int = Field(description="Id used for padding.")
+    cls_token_id: int = Field(default=0, description="Id of <s>/[CLS] wrapped around each window.")
+    sep_token_id: int = Field(default=0, description="Id of </s>/[SEP] closing each window.")
+    pad_token_id: int = Field(default=0, description="Id used for padding.")
+    image: ImagePreprocessing | None = Field(default=None, description="Image models: input preprocessing.")
+    feature_dimension: int = Field(default=0, description="Image models: dimension of few-shot features.")
+    text_model: str = Field(
+        default="",
+        description="Image models without a text tower: text model of the zero-shot space (ConSE).",
+    )
     temperature: float = Field(
         default=0.05,
         description="Softmax temperature over cosine similarities, chosen by calibration (make eval).",

@@ -72,6 +72,7 @@ class OnnxEmbedder:
         intra_op_threads: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         model_file: str = MODEL_FILE,
+        providers: Sequence[str] | None = None,
     ) -> OnnxEmbedder:
         try:
             import onnxruntime as ort
@@ -83,7 +84,9 @@ class OnnxEmbedder:
             if intra_op_threads:
                 opts.intra_op_num_threads = intra_op_threads
             session = ort.InferenceSession(
-                str(model_dir / model_file), sess_options=opts, providers=["CPUExecutionProvider"]
+                str(model_dir / model_file),
+                sess_options=opts,
+                providers=list(providers or ["CPUExecutionProvider"]),
             )
             tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
@@ -97,6 +100,11 @@ class OnnxEmbedder:
     @property
     def manifest(self) -> ModelManifest:
         return self._manifest
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session really uses (a CUDA provider that failed to load is absent)."""
+        return list(self._session.get_providers())
 
     # ----------------------------------------------------------------- tokenising
     def _content(self, texts: Sequence[str], role: Role) -> list[list[int]]:

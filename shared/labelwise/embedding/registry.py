@@ -11,6 +11,7 @@ from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
 from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
 from labelwise.errors import EmbedderUnavailable, ModelNotFound
 from labelwise.quota import record_tokens
+from labelwise.telemetry import record_model
 
 EmbedderFactory = Callable[[Path], Embedder]
 
@@ -107,6 +108,7 @@ class ModelRegistry:
 
     def get(self, requested: str | None) -> Embedder:
         name = self.resolve_name(requested)
+        record_model(name)
         embedder = self._embedders.get(name)
         if embedder is not None:
             return embedder

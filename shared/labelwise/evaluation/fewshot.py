@@ -220,14 +220,28 @@ def zero_shot_probabilities(X: FloatArray, L: FloatArray, temperature: float) ->
     return softmax(cosine_similarity(X, L), temperature)
 
 
-def offline_logreg(
-    Xtr: FloatArray, ytr: IntArray, Xte: FloatArray, n_classes: int, c: float = 1.0
-) -> FloatArray:
-    """Multinomial logistic regression (scikit-learn, lbfgs, L2 with ``C``) probabilities,
-    columns ``0..n_classes-1``."""
-    from sklearn.linear_model import LogisticRegression
+#: Inverse regularisation strengths the offline baseline picks from by cross-validation. Unit-norm
+#: embeddings of one model sit close together, so scikit-learn's default ``C = 1`` underfits badly
+#: (8-class topics: 0.73 vs 0.91 macro-F1 at 128 per label); the baseline should be a strong one.
+LOGREG_CS = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
-    clf = LogisticRegression(C=c, max_iter=2000)
+
+def offline_logreg(
+    Xtr: FloatArray, ytr: IntArray, Xte: FloatArray, n_classes: int, c: float | None = None
+) -> FloatArray:
+    """Multinomial logistic regression (scikit-learn, lbfgs, L2) probabilities, columns
+    ``0..n_classes-1``. ``c=None``: ``C`` chosen from :data:`LOGREG_CS` by stratified 5-fold
+    cross-validation (log-loss) on the training sample only (3-fold when a class is smaller)."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+    clf: LogisticRegression | LogisticRegressionCV
+    counts = np.bincount(np.asarray(ytr, dtype=np.int64))
+    smallest = int(counts[counts > 0].min()) if counts.size else 0
+    if c is None and smallest >= 3:
+        folds = 5 if smallest >= 5 else 3
+        clf = LogisticRegressionCV(Cs=list(LOGREG_CS), cv=folds, scoring="neg_log_loss", max_iter=3000)
+    else:
+        clf = LogisticRegression(C=1.0 if c is None else c, max_iter=3000)
     clf.fit(Xtr, ytr)
     P = np.zeros((len(Xte), n_classes), dtype=np.float32)
     P[:, clf.classes_] = clf.predict_proba(Xte)

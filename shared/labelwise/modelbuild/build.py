@@ -149,7 +149,8 @@ SPECS: dict[str, ModelSpec] = {
         loader=_load_minilm,
     ),
 }
-DEFAULT_MODELS = tuple(SPECS)
+# image models (labelwise.modelbuild.image) build after the text models: they embed class texts with one
+DEFAULT_MODELS = (*SPECS, "efficientnet-lite0")
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -379,11 +380,20 @@ def build(
     force: bool = False,
     check: bool = False,
 ) -> list[dict[str, Any]]:
-    unknown = [m for m in models if m not in SPECS]
+    from labelwise.modelbuild.image.build import IMAGE_SPECS, build_image_model
+
+    unknown = [m for m in models if m not in SPECS and m not in IMAGE_SPECS]
     if unknown:
-        raise SystemExit(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(SPECS)}")
+        raise SystemExit(
+            f"unknown model(s): {', '.join(unknown)}; known: {', '.join([*SPECS, *IMAGE_SPECS])}"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    return [build_model(SPECS[m], out, cache_dir, force=force, check=check) for m in models]
+    return [
+        build_image_model(IMAGE_SPECS[m], out, cache_dir, force=force, check=check)
+        if m in IMAGE_SPECS
+        else build_model(SPECS[m], out, cache_dir, force=force, check=check)
+        for m in models
+    ]
 
 
 def word_table_for(spec: ModelSpec, loaded: Loaded) -> Any:

@@ -404,6 +404,22 @@ class AwsKeyStore(KeyStore):
         records = [_record_from_item(item) for item in items]
         return sorted(records, key=lambda r: (r.created_at, r.key_id))
 
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        with _provider_errors("read an API key"):
+            lookup = self._ddb.get_item(
+                TableName=self.table,
+                Key={"pk": _s(f"KEYID#{key_id}"), "sk": _s("KEYID")},
+                ConsistentRead=True,
+            ).get("Item")
+            if lookup is None:
+                return None
+            item = self._ddb.get_item(
+                TableName=self.table,
+                Key={"pk": _s(f"KEY#{lookup['key_hash']['S']}"), "sk": _s("KEY")},
+                ConsistentRead=True,
+            ).get("Item")
+        return None if item is None else _record_from_item(item)
+
     def revoke(self, key_id: str) -> None:
         with _provider_errors("revoke an API key"):
             lookup = self._ddb.get_item(

@@ -370,6 +370,13 @@ class LocalKeyStore(KeyStore):
                 ).fetchall()
         return [self._record(row) for row in rows]
 
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        with _wrap_errors("read an API key"):
+            row = (
+                self._db.connection().execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+            )
+        return None if row is None else self._record(row)
+
     def revoke(self, key_id: str) -> None:
         with _wrap_errors("revoke an API key"), self._db.transaction() as conn:
             changed = conn.execute("UPDATE api_keys SET revoked = 1 WHERE key_id = ?", (key_id,)).rowcount

@@ -131,6 +131,11 @@ class MemoryKeyStore(KeyStore):
             records = [r for r in self._by_hash.values() if tenant_id is None or r.tenant_id == tenant_id]
         return sorted(records, key=lambda r: (r.created_at, r.key_id))
 
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        with self._lock:
+            digest = self._hash_by_id.get(key_id)
+            return None if digest is None else self._by_hash[digest]
+
     def revoke(self, key_id: str) -> None:
         with self._lock:
             digest = self._hash_by_id.get(key_id)

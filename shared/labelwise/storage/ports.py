@@ -152,6 +152,12 @@ class KeyStore(ABC):
         """All keys (or a tenant's), oldest first, revoked ones included."""
 
     @abstractmethod
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        """The record of key ``key_id`` (revoked ones included), or None for an unknown id.
+
+        Used where a key is named by its public id rather than presented (uploads' ``api-key-id``)."""
+
+    @abstractmethod
     def revoke(self, key_id: str) -> None:
         """Revoke a key; raises :class:`labelwise.errors.ResourceNotFound` for an unknown id."""
 

@@ -1,0 +1,279 @@
+"""Image runtime: preprocessing and the bundled image model (EfficientNet-Lite0, ImageNet).
+
+Two kinds of vectors come out of one forward pass:
+
+* :meth:`ImageEmbedder.features` - few-shot features: the 1280-d pooled activations, minus a mean
+  vector computed at build time on sample photos (``feature_mean.npy``), L2-normalised. Compare
+  them only with each other (``/v1/train`` examples), never with text.
+* :meth:`ImageEmbedder.zero_shot_vectors` - a **fallback** zero-shot vector in the text model's
+  space (ConSE: Norouzi et al., "Zero-Shot Learning by Convex Combination of Semantic Embeddings",
+  ICLR 2014): the probability-weighted mean of the text embeddings of the image's top-``k``
+  ImageNet classes (each class embedded as ``"lemma: WordNet definition"`` by the text model named
+  in ``manifest.text_model``, role ``label``), L2-normalised. Weak outside ImageNet's domain (see
+  docs/images.md); a CLIP model (:mod:`labelwise.embedding.clip`) is the real answer.
+
+Usage: every image counts as :data:`IMAGE_TOKENS` token ("image unit") in ``token_counts``.
+
+Preprocessing (from the manifest's :class:`ImagePreprocessing`): short side to ``resize``
+(bicubic, Pillow), centre crop ``size``, scale to [0, 1], ``(x - mean) / std``, CHW.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from labelwise.embedding.manifest import ImagePreprocessing, ModelManifest
+from labelwise.embedding.port import EmbeddingBatch
+from labelwise.errors import EmbedderUnavailable, InvalidImage
+
+MODEL_FILE = "model.onnx"
+CLASS_TEXTS_FILE = "imagenet_classes.json"
+CLASS_EMBEDDINGS_FILE = "class_text_embeddings.npy"
+FEATURE_MEAN_FILE = "feature_mean.npy"
+
+#: What one image counts for in ``EmbeddingBatch.token_counts`` (and so in usage and quotas).
+IMAGE_TOKENS = 1
+#: ImageNet classes mixed per image by ConSE (Norouzi et al. use T = 10; 5 measured no worse here).
+CONSE_TOP_K = 5
+#: Images per onnxruntime call (batch 8 measured ~84 images/s on 2 cores; larger gains nothing).
+DEFAULT_IMAGE_BATCH = 8
+#: Longest side kept before resizing, as a multiple of the short side (see :func:`resize_and_crop`).
+MAX_ASPECT = 4
+
+ImageArray = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
+
+
+# ------------------------------------------------------------------------------ preprocessing
+def to_rgb(image: npt.NDArray[Any]) -> ImageArray:
+    """``uint8 [H, W, 3]`` from a decoded image: RGB as is, grey ``[H, W]``/``[H, W, 1]`` repeated,
+    RGBA composited on white. Raises :class:`InvalidImage` for anything else."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise InvalidImage(f"image pixels must be uint8, got {a.dtype}")
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[0] < 1 or a.shape[1] < 1 or a.shape[2] not in (1, 3, 4):
+        raise InvalidImage(f"image must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got {list(a.shape)}")
+    if a.shape[2] == 1:
+        return np.repeat(a, 3, axis=2)
+    if a.shape[2] == 4:
+        alpha = a[:, :, 3:4].astype(np.float32) / 255.0
+        rgb = a[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return a
+
+
+def resize_and_crop(image: npt.NDArray[Any], spec: ImagePreprocessing) -> ImageArray:
+    """Short side to ``spec.resize`` (aspect kept, long side rounded), then the centre
+    ``spec.size`` square (torchvision ``Resize`` + ``CenterCrop`` conventions)."""
+    from PIL import Image
+
+    rgb = to_rgb(image)
+    h, w = rgb.shape[:2]
+    # A very long strip would be resized to a huge array; only its centre is kept, so cut it first
+    # (to MAX_ASPECT times the short side: the crop and its resampling support lie well inside).
+    short = min(h, w)
+    if max(h, w) > MAX_ASPECT * short:
+        keep = MAX_ASPECT * short
+        if h > w:
+            rgb = rgb[(h - keep) // 2 : (h - keep) // 2 + keep]
+        else:
+            rgb = rgb[:, (w - keep) // 2 : (w - keep) // 2 + keep]
+        h, w = rgb.shape[:2]
+    scale = spec.resize / min(h, w)
+    nh, nw = (
+        (spec.resize, max(spec.resize, round(w * scale)))
+        if h <= w
+        else (
+            max(spec.resize, round(h * scale)),
+            spec.resize,
+        )
+    )
+    resample = Image.Resampling.BICUBIC if spec.interpolation == "bicubic" else Image.Resampling.BILINEAR
+    im = Image.fromarray(rgb)
+    if (nh, nw) != (h, w):
+        im = im.resize((nw, nh), resample)
+    top = round((nh - spec.size) / 2)
+    left = round((nw - spec.size) / 2)
+    if top < 0 or left < 0:  # resize smaller than the crop: pad by resizing up to the crop
+        im = im.resize((max(nw, spec.size), max(nh, spec.size)), resample)
+        top, left = max(top, 0), max(left, 0)
+    return np.asarray(im.crop((left, top, left + spec.size, top + spec.size)), dtype=np.uint8)
+
+
+def preprocess(image: npt.NDArray[Any], spec: ImagePreprocessing) -> F32:
+    """Model input ``float32 [3, size, size]`` for one decoded image."""
+    x = resize_and_crop(image, spec).astype(np.float32) / np.float32(255.0)
+    mean = np.asarray(spec.mean, np.float32)
+    std = np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(((x - mean) / std).transpose(2, 0, 1))
+
+
+def preprocess_batch(images: Sequence[npt.NDArray[Any]], spec: ImagePreprocessing) -> F32:
+    if not images:
+        return np.zeros((0, 3, spec.size, spec.size), np.float32)
+    return np.stack([preprocess(im, spec) for im in images])
+
+
+# ------------------------------------------------------------------------------ numerics
+def l2_normalise(x: npt.NDArray[Any]) -> F32:
+    x = np.asarray(x, np.float64)
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def softmax(logits: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def conse(probabilities: npt.NDArray[Any], class_vectors: npt.NDArray[Any], top_k: int = CONSE_TOP_K) -> F32:
+    """ConSE vectors: for each row of ``probabilities [n, classes]``, the probability-weighted sum
+    of the ``top_k`` most probable rows of ``class_vectors [classes, dim]``, L2-normalised."""
+    p = np.asarray(probabilities, np.float64)
+    k = max(1, min(top_k, p.shape[1]))
+    top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    weights = np.take_along_axis(p, top, axis=1)
+    vecs = np.einsum("nk,nkd->nd", weights, np.asarray(class_vectors, np.float64)[top])
+    return l2_normalise(vecs)
+
+
+# ------------------------------------------------------------------------------ embedder
+def _session(path: Path, intra_op_threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        opts.intra_op_num_threads = intra_op_threads
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+class ImageEmbedder:
+    """The bundled image model (``modality == "image"``, ``family == "efficientnet"``).
+
+    Thread-safe; create once per process (:meth:`from_dir`). Images are decoded RGB
+    ``uint8 [H, W, 3]`` arrays (grey and RGBA are converted, see :func:`to_rgb`).
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        manifest: ModelManifest,
+        class_embeddings: F32,
+        feature_mean: F32,
+        *,
+        class_texts: Sequence[str] = (),
+        batch_size: int = DEFAULT_IMAGE_BATCH,
+        top_k: int = CONSE_TOP_K,
+    ) -> None:
+        if manifest.image is None:
+            raise ValueError(f"manifest of {manifest.name} has no image preprocessing")
+        if class_embeddings.ndim != 2 or class_embeddings.shape[1] != manifest.dimension:
+            raise ValueError(f"class embeddings must be [classes, {manifest.dimension}]")
+        if feature_mean.shape != (manifest.feature_dimension,):
+            raise ValueError(f"feature mean must be [{manifest.feature_dimension}]")
+        self._session = session
+        self._manifest = manifest
+        self._spec: ImagePreprocessing = manifest.image
+        self._class_embeddings = np.asarray(class_embeddings, np.float32)
+        self._feature_mean = np.asarray(feature_mean, np.float32)
+        self._class_texts = list(class_texts)
+        self._batch_size = max(1, batch_size)
+        self._top_k = top_k
+
+    @classmethod
+    def from_dir(
+        cls,
+        model_dir: Path,
+        *,
+        intra_op_threads: int | None = None,
+        batch_size: int = DEFAULT_IMAGE_BATCH,
+        model_file: str = MODEL_FILE,
+    ) -> ImageEmbedder:
+        try:
+            manifest = ModelManifest.load(model_dir)
+            session = _session(model_dir / model_file, intra_op_threads)
+            class_embeddings = np.load(model_dir / CLASS_EMBEDDINGS_FILE, allow_pickle=False)
+            feature_mean = np.load(model_dir / FEATURE_MEAN_FILE, allow_pickle=False)
+            texts = json.loads((model_dir / CLASS_TEXTS_FILE).read_text(encoding="utf-8"))
+            return cls(
+                session,
+                manifest,
+                class_embeddings,
+                feature_mean,
+                class_texts=texts,
+                batch_size=batch_size,
+            )
+        except Exception as exc:  # OSError, ValueError, ImportError, onnxruntime's own types
+            raise EmbedderUnavailable(f"cannot load image model from {model_dir}: {exc}") from exc
+
+    @property
+    def manifest(self) -> ModelManifest:
+        return self._manifest
+
+    @property
+    def class_texts(self) -> list[str]:
+        """The ImageNet class texts (``"lemma: definition"``), in logit order."""
+        return list(self._class_texts)
+
+    def forward(self, images: Sequence[npt.NDArray[Any]]) -> tuple[F32, F32]:
+        """Raw ``(logits [n, classes], pooled features [n, feature_dimension])``."""
+        m = self._manifest
+        logits: list[F32] = []
+        feats: list[F32] = []
+        for b0 in range(0, len(images), self._batch_size):
+            pixels = preprocess_batch(images[b0 : b0 + self._batch_size], self._spec)
+            try:
+                lg, ft = self._session.run(["logits", "features"], {"pixel_values": pixels})
+            except Exception as exc:  # onnxruntime's exception types are not a public hierarchy
+                raise EmbedderUnavailable(f"image model {m.name} failed: {exc}") from exc
+            logits.append(lg)
+            feats.append(ft)
+        if not logits:
+            n_cls = self._class_embeddings.shape[0]
+            return np.zeros((0, n_cls), np.float32), np.zeros((0, m.feature_dimension), np.float32)
+        return np.concatenate(logits), np.concatenate(feats)
+
+    def class_probabilities(self, images: Sequence[npt.NDArray[Any]]) -> F32:
+        """ImageNet class probabilities ``[n, 1000]`` (softmax of the logits)."""
+        return softmax(self.forward(images)[0]).astype(np.float32)
+
+    def _batch(self, vectors: F32) -> EmbeddingBatch:
+        n = vectors.shape[0]
+        return EmbeddingBatch(vectors, [IMAGE_TOKENS] * n, [False] * n)
+
+    def features(self, images: Sequence[npt.NDArray[Any]]) -> EmbeddingBatch:
+        """Few-shot features: pooled activations minus the build-time mean, L2-normalised."""
+        _, feats = self.forward(images)
+        return self._batch(l2_normalise(feats.astype(np.float64) - self._feature_mean))
+
+    def zero_shot_vectors(self, images: Sequence[npt.NDArray[Any]]) -> EmbeddingBatch:
+        """ConSE vectors in the text model's space (``manifest.dimension``), L2-normalised."""
+        logits, _ = self.forward(images)
+        return self._batch(conse(softmax(logits), self._class_embeddings, self._top_k))
+
+    def vectors(self, images: Sequence[npt.NDArray[Any]]) -> tuple[EmbeddingBatch, EmbeddingBatch]:
+        """``(zero_shot_vectors, features)`` from one forward pass."""
+        logits, feats = self.forward(images)
+        zs = conse(softmax(logits), self._class_embeddings, self._top_k)
+        return self._batch(zs), self._batch(l2_normalise(feats.astype(np.float64) - self._feature_mean))
+
+
+def image_embedder_factory(model_dir: Path) -> Any:
+    """The runtime object for an image model directory: :class:`ImageEmbedder` for
+    ``family == "efficientnet"``, :class:`labelwise.embedding.clip.ClipEmbedder` for ``clip``."""
+    manifest = ModelManifest.load(model_dir)
+    if manifest.family == "clip":
+        from labelwise.embedding.clip import ClipEmbedder
+
+        return ClipEmbedder.from_dir(model_dir)
+    return ImageEmbedder.from_dir(model_dir)

@@ -1,0 +1,32 @@
+"""The embedding endpoint: an inference server honouring SageMaker's container contract
+(:mod:`labelwise.endpoint.server`), the adapter the Lambda calls it with
+(:mod:`labelwise.endpoint.client`) and the routing between it and in-process embedding
+(:mod:`labelwise.endpoint.routing`). Wire format: :mod:`labelwise.endpoint.protocol`, docs/endpoint.md.
+"""
+
+from labelwise.endpoint.client import EndpointEmbedder, HttpTransport, SageMakerTransport, Transport
+from labelwise.endpoint.routing import (
+    BACKEND_HEADER,
+    Backend,
+    RoutingEmbedder,
+    current_backend,
+    endpoint_transport,
+    image_router,
+    routing_factory,
+    track_backend,
+)
+
+__all__ = [
+    "BACKEND_HEADER",
+    "Backend",
+    "EndpointEmbedder",
+    "HttpTransport",
+    "RoutingEmbedder",
+    "SageMakerTransport",
+    "Transport",
+    "current_backend",
+    "endpoint_transport",
+    "image_router",
+    "routing_factory",
+    "track_backend",
+]

@@ -1,0 +1,425 @@
+"""The embedding inference server: SageMaker's container contract on the standard library.
+
+``GET /ping`` answers 200 once the models are loaded; ``POST /invocations`` takes one
+:class:`labelwise.endpoint.protocol.InvocationRequest` (JSON) and answers an
+:class:`~labelwise.endpoint.protocol.InvocationResponse`. SageMaker starts the container with the
+argument ``serve`` and expects port 8080 (see ``shared/labelwise/endpoint/serve``)::
+
+    python -m labelwise.endpoint.server --port 8080 --model-dir /opt/ml/model
+
+Texts and images are embedded with the same code and model files the Lambda uses in-process
+(:class:`labelwise.embedding.onnx_embedder.OnnxEmbedder`, the image embedder), on onnxruntime's
+CUDA provider when it is available and on the CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+
+from labelwise import __version__
+from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
+from labelwise.embedding.registry import ModelRegistry
+from labelwise.endpoint.protocol import (
+    CONTENT_TYPE,
+    PROTOCOL_VERSION,
+    DescribeResponse,
+    ErrorBody,
+    ErrorResponse,
+    InvocationRequest,
+    InvocationResponse,
+    ModelInfo,
+    encode_vectors,
+)
+from labelwise.errors import (
+    EmbedderUnavailable,
+    InvalidImage,
+    InvalidInput,
+    LabelwiseError,
+    ModelNotFound,
+    PayloadTooLarge,
+    UnsupportedInput,
+)
+from labelwise.images.decode import ImageLimits, decode_image
+
+logger = logging.getLogger("labelwise.endpoint")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+#: SageMaker's real-time payload limit is 6 MB (25 MB for some instance families); allow a margin.
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
+
+
+class ImageModel(Protocol):
+    """The image embedder's surface this server uses (see ``labelwise.embedding.image``)."""
+
+    def zero_shot_vectors(self, images: Sequence[npt.NDArray[np.uint8]]) -> Any: ...
+
+    def features(self, images: Sequence[npt.NDArray[np.uint8]]) -> Any: ...
+
+
+def select_providers(requested: str = "auto") -> list[str]:
+    """``auto``: CUDA then CPU when onnxruntime offers CUDA, else CPU. ``cuda`` insists on CUDA
+    (RuntimeError when absent), ``cpu`` forces the CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if requested == "cuda":
+        raise RuntimeError(f"CUDAExecutionProvider is not available (onnxruntime offers {available})")
+    return [CPU]
+
+
+def as_matrix(result: Any) -> tuple[npt.NDArray[np.float32], list[int] | None]:
+    """An image embedder's result as ``(n, d)`` float32 and its token counts when it has them (an
+    :class:`~labelwise.embedding.port.EmbeddingBatch`, or a bare array)."""
+    vectors = getattr(result, "vectors", result)
+    counts = getattr(result, "token_counts", None)
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim != 2:
+        raise EmbedderUnavailable(f"the image model returned an array of shape {array.shape}")
+    return array, (list(counts) if counts is not None else None)
+
+
+def _default_image_loader(model_dir: Path, providers: list[str]) -> ImageModel:
+    """The in-process image runtime (``labelwise.embedding.image.image_embedder_factory``), on
+    ``providers`` when its ``from_dir`` accepts them (CPU otherwise)."""
+    import inspect
+
+    from labelwise.embedding import image as image_module
+    from labelwise.embedding.manifest import ModelManifest as Manifest
+
+    manifest = Manifest.load(model_dir)
+    cls: Any = image_module.ImageEmbedder
+    if manifest.family == "clip":
+        from labelwise.embedding.clip import ClipEmbedder
+
+        cls = ClipEmbedder
+    if "providers" in inspect.signature(cls.from_dir).parameters:
+        model: Any = cls.from_dir(model_dir, providers=providers)
+    else:
+        model = image_module.image_embedder_factory(model_dir)
+    return cast(ImageModel, model)
+
+
+ImageLoaderFn = Callable[[Path, list[str]], ImageModel]
+
+
+@dataclass
+class EndpointModels:
+    """What the server serves: text models (a registry) and image models, and the provider used."""
+
+    texts: ModelRegistry
+    images: dict[str, ImageModel] = field(default_factory=dict)
+    provider: str = CPU
+    image_limits: ImageLimits = field(default_factory=ImageLimits)
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path,
+        *,
+        providers: list[str],
+        default_model: str | None = None,
+        model_file: str = "model.onnx",
+        image_limits: ImageLimits | None = None,
+        image_loader: ImageLoaderFn = _default_image_loader,
+        intra_op_threads: int | None = None,
+    ) -> EndpointModels:
+        """Every model directory under ``model_dir``: text models by their manifest, image models by
+        ``"modality": "image"`` in theirs. All are loaded now, so ``/ping`` means ready."""
+        from labelwise.embedding.onnx_embedder import OnnxEmbedder
+
+        text_manifests: dict[str, tuple[ModelManifest, Path]] = {}
+        image_dirs: dict[str, Path] = {}
+        for path in sorted(model_dir.glob(f"*/{MANIFEST_FILE}")):
+            if path.parent.name.startswith("."):  # a build in progress (``.<name>.building``)
+                continue
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if raw.get("modality", "text") == "image":
+                image_dirs[str(raw.get("name") or path.parent.name)] = path.parent
+            else:
+                manifest = ModelManifest.load(path.parent)
+                text_manifests[manifest.name] = (manifest, path.parent)
+
+        used: list[str] = []
+
+        def text_factory(directory: Path) -> Any:
+            embedder = OnnxEmbedder.from_dir(
+                directory, providers=providers, model_file=model_file, intra_op_threads=intra_op_threads
+            )
+            used.extend(embedder.providers[:1])
+            return embedder
+
+        default = default_model or (sorted(text_manifests)[0] if text_manifests else "")
+        registry = ModelRegistry(text_manifests, default, text_factory)
+        for name in text_manifests:
+            registry.get(name)  # load now
+        images = {name: image_loader(directory, providers) for name, directory in image_dirs.items()}
+        if not text_manifests and not images:
+            raise EmbedderUnavailable(f"no model directories under {model_dir}")
+        provider = used[0] if used else providers[0]
+        return cls(
+            texts=registry, images=images, provider=provider, image_limits=image_limits or ImageLimits()
+        )
+
+    # ------------------------------------------------------------------------------ invocations
+    def describe(self) -> DescribeResponse:
+        models = [
+            ModelInfo(
+                name=name,
+                kind="text",
+                dimension=self.texts.manifest(name).dimension,
+                manifest=self.texts.manifest(name).model_dump(mode="json"),
+            )
+            for name in self.texts.available
+        ]
+        models += [ModelInfo(name=name, kind="image", manifest=None) for name in sorted(self.images)]
+        default = self.texts.default_model if self.texts.available else None
+        return DescribeResponse(provider=self.provider, default_model=default, models=models)
+
+    def _image_model(self, requested: str | None) -> tuple[str, ImageModel]:
+        if not self.images:
+            raise UnsupportedInput("This endpoint has no image model.")
+        if requested is None:
+            name = DEFAULT_IMAGE_MODEL if DEFAULT_IMAGE_MODEL in self.images else sorted(self.images)[0]
+            return name, self.images[name]
+        for name, model in self.images.items():
+            if name.lower() == requested.strip().lower():
+                return name, model
+        raise ModelNotFound(
+            f"Image model '{requested}' not found. Available: {', '.join(sorted(self.images))}."
+        )
+
+    def invoke(self, request: InvocationRequest) -> InvocationResponse | DescribeResponse:
+        if request.version != PROTOCOL_VERSION:
+            raise InvalidInput(
+                f"protocol version {request.version} is not supported (this is {PROTOCOL_VERSION})"
+            )
+        if request.op == "describe":
+            return self.describe()
+        if request.kind == "image":
+            if request.op != "embed":
+                raise InvalidInput("images support only op=embed")
+            return self._embed_images(request)
+        embedder = self.texts.get(request.model)
+        if request.op == "count_tokens":
+            counts = embedder.count_tokens(request.inputs, request.role)
+            return InvocationResponse(
+                model=embedder.manifest.name,
+                provider=self.provider,
+                dimension=embedder.manifest.dimension,
+                count=len(counts),
+                encoding=request.encoding,
+                token_counts=counts,
+            )
+        batch = embedder.embed(request.inputs, request.role, request.truncate)
+        return InvocationResponse(
+            model=embedder.manifest.name,
+            provider=self.provider,
+            dimension=int(batch.vectors.shape[1]),
+            count=int(batch.vectors.shape[0]),
+            encoding=request.encoding,
+            vectors=encode_vectors(batch.vectors, request.encoding),
+            token_counts=batch.token_counts,
+            truncated=batch.truncated,
+        )
+
+    def _embed_images(self, request: InvocationRequest) -> InvocationResponse:
+        name, model = self._image_model(request.model)
+        pixels = []
+        for i, text in enumerate(request.inputs):
+            try:
+                data = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidImage(f"`input[{i}]` is not a usable image: not valid base64.") from None
+            pixels.append(decode_image(data, i, self.image_limits))
+        counts: list[int] | None = None
+        if not pixels:
+            vectors = np.zeros((0, 0), np.float32)
+        else:
+            run = model.zero_shot_vectors if request.task == "zero_shot" else model.features
+            try:
+                vectors, counts = as_matrix(run(pixels))
+            except LabelwiseError:
+                raise
+            except Exception as exc:  # onnxruntime's exceptions are not a public hierarchy
+                raise EmbedderUnavailable(f"image model {name} failed: {exc}") from exc
+        return InvocationResponse(
+            model=name,
+            provider=self.provider,
+            dimension=int(vectors.shape[1]),
+            count=int(vectors.shape[0]),
+            encoding=request.encoding,
+            vectors=encode_vectors(vectors, request.encoding),
+            token_counts=counts if counts is not None else [1] * len(pixels),
+            truncated=[False] * len(pixels),
+        )
+
+
+def status_of(exc: LabelwiseError) -> int:
+    if isinstance(exc, InvalidInput):
+        return 400
+    if isinstance(exc, PayloadTooLarge):
+        return 413
+    return 503
+
+
+def handle_invocation(models: EndpointModels, body: bytes) -> tuple[int, bytes]:
+    """One ``POST /invocations``: (status, JSON body). Never raises."""
+    try:
+        request = InvocationRequest.model_validate_json(body)
+    except ValidationError as exc:
+        problems = exc.errors()
+        where = ".".join(str(p) for p in problems[0]["loc"]) if problems else ""
+        message = problems[0]["msg"] if problems else "invalid"
+        return _error(400, "INPUT_INVALID", f"invalid invocation: {where}: {message}")
+    try:
+        response = models.invoke(request)
+    except LabelwiseError as exc:
+        status = status_of(exc)
+        if status >= 500:
+            logger.warning("invocation failed: %s", exc.detail)
+        return _error(status, exc.code, exc.detail)
+    except Exception:
+        logger.exception("unexpected error in an invocation")
+        return _error(500, "INTERNAL_ERROR", "internal error")
+    return 200, response.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+def _error(status: int, code: str, detail: str) -> tuple[int, bytes]:
+    return status, ErrorResponse(error=ErrorBody(code=code, detail=detail)).model_dump_json().encode("utf-8")
+
+
+def make_handler(
+    get_models: Callable[[], EndpointModels | None], max_body: int = DEFAULT_MAX_BODY
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = f"labelwise-endpoint/{__version__}"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug("%s - %s", self.address_string(), format % args)
+
+        def _send(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] != "/ping":
+                self._send(*_error(404, "ROUTE_NOT_FOUND", "GET /ping or POST /invocations"))
+                return
+            models = get_models()
+            if models is None:
+                self._send(*_error(503, "SERVICE_UNAVAILABLE", "loading models"))
+                return
+            self._send(200, json.dumps({"status": "ok", "provider": models.provider}).encode())
+
+        do_HEAD = do_GET
+
+        def do_POST(self) -> None:
+            if self.path.split("?", 1)[0] != "/invocations":
+                self._send(*_error(404, "ROUTE_NOT_FOUND", "GET /ping or POST /invocations"))
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > max_body:
+                self.close_connection = True
+                self._send(
+                    *_error(413, "INPUT_PAYLOAD_TOO_LARGE", f"at most {max_body} bytes per invocation")
+                )
+                return
+            body = self.rfile.read(length)
+            models = get_models()
+            if models is None:
+                self._send(*_error(503, "SERVICE_UNAVAILABLE", "loading models"))
+                return
+            self._send(*handle_invocation(models, body))
+
+    return Handler
+
+
+class EndpointServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def make_server(models: EndpointModels, host: str = "0.0.0.0", port: int = 8080) -> EndpointServer:
+    return EndpointServer((host, port), make_handler(lambda: models))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labelwise.endpoint.server", description=__doc__)
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--model-dir", type=Path, default=Path("/opt/ml/model"))
+    parser.add_argument("--default-model", default=None)
+    parser.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto")
+    parser.add_argument("--model-file", default="model.onnx", help="model.float.onnx to run the float graph")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (CPU)")
+    parser.add_argument("--image-max-bytes", type=int, default=8 * 1024 * 1024)
+    parser.add_argument("--image-max-pixels", type=int, default=50_000_000)
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    state: dict[str, EndpointModels] = {}
+    server = EndpointServer(
+        (args.host, args.port), make_handler(lambda: state.get("models"), args.max_body_bytes)
+    )
+    # Serve /ping (503) while loading, as SageMaker polls it from the start.
+    thread = threading.Thread(target=server.serve_forever, name="endpoint-http", daemon=True)
+    thread.start()
+    providers = select_providers(args.provider)
+    models = EndpointModels.load(
+        args.model_dir,
+        providers=providers,
+        default_model=args.default_model,
+        model_file=args.model_file,
+        image_limits=ImageLimits(max_bytes=args.image_max_bytes, max_pixels=args.image_max_pixels),
+        intra_op_threads=args.threads,
+    )
+    state["models"] = models
+    logger.info(
+        "serving on %s:%d: text %s, image %s, provider %s",
+        args.host,
+        args.port,
+        models.texts.available,
+        sorted(models.images),
+        models.provider,
+    )
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

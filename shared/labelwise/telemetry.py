@@ -1,0 +1,111 @@
+"""Per-request telemetry: request id in every log line, one access log line, metrics.
+
+What is logged about a request: method, route (ids replaced by placeholders), status, model, API
+key *id*, tokens, latency. Never a key, never a request body, never an input or example text.
+The resolver wraps Powertools' ``resolve`` so that every answer is counted, errors included
+(validation and authentication errors are answered before any route middleware runs).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+from labelwise.quota import metering
+
+logger = logging.getLogger("labelwise.access")
+
+request_id_var: ContextVar[str] = ContextVar("labelwise_request_id", default="-")
+model_var: ContextVar[str | None] = ContextVar("labelwise_model", default=None)
+key_id_var: ContextVar[str | None] = ContextVar("labelwise_key_id", default=None)
+
+_ID_SEGMENT = re.compile(r"^(/v1/classifiers/)[^/]+$")
+
+
+def route_of(path: str) -> str:
+    """The route template of ``path`` (classifier ids removed, so metrics have few dimensions)."""
+    return _ID_SEGMENT.sub(r"\1{classifier_id}", path)
+
+
+def record_model(name: str) -> None:
+    """Called when a model is chosen for the current request."""
+    model_var.set(name)
+
+
+def record_caller(key_id: str) -> None:
+    """Called when the request's API key is known (its id, never the key)."""
+    key_id_var.set(key_id)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record (for the local server's log format)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class TelemetryResolver(APIGatewayHttpResolver):
+    """Powertools' HTTP API resolver, plus request-scoped telemetry around each ``resolve``.
+
+    ``metrics`` (a Powertools ``Metrics``, in Lambda) gets ``Requests``/``Tokens``/``Latency`` with
+    the dimensions route, status and model; locally it is None and only the log line is written.
+    """
+
+    def __init__(self, *args: Any, metrics: Any | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics = metrics
+
+    def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        request_id = str((event.get("requestContext") or {}).get("requestId") or "-")
+        tokens_request = request_id_var.set(request_id)
+        tokens_model = model_var.set(None)
+        tokens_key = key_id_var.set(None)
+        try:
+            with metering() as tokens:
+                result = super().resolve(event, context)
+            http = (event.get("requestContext") or {}).get("http") or {}
+            self._record(
+                str(http.get("method", "-")),
+                route_of(str(event.get("rawPath") or http.get("path") or "-")),
+                int(result.get("statusCode", 500)),
+                tokens[0],
+                time.perf_counter() - started,
+            )
+            return result
+        finally:
+            key_id_var.reset(tokens_key)
+            model_var.reset(tokens_model)
+            request_id_var.reset(tokens_request)
+
+    def _record(self, method: str, route: str, status: int, tokens: int, seconds: float) -> None:
+        model = model_var.get() or "-"
+        logger.info(
+            "%s %s -> %d",
+            method,
+            route,
+            status,
+            extra={
+                "route": route,
+                "status": status,
+                "model": model,
+                "key_id": key_id_var.get() or "-",
+                "tokens": tokens,
+                "latency_ms": round(seconds * 1000, 1),
+            },
+        )
+        if self.metrics is not None:
+            from aws_lambda_powertools.metrics import MetricUnit
+
+            self.metrics.add_dimension(name="route", value=f"{method} {route}")
+            self.metrics.add_dimension(name="status", value=str(status))
+            self.metrics.add_dimension(name="model", value=model)
+            self.metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+            self.metrics.add_metric(name="Tokens", unit=MetricUnit.Count, value=tokens)
+            self.metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=seconds * 1000)

@@ -1,0 +1,479 @@
+"""The upload job runner: one uploaded file in, ``results/`` (or ``errors/``) out.
+
+A file is processed in **parts** of ``uploads_part_records`` records. Part boundaries depend only on
+the file (never on timing), so every delivery of the same event computes the same parts:
+
+* part ``n`` is written to ``<parts>/<n>.jsonl`` and then ``<parts>/<n>.json`` (its counters, rejected
+  lines, and the cursor after it); the ``.json`` marks the part complete, and a later delivery that
+  finds it skips the part;
+* after each part the runner checks the invocation's remaining time (``budget()``, with
+  ``uploads_safety_margin_ms`` in reserve, against the slowest part so far); when another part may not
+  fit it sends a :class:`~labelwise.uploads.models.Checkpoint` (object key, version id / ETag, byte
+  offset, line, next part number) to the :class:`~labelwise.uploads.ports.ContinuationQueue` and stops;
+* after the final part the parts are concatenated into ``results/<path>.jsonl``, then
+  ``results/<path>.summary.json`` is written (it marks the file done for this object version), then
+  the parts are deleted.
+
+Idempotency: every key written is a function of (object key, object version, part number) and every
+part's content a function of the file, so a repeated event or checkpoint rewrites identical bytes, and
+an event for an object version whose summary exists does nothing. A job whose object was replaced
+meanwhile stops without writing results (the new version has its own event).
+
+Errors: a file that cannot be used at all (unknown format, no or bad configuration, a classifier the
+uploader may not use, a CSV without ``text``) gets ``errors/<path>.json`` and the message succeeds;
+anything transient (:class:`~labelwise.errors.ServiceUnavailable`, unexpected exceptions) propagates
+so the queue retries and finally dead-letters the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import ValidationError
+
+from labelwise.errors import InvalidInput, LabelwiseError, ResourceNotFound, Unauthenticated
+from labelwise.runtime import Services
+from labelwise.storage.ports import utcnow
+from labelwise.uploads.classifying import Plan, config_from_upload, prepare, resolve_caller
+from labelwise.uploads.models import (
+    CHECKPOINT_MESSAGE,
+    Checkpoint,
+    Cursor,
+    ErrorDocument,
+    PartMeta,
+    RejectedLine,
+    S3Notification,
+    SourceInfo,
+    Summary,
+    UploadConfig,
+    UploadEvent,
+)
+from labelwise.uploads.ports import ContinuationQueue, ObjectChanged, ObjectInfo, ObjectStore
+from labelwise.uploads.readers import Header, Record, Rejected, format_for, read_items
+
+logger = logging.getLogger(__name__)
+
+UPLOADS_PREFIX = "uploads/"
+RESULTS_PREFIX = "results/"
+ERRORS_PREFIX = "errors/"
+
+#: Remaining milliseconds of the current invocation (``context.get_remaining_time_in_millis``).
+Budget = Callable[[], int]
+
+
+def unlimited() -> int:
+    """A budget that never runs out (local runs)."""
+    return 2**62
+
+
+#: Errors that make a file unusable (reported in errors/, not retried).
+PERMANENT_ERRORS = (InvalidInput, ResourceNotFound, Unauthenticated)
+
+Status = Literal["done", "continued", "already-done", "error", "ignored", "stale"]
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where a file's outputs go. ``bucket``: ``uploads/<p>`` -> ``results/<p>.jsonl``,
+    ``results/<p>.summary.json``, ``errors/<p>.json``; ``beside`` (local files): ``<p>.results.jsonl``,
+    ``<p>.summary.json``, ``<p>.error.json``. Parts live under ``<results>.parts/<version>/``."""
+
+    kind: Literal["bucket", "beside"] = "bucket"
+
+    def _rel(self, key: str) -> str:
+        return key[len(UPLOADS_PREFIX) :] if key.startswith(UPLOADS_PREFIX) else key
+
+    def accepts(self, key: str) -> bool:
+        return self.kind == "beside" or (key.startswith(UPLOADS_PREFIX) and not key.endswith("/"))
+
+    def results(self, key: str) -> str:
+        return f"{RESULTS_PREFIX}{self._rel(key)}.jsonl" if self.kind == "bucket" else f"{key}.results.jsonl"
+
+    def summary(self, key: str) -> str:
+        return (
+            f"{RESULTS_PREFIX}{self._rel(key)}.summary.json"
+            if self.kind == "bucket"
+            else f"{key}.summary.json"
+        )
+
+    def error(self, key: str) -> str:
+        return f"{ERRORS_PREFIX}{self._rel(key)}.json" if self.kind == "bucket" else f"{key}.error.json"
+
+    def parts(self, key: str, token: str) -> str:
+        return f"{self.results(key)}.parts/{re.sub(r'[^A-Za-z0-9._-]', '_', token)}/"
+
+
+BUCKET_LAYOUT = OutputLayout("bucket")
+BESIDE_LAYOUT = OutputLayout("beside")
+
+
+@dataclass
+class Outcome:
+    """What handling one event or checkpoint did (for logs, metrics and tests)."""
+
+    status: Status
+    key: str
+    detail: str = ""
+    parts: int = 0  # parts processed in this invocation
+    records_read: int = 0  # in this invocation
+    classified: int = 0
+    rejected: int = 0
+    summary: Summary | None = None
+    error: ErrorDocument | None = None
+    checkpoint: Checkpoint | None = None
+
+
+class _PartMissing(Exception):
+    pass
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass
+class UploadJobs:
+    """Runs upload jobs against an :class:`ObjectStore`, with the process's :class:`Services`."""
+
+    services: Services
+    objects: ObjectStore
+    continuations: ContinuationQueue
+    bucket: str | None = None  # events of other buckets are ignored
+    layout: OutputLayout = BUCKET_LAYOUT
+    clock: Callable[[], datetime] = utcnow
+    monotonic: Callable[[], float] = time.monotonic
+
+    @property
+    def part_records(self) -> int:
+        return self.services.settings.uploads_part_records
+
+    @property
+    def batch_size(self) -> int:
+        s = self.services.settings
+        return max(1, min(s.uploads_batch_size, s.max_inputs))
+
+    # -- entry points ------------------------------------------------------------------------------
+
+    def handle_message(self, body: str, budget: Budget) -> list[Outcome]:
+        """Handle one queue message: an S3 event notification or a follow-up checkpoint. Raises on
+        malformed messages (kept by the dead-letter queue) and transient failures (retried)."""
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("upload message is not a JSON object")
+        if CHECKPOINT_MESSAGE in data:
+            return [self.resume(Checkpoint.model_validate(data[CHECKPOINT_MESSAGE]), budget)]
+        if data.get("Event") == "s3:TestEvent":
+            return [Outcome("ignored", "", "S3 test event")]
+        try:
+            notification = S3Notification.model_validate(data)
+        except ValidationError as exc:
+            raise ValueError(f"not an S3 event notification: {exc.error_count()} errors") from exc
+        outcomes = []
+        for record in notification.Records:
+            event = UploadEvent.from_record(record)
+            if record.eventSource != "aws:s3" or not record.eventName.startswith("ObjectCreated"):
+                outcomes.append(Outcome("ignored", event.key, f"event {record.eventName}"))
+                continue
+            outcomes.append(self.start(event, budget))
+        return outcomes
+
+    def start(self, event: UploadEvent, budget: Budget, config: UploadConfig | None = None) -> Outcome:
+        """Start (or, for a repeated event, re-check) the job of one uploaded object version.
+        ``config`` overrides the object's metadata (the local command)."""
+        key = event.key
+        if self.bucket is not None and event.bucket != self.bucket:
+            return Outcome("ignored", key, f"bucket {event.bucket} is not {self.bucket}")
+        if not self.layout.accepts(key):
+            return Outcome("ignored", key, f"not under {UPLOADS_PREFIX}")
+        info = self.objects.head(key, event.version_id)
+        latest = self.objects.head(key) if event.version_id else info
+        if info is None or latest is None:
+            return Outcome("ignored", key, "the object no longer exists")
+        if latest.token != info.token or (event.version_id is None and event.etag not in (None, info.etag)):
+            return Outcome("stale", key, "a newer version of the object exists")
+        source = SourceInfo(bucket=event.bucket, key=key, version_id=info.version_id, etag=info.etag)
+        try:
+            fmt = format_for(key)
+            source = source.model_copy(update={"format": fmt})
+            config = config or config_from_upload(key, info.metadata, UPLOADS_PREFIX)
+            if self._done(info, config):
+                return Outcome("already-done", key, "results exist for this object version")
+            plan = prepare(self.services, config, resolve_caller(self.services, config))
+        except PERMANENT_ERRORS as exc:
+            return self._fail(info, source, exc)
+        checkpoint = Checkpoint(
+            bucket=event.bucket,
+            key=key,
+            version_id=info.version_id,
+            etag=info.etag,
+            format=fmt,
+            config=config,
+            started_at=self.clock(),
+        )
+        return self._run(checkpoint, info, plan, budget)
+
+    def resume(self, checkpoint: Checkpoint, budget: Budget) -> Outcome:
+        """Continue a job from a follow-up message."""
+        key = checkpoint.key
+        info = self.objects.head(key, checkpoint.version_id)
+        if info is None or info.etag != checkpoint.etag:
+            token = f"{checkpoint.version_id or checkpoint.etag}.{checkpoint.config.digest}"
+            self._delete_parts(key, token, upto=checkpoint.part)
+            return Outcome("stale", key, "the object version of this checkpoint is gone")
+        if self._done(info, checkpoint.config):
+            return Outcome("already-done", key, "results exist for this object version")
+        try:
+            plan = prepare(self.services, checkpoint.config, resolve_caller(self.services, checkpoint.config))
+        except PERMANENT_ERRORS as exc:
+            return self._fail(info, self._source(checkpoint), exc)
+        return self._run(checkpoint, info, plan, budget)
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def _run(self, checkpoint: Checkpoint, info: ObjectInfo, plan: Plan, budget: Budget) -> Outcome:
+        token = f"{info.token}.{checkpoint.config.digest}"  # parts are per object version and config
+        margin = self.services.settings.uploads_safety_margin_ms
+        outcome = Outcome("continued", checkpoint.key)
+        slowest_ms = 0
+        try:
+            while True:
+                meta = self._read_meta(info.key, token, checkpoint.part)
+                if meta is None:
+                    if outcome.parts and budget() - margin < slowest_ms:
+                        follow_up = checkpoint.model_copy(update={"hops": checkpoint.hops + 1})
+                        self.continuations.send(follow_up)
+                        outcome.checkpoint = follow_up
+                        outcome.detail = f"continues at part {follow_up.part}, line {follow_up.cursor.line}"
+                        return outcome
+                    meta = self._run_part(checkpoint, info, token, plan)
+                    slowest_ms = max(slowest_ms, meta.elapsed_ms)
+                    outcome.parts += 1
+                    outcome.records_read += meta.records_read
+                    outcome.classified += meta.classified
+                    outcome.rejected += meta.rejected_count
+                if meta.final:
+                    return self._finish(checkpoint, info, token, outcome)
+                checkpoint = checkpoint.model_copy(
+                    update={
+                        "part": checkpoint.part + 1,
+                        "cursor": meta.end,
+                        "columns": meta.columns if meta.columns is not None else checkpoint.columns,
+                    }
+                )
+        except ObjectChanged as exc:
+            self._delete_parts(checkpoint.key, token, upto=checkpoint.part)
+            return Outcome("stale", checkpoint.key, exc.detail)
+        except PERMANENT_ERRORS as exc:
+            return self._fail(info, self._source(checkpoint), exc)
+
+    def _run_part(self, checkpoint: Checkpoint, info: ObjectInfo, token: str, plan: Plan) -> PartMeta:
+        """Read and classify one part from ``checkpoint.cursor``; write its results, then its meta."""
+        started = self.monotonic()
+        plan.refresh()
+        settings = self.services.settings
+        lines: list[bytes] = []
+        rejected: list[RejectedLine] = []
+        batch: list[Record] = []
+        columns = checkpoint.columns
+        end = checkpoint.cursor
+        read = classified = tokens = truncated = 0
+        final = True
+
+        def flush() -> None:
+            nonlocal classified, tokens, truncated
+            if not batch:
+                return
+            result = plan.classify([r.text for r in batch])
+            for record, row in zip(batch, result.rows, strict=True):
+                lines.append(
+                    _dumps({"index": record.index, "id": record.id, "line": record.line, **row}) + b"\n"
+                )
+            classified += len(batch)
+            tokens += result.total_tokens
+            truncated += result.truncated
+            batch.clear()
+
+        with self.objects.open(info, checkpoint.cursor.offset) as read_fn:
+            items = read_items(
+                checkpoint.format,
+                read_fn,
+                checkpoint.cursor.position(),
+                settings.uploads_max_line_bytes,
+                columns,
+            )
+            for item in items:
+                if isinstance(item, Header):
+                    columns = list(item.columns)
+                    end = Cursor.of(item.end)
+                    continue
+                if read == self.part_records:
+                    final = False  # there is at least one more record: another part follows
+                    break
+                read += 1
+                end = Cursor.of(item.end)
+                if isinstance(item, Rejected):
+                    rejected.append(RejectedLine(line=item.line, index=item.index, reason=item.reason))
+                    continue
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    flush()
+            flush()
+        meta = PartMeta(
+            part=checkpoint.part,
+            start=checkpoint.cursor,
+            end=end,
+            final=final,
+            columns=columns,
+            records_read=read,
+            classified=classified,
+            rejected_count=len(rejected),
+            rejected=rejected,
+            total_tokens=tokens,
+            truncated=truncated,
+            model=plan.model,
+            classifier_version=plan.classifier_version,
+            elapsed_ms=int((self.monotonic() - started) * 1000),
+        )
+        prefix = self.layout.parts(checkpoint.key, token)
+        self.objects.put(f"{prefix}{checkpoint.part:06d}.jsonl", b"".join(lines), "application/x-ndjson")
+        self.objects.put(
+            f"{prefix}{checkpoint.part:06d}.json", meta.model_dump_json().encode(), "application/json"
+        )
+        return meta
+
+    # -- finishing ---------------------------------------------------------------------------------
+
+    def _finish(self, checkpoint: Checkpoint, info: ObjectInfo, token: str, outcome: Outcome) -> Outcome:
+        key = checkpoint.key
+        latest = self.objects.head(key)
+        if latest is None or latest.token != info.token:
+            self._delete_parts(key, token, upto=checkpoint.part)
+            return Outcome("stale", key, "a newer version of the object exists; results not written")
+        count = checkpoint.part + 1
+        prefix = self.layout.parts(key, token)
+        try:
+            self.objects.put_stream(
+                self.layout.results(key), self._part_bodies(prefix, count), "application/x-ndjson"
+            )
+            summary = self._summary(checkpoint, token, count)
+        except _PartMissing:
+            if self._done(info, checkpoint.config):  # a concurrent delivery finished (and cleaned up) first
+                return Outcome("already-done", key, "finished by a concurrent delivery")
+            raise
+        self.objects.put(
+            self.layout.summary(key), summary.model_dump_json(indent=2).encode(), "application/json"
+        )
+        self.objects.delete([self.layout.error(key)])
+        self._delete_parts(key, token, upto=checkpoint.part)
+        outcome.status = "done"
+        outcome.summary = summary
+        outcome.detail = f"{summary.classified} classified, {summary.rejected_count} rejected"
+        return outcome
+
+    def _part_bodies(self, prefix: str, count: int) -> Iterator[bytes]:
+        for part in range(count):
+            body = self.objects.get(f"{prefix}{part:06d}.jsonl")
+            if body is None:
+                raise _PartMissing(part)
+            yield body
+
+    def _summary(self, checkpoint: Checkpoint, token: str, count: int) -> Summary:
+        cap = self.services.settings.uploads_max_reported_rejections
+        read = classified = rejected_count = tokens = truncated = elapsed = 0
+        rejected: list[RejectedLine] = []
+        model: str | None = None
+        version: int | None = None
+        for part in range(count):
+            meta = self._read_meta(checkpoint.key, token, part)
+            if meta is None:
+                raise _PartMissing(part)
+            read += meta.records_read
+            classified += meta.classified
+            rejected_count += meta.rejected_count
+            rejected.extend(meta.rejected[: max(0, cap - len(rejected))])
+            tokens += meta.total_tokens
+            truncated += meta.truncated
+            elapsed += meta.elapsed_ms
+            model = meta.model or model
+            version = meta.classifier_version if meta.classifier_version is not None else version
+        finished = self.clock()
+        config = checkpoint.config
+        return Summary(
+            source=self._source(checkpoint),
+            results=self.layout.results(checkpoint.key),
+            records_read=read,
+            classified=classified,
+            rejected_count=rejected_count,
+            rejected=rejected,
+            rejected_truncated=rejected_count > len(rejected),
+            truncated_inputs=truncated,
+            mode=config.mode,
+            model=model,
+            labels=config.labels,
+            classifier_id=config.classifier_id,
+            classifier_version=version,
+            total_tokens=tokens,
+            parts=count,
+            invocations=checkpoint.hops + 1,
+            started_at=checkpoint.started_at,
+            finished_at=finished,
+            duration_ms=max(0, int((finished - checkpoint.started_at).total_seconds() * 1000)),
+            processing_ms=elapsed,
+            records_per_second=round(read / (elapsed / 1000), 1) if elapsed else 0.0,
+        )
+
+    def _fail(self, info: ObjectInfo, source: SourceInfo, exc: LabelwiseError) -> Outcome:
+        """Report a file that cannot be used: ``errors/<path>.json``; earlier results of the key go."""
+        document = ErrorDocument(source=source, code=exc.code, message=exc.detail, at=self.clock())
+        key = info.key
+        self.objects.put(
+            self.layout.error(key), document.model_dump_json(indent=2).encode(), "application/json"
+        )
+        self.objects.delete([self.layout.results(key), self.layout.summary(key)])
+        logger.info("upload %s is unusable: %s", key, exc.detail)
+        return Outcome("error", key, exc.detail, error=document)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _source(checkpoint: Checkpoint) -> SourceInfo:
+        return SourceInfo(
+            bucket=checkpoint.bucket,
+            key=checkpoint.key,
+            version_id=checkpoint.version_id,
+            etag=checkpoint.etag,
+            format=checkpoint.format,
+            config_digest=checkpoint.config.digest,
+        )
+
+    def _read_meta(self, key: str, token: str, part: int) -> PartMeta | None:
+        body = self.objects.get(f"{self.layout.parts(key, token)}{part:06d}.json")
+        return None if body is None else PartMeta.model_validate_json(body)
+
+    def _done(self, info: ObjectInfo, config: UploadConfig) -> bool:
+        """Whether the summary of this object version and configuration exists."""
+        body = self.objects.get(self.layout.summary(info.key))
+        if body is None:
+            return False
+        try:
+            source = Summary.model_validate_json(body).source
+        except ValidationError:
+            return False
+        return (source.version_id, source.etag, source.config_digest) == (
+            info.version_id,
+            info.etag,
+            config.digest,
+        )
+
+    def _delete_parts(self, key: str, token: str, upto: int) -> None:
+        prefix = self.layout.parts(key, token)
+        self.objects.delete(
+            f"{prefix}{part:06d}.{ext}" for part in range(upto + 1) for ext in ("jsonl", "json")
+        )

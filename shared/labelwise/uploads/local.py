@@ -1,0 +1,63 @@
+"""``labelwise classify-file``: the upload runner on a local file, outputs written beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from labelwise.runtime import Services
+from labelwise.uploads.jobs import BESIDE_LAYOUT, Budget, Outcome, UploadJobs, unlimited
+from labelwise.uploads.models import UploadConfig, UploadEvent
+from labelwise.uploads.objects import LocalObjectStore
+from labelwise.uploads.ports import InlineQueue
+
+
+@dataclass(frozen=True)
+class LocalOutputs:
+    results: Path
+    summary: Path
+    error: Path
+
+
+def local_outputs(path: Path) -> LocalOutputs:
+    """Where :func:`classify_file` writes for ``path``."""
+    path = Path(path)
+    name = path.name
+    return LocalOutputs(
+        results=path.with_name(BESIDE_LAYOUT.results(name)),
+        summary=path.with_name(BESIDE_LAYOUT.summary(name)),
+        error=path.with_name(BESIDE_LAYOUT.error(name)),
+    )
+
+
+def local_config(
+    *,
+    labels: Sequence[str] | None = None,
+    classifier_id: str | None = None,
+    model: str | None = None,
+    api_key_id: str | None = None,
+) -> UploadConfig:
+    if (labels is None) == (classifier_id is None):
+        raise ValueError("give exactly one of labels and classifier_id")
+    if labels is not None:
+        return UploadConfig(
+            mode="zero-shot", labels=list(labels), model=model, api_key_id=api_key_id, source="cli"
+        )
+    return UploadConfig(
+        mode="few-shot", classifier_id=classifier_id, model=model, api_key_id=api_key_id, source="cli"
+    )
+
+
+def classify_file(
+    path: Path, config: UploadConfig, services: Services, budget: Budget = unlimited
+) -> Outcome:
+    """Classify ``path`` like an upload: same readers, parts, checkpoints and outputs, with the
+    follow-up messages handled in process. Returns the final outcome (``done`` or ``error``)."""
+    path = Path(path).resolve()
+    queue = InlineQueue()
+    jobs = UploadJobs(services, LocalObjectStore(path.parent), queue, layout=BESIDE_LAYOUT)
+    outcome = jobs.start(UploadEvent(bucket="local", key=path.name), budget, config=config)
+    for checkpoint in queue.drain():
+        outcome = jobs.resume(checkpoint, budget)
+    return outcome
