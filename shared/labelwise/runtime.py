@@ -36,6 +36,7 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Wire the real adapters: ONNX models from ``settings.model_dir``, the store ``settings.store`` names."""
+    from labelwise.endpoint.routing import routing_factory
     from labelwise.storage import open_stores
 
     store, keys = open_stores(settings)
@@ -51,7 +52,9 @@ def build_services(settings: Settings) -> Services:
         limiter = MemoryRateLimiter(rpm, tpm)
     return Services(
         settings=settings,
-        registry=ModelRegistry.discover(settings.model_dir, settings.default_model),
+        registry=ModelRegistry.discover(
+            settings.model_dir, settings.default_model, routing_factory(settings)
+        ),
         store=store,
         keys=keys,
         label_cache=LabelEmbeddingCache(settings.label_cache_size),

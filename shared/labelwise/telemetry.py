@@ -16,6 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
+from labelwise.endpoint.routing import BACKEND_HEADER, track_backend
 from labelwise.quota import metering
 
 logger = logging.getLogger("labelwise.access")
@@ -68,8 +69,9 @@ class TelemetryResolver(APIGatewayHttpResolver):
         tokens_model = model_var.set(None)
         tokens_key = key_id_var.set(None)
         try:
-            with metering() as tokens:
+            with metering() as tokens, track_backend() as backend:
                 result = super().resolve(event, context)
+            result.setdefault("headers", {})[BACKEND_HEADER] = backend.value
             http = (event.get("requestContext") or {}).get("http") or {}
             self._record(
                 str(http.get("method", "-")),
@@ -77,6 +79,7 @@ class TelemetryResolver(APIGatewayHttpResolver):
                 int(result.get("statusCode", 500)),
                 tokens[0],
                 time.perf_counter() - started,
+                backend.value,
             )
             return result
         finally:
@@ -84,7 +87,9 @@ class TelemetryResolver(APIGatewayHttpResolver):
             model_var.reset(tokens_model)
             request_id_var.reset(tokens_request)
 
-    def _record(self, method: str, route: str, status: int, tokens: int, seconds: float) -> None:
+    def _record(
+        self, method: str, route: str, status: int, tokens: int, seconds: float, backend: str
+    ) -> None:
         model = model_var.get() or "-"
         logger.info(
             "%s %s -> %d",
@@ -92,6 +97,7 @@ class TelemetryResolver(APIGatewayHttpResolver):
             route,
             status,
             extra={
+                "backend": backend,
                 "route": route,
                 "status": status,
                 "model": model,

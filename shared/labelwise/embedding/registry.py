@@ -67,7 +67,11 @@ class ModelRegistry:
         manifests: dict[str, tuple[ModelManifest, Path]] = {}
         if model_dir.is_dir():
             for manifest_path in sorted(model_dir.glob(f"*/{MANIFEST_FILE}")):
+                if manifest_path.parent.name.startswith("."):
+                    continue  # a build in progress (".<name>.building")
                 manifest = ModelManifest.load(manifest_path.parent)
+                if manifest.modality != "text":
+                    continue  # image models are served by the image side
                 manifests[manifest.name] = (manifest, manifest_path.parent)
         return cls(manifests, default_model, factory)
 
