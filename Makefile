@@ -84,6 +84,8 @@ lint: venv ## ruff check, ruff format --check, mypy
 	"$(VENV)/bin/ruff" check $(RUFF_EXCLUDE) .
 	"$(VENV)/bin/ruff" format --check $(RUFF_EXCLUDE) .
 	"$(VENV)/bin/mypy"
+	"$(VENV)/bin/mypy" functions/classify
+	"$(VENV)/bin/mypy" functions/train
 
 format: venv ## ruff format and ruff check --fix
 	"$(VENV)/bin/ruff" format $(RUFF_EXCLUDE) .

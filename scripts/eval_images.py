@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     # ---------------------------------------------------------------- Fashion-MNIST
     test_x, test_y = fashion_mnist("test")
     train_x, train_y = fashion_mnist("train")
-    test_x, test_y = test_x[: args.test], test_y[: args.test].astype(np.int64)
+    test_x = test_x[: args.test]
+    y_test: npt.NDArray[np.int64] = test_y[: args.test].astype(np.int64)
     rng = np.random.default_rng(0)
     pool = np.concatenate(
         [rng.choice(np.flatnonzero(train_y == c), max(SHOTS) * args.seeds, replace=False) for c in range(10)]
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = list(FASHION_MNIST_CLASSES)
     per_class = {c: np.flatnonzero(y_pool == c) for c in range(10)}
 
-    print(f"\nFew-shot, Fashion-MNIST ({len(test_y)} test images, mean of {args.seeds} draws):")
+    print(f"\nFew-shot, Fashion-MNIST ({len(y_test)} test images, mean of {args.seeds} draws):")
     print(f"{'k/class':>8} {'PA-I':>8} {'PA-I avg':>9}")
     for k in SHOTS:
         accs: dict[bool, list[float]] = {False: [], True: []}
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                         f_pool[idx],
                         y_pool[idx],
                         f_test,
-                        test_y,
+                        y_test,
                         labels,
                         average=average,
                         seed=seed_for("fmnist", k * 100 + s),
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nZero-shot (ConSE fallback; class names as labels, text model role 'label'):")
     fm_labels = text.embed(labels, "label").vectors
     print(
-        f"  Fashion-MNIST  {len(test_y)} images: {zero_shot(z_test, fm_labels, test_y):.3f}  (chance 0.100)"
+        f"  Fashion-MNIST  {len(y_test)} images: {zero_shot(z_test, fm_labels, y_test):.3f}  (chance 0.100)"
     )
     cifar = foolbox_samples(args.cache_dir, "cifar10")
     cz = emb.zero_shot_vectors([s.pixels for s in cifar]).vectors

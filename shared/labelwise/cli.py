@@ -37,7 +37,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.require_auth:
         print("WARNING: LABELWISE_REQUIRE_AUTH=false: requests without a key are accepted.", flush=True)
     server = make_server(services, args.host, args.port)
-    host, port = server.server_address[0], server.server_address[1]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     print(f"labelwise listening on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
     print(f"models: {', '.join(services.registry.available)}; data: {settings.data_dir}", flush=True)
     try:

@@ -107,7 +107,7 @@ class LocalApi:
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         context = LocalLambdaContext(aws_request_id=event["requestContext"]["requestId"])
-        return self._app().resolve(event, context)
+        return self._app().resolve(event, context)  # type: ignore[arg-type]  # duck-typed context
 
 
 def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
@@ -145,9 +145,8 @@ def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
                     request_id,
                 )
                 self.close_connection = True
-                self._send(
-                    413, {"Content-Type": "application/json", **response.headers}, str(response.body).encode()
-                )
+                headers = {k: str(v) for k, v in response.headers.items()}
+                self._send(413, {"Content-Type": "application/json", **headers}, str(response.body).encode())
                 return
             body = self.rfile.read(length) if length else b""
             event = http_event(

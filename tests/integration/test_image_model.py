@@ -36,7 +36,7 @@ def embedder(image_model_dir: Path) -> ImageEmbedder:
 
 
 @pytest.fixture(scope="module")
-def samples(settings: Settings):  # type: ignore[no-untyped-def]
+def samples(settings: Settings):
     from labelwise.modelbuild.image.samples import foolbox_samples, skimage_photos
 
     try:
@@ -56,7 +56,7 @@ def test_manifest_describes_an_image_model(embedder: ImageEmbedder) -> None:
     assert len(embedder.class_texts) == 1000 and embedder.class_texts[285].startswith("Egyptian cat")
 
 
-def test_top1_on_the_foolbox_imagenet_photos(embedder: ImageEmbedder, samples) -> None:  # type: ignore[no-untyped-def]
+def test_top1_on_the_foolbox_imagenet_photos(embedder: ImageEmbedder, samples) -> None:
     # Given the 20 ImageNet photos shipped with foolbox
     photos = samples["imagenet"]
     # When classified into ImageNet's 1000 classes
@@ -65,7 +65,7 @@ def test_top1_on_the_foolbox_imagenet_photos(embedder: ImageEmbedder, samples) -
     assert sum(int(np.argmax(lg)) == p.label for lg, p in zip(logits, photos, strict=True)) >= 17
 
 
-def test_conse_puts_the_cat_near_cat_text(embedder: ImageEmbedder, samples, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_conse_puts_the_cat_near_cat_text(embedder: ImageEmbedder, samples, settings: Settings) -> None:
     from labelwise.embedding.onnx_embedder import OnnxEmbedder
 
     # Given scikit-image's photos (astronaut, coffee, chelsea the cat, rocket) and label texts
@@ -81,7 +81,7 @@ def test_conse_puts_the_cat_near_cat_text(embedder: ImageEmbedder, samples, sett
     assert vectors.token_counts == [1, 1, 1, 1]
 
 
-def test_features_separate_photo_kinds(embedder: ImageEmbedder, samples) -> None:  # type: ignore[no-untyped-def]
+def test_features_separate_photo_kinds(embedder: ImageEmbedder, samples) -> None:
     # Given two photos of each of two ImageNet classes (609 jeep x2 in foolbox's samples) and others
     photos = samples["imagenet"]
     feats = embedder.features([p.pixels for p in photos]).vectors

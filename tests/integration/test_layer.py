@@ -185,11 +185,22 @@ def test_function_artifact_imports_with_the_layer_under_python_312(tmp_path: Pat
         "import labelwise.settings, labelwise.embedding.manifest\n"
         "print(json.dumps({'pydantic': pydantic.VERSION}))\n"
     )
+    # Image inputs decode with Pillow in the classify artifact (labelwise.images)
+    if "ClassifyFunction" in FUNCTIONS:
+        assert (BUILD / "ClassifyFunction" / "PIL").is_dir(), "ClassifyFunction: Pillow missing"
     for function_id in FUNCTIONS:
+        pil = "import PIL.Image, PIL.PngImagePlugin, PIL.JpegImagePlugin\n"
+        function_code = (pil if (BUILD / function_id / "PIL").is_dir() else "") + code
         path = os.pathsep.join([str(BUILD / function_id), str(LAYER / "python"), *runtime_provided])
         # When the dependencies are imported there
         result = subprocess.run(
-            [python, "-I", "-B", "-c", f"import sys; sys.path[:0] = {path.split(os.pathsep)!r}\n{code}"],
+            [
+                python,
+                "-I",
+                "-B",
+                "-c",
+                f"import sys; sys.path[:0] = {path.split(os.pathsep)!r}\n{function_code}",
+            ],
             capture_output=True,
             text=True,
             timeout=300,

@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.request import Request
 from pydantic import Discriminator, Tag
 
@@ -62,7 +63,7 @@ API_DESCRIPTION = (
     "Classifier API and Cohere's classify."
 )
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     code: {"description": desc, "content": {"application/json": {"model": ErrorResponse}}}
     for code, desc in {
         400: "Invalid input (bad labels, empty text, unknown model, body not JSON).",
@@ -77,7 +78,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def responses(success: str) -> dict[int | str, dict[str, object]]:
+def responses(success: str) -> dict[int, OpenAPIResponse]:
     return {200: {"description": success}, **ERROR_RESPONSES}
 
 

@@ -79,7 +79,9 @@ class LabelScore(BaseModel):
 
 
 class Classification(BaseModel):
-    object: Literal["classification"] = Field("classification", description="Always `classification`.")
+    object: Literal["classification"] = Field(
+        default="classification", description="Always `classification`."
+    )
     index: int = Field(description="Position of the input in the request.")
     prediction: str | dict[str, str] = Field(
         description="Best label (or, with label groups, an object of best labels keyed by group)."
@@ -89,7 +91,8 @@ class Classification(BaseModel):
         description="Every label with its probability, best first (per group)."
     )
     truncated: bool = Field(
-        False, description="True when the input exceeded the model's token limit and its tail was ignored."
+        default=False,
+        description="True when the input exceeded the model's token limit and its tail was ignored.",
     )
 
 
