@@ -309,7 +309,7 @@ def http_latency(
                 raise RuntimeError(f"/v1/classify answered {r.status_code}: {r.text[:300]}")
             return dt * 1000
 
-        out["first_request_ms"] = call([texts[0]])  # model load + label embedding
+        out["first_request_ms"] = call([texts[0]])  # includes embedding the labels (model preloaded)
         span = max(len(texts) - 32, 1)
         for i in range(5):
             call([texts[i]])
@@ -460,7 +460,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"Model `{h['model']}`, labels {HTTP_LABELS}, sequential requests on one keep-alive "
             f"connection after 5 warm-up requests of each kind (label embeddings cached). Server "
             f"threads: onnxruntime default (all {m['nproc']} cores; `labelwise serve` has no thread "
-            f"option). First request after start (model load + label embedding): "
+            f"option). First request once the server answers (`labelwise serve` loads the default model "
+            f"before listening; this request also embeds the 3 labels): "
             f"{h['first_request_ms']:.0f} ms.",
             "",
             "| request | n requests | p50 (ms) | p99 (ms) | mean (ms) |",

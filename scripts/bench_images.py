@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             run_s += t2 - t1
             n += args.batch
     t = time.perf_counter()
-    emb.vectors(images)
-    e2e = len(images) / (time.perf_counter() - t)
+    for _ in range(args.rounds):
+        emb.vectors(images)
+    e2e = args.rounds * len(images) / (time.perf_counter() - t)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"model {emb.manifest.name} ({emb.manifest.quantization}), batch {args.batch}, cpus {os.cpu_count()}"

@@ -14,11 +14,12 @@ from labelwise.runtime import Services
 from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder
 
+# Labels share words with their examples: the fake embedder's label priors then agree with them.
 EXAMPLES = [
-    {"text": "win money now claim your prize", "label": "Spam"},
-    {"text": "claim your free prize money", "label": "Spam"},
-    {"text": "meeting notes for tomorrow", "label": "Not spam"},
-    {"text": "agenda for the weekly meeting", "label": "Not spam"},
+    {"text": "win money now claim your prize", "label": "Spam prize"},
+    {"text": "claim your free prize money", "label": "Spam prize"},
+    {"text": "meeting notes for tomorrow", "label": "Not spam meeting"},
+    {"text": "agenda for the weekly meeting", "label": "Not spam meeting"},
 ]
 
 
@@ -57,11 +58,11 @@ def test_cohere_request_gets_a_cohere_response(call: Any) -> None:
     assert out["meta"]["api_version"]["version"] == "1"
     assert out["meta"]["billed_units"]["input_tokens"] > 0
     first, second = out["classifications"]
-    assert (first["prediction"], second["prediction"]) == ("Spam", "Not spam")
+    assert (first["prediction"], second["prediction"]) == ("Spam prize", "Not spam meeting")
     for row, text in zip(out["classifications"], body["inputs"], strict=True):
         assert row["input"] == text and row["classification_type"] == "single-label"
         assert row["predictions"] == [row["prediction"]] and row["confidences"] == [row["confidence"]]
-        assert set(row["labels"]) == {"Spam", "Not spam"}
+        assert set(row["labels"]) == {"Spam prize", "Not spam meeting"}
         assert sum(v["confidence"] for v in row["labels"].values()) == pytest.approx(1.0, abs=1e-5)
         assert row["confidence"] == max(v["confidence"] for v in row["labels"].values())
     assert first["id"] != second["id"]
@@ -90,7 +91,7 @@ def test_stored_classifier_as_model(call: Any) -> None:
     status, out = call({"inputs": ["free prize money"], "model": trained["classifier_id"]})
     # Then it classifies with it
     assert status == 200, out
-    assert out["classifications"][0]["prediction"] == "Spam"
+    assert out["classifications"][0]["prediction"] == "Spam prize"
 
 
 @pytest.mark.parametrize(

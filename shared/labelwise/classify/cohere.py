@@ -39,6 +39,13 @@ from labelwise.learning.pa import PALearner, scores_to_probabilities, seed_for
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord
 
+#: Cohere's labels are class identifiers (its API never embedded them) and its users' examples are
+#: meant to decide: the learner starts from a weak label prior and takes full PA-I steps, instead of
+#: /v1/train's strong zero-shot start (FEWSHOT_PRIOR_STRENGTH = 20, C = 0.1). docs/fewshot.md has the
+#: measured trade-off (the strong prior wins on meaningful labels at 8-16 per label; the weak one
+#: lets examples overrule the label text, e.g. Cohere's spam example).
+EXAMPLES_PRIOR_STRENGTH = 1.0
+EXAMPLES_C = 1.0
 MAX_INPUTS = 96
 MAX_EXAMPLES = 2500
 MAX_EXAMPLE_TOKENS = 512
@@ -136,7 +143,9 @@ def _learn(services: Services, embedder: Embedder, examples: list[tuple[str, str
     labels = _validate_examples(examples, embedder, services.settings.max_labels)
     batch = embedder.embed([text for text, _ in examples], "input")
     label_vectors, label_tokens = services.label_cache.embed(embedder, labels)
-    learner = PALearner(dim=embedder.manifest.dimension)
+    learner = fewshot.new_learner(
+        embedder.manifest.dimension, c=EXAMPLES_C, prior_strength=EXAMPLES_PRIOR_STRENGTH
+    )
     learner.add_labels(labels, label_vectors)
     learner.partial_fit(batch.vectors, [label for _, label in examples], seed=seed_for(key, 1))
     learned = _Learned(learner=learner, tokens=batch.total_tokens + sum(label_tokens))

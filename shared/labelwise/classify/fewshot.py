@@ -194,13 +194,15 @@ def _visible(
 # -- train ----------------------------------------------------------------------------------------
 
 
-def new_learner(dim: int) -> PALearner:
-    """An empty learner with the tuned few-shot settings (``FEWSHOT_*``)."""
+def new_learner(
+    dim: int, *, c: float = FEWSHOT_C, prior_strength: float = FEWSHOT_PRIOR_STRENGTH
+) -> PALearner:
+    """An empty learner with the tuned few-shot settings (``FEWSHOT_*``), or another C / prior."""
     return PALearner(
         dim,
         variant=FEWSHOT_VARIANT,
-        c=FEWSHOT_C,
-        prior_strength=FEWSHOT_PRIOR_STRENGTH,
+        c=c,
+        prior_strength=prior_strength,
         average=FEWSHOT_AVERAGE,
     )
 

