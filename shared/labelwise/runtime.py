@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NoReturn
 
+from labelwise.classify.images import FewShotRegistry, ImageModels
 from labelwise.classify.zeroshot import LabelEmbeddingCache, LabelLimits
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.quota import MemoryRateLimiter, RateLimiter, UnlimitedRateLimiter
@@ -20,6 +22,19 @@ class Services:
     keys: KeyStore = field(default_factory=MemoryKeyStore)
     label_cache: LabelEmbeddingCache = field(default_factory=LabelEmbeddingCache)
     limiter: RateLimiter = field(default_factory=UnlimitedRateLimiter)
+    images: ImageModels = field(default_factory=lambda: ImageModels({}, _no_image_model))
+
+    @property
+    def fewshot_registry(self) -> FewShotRegistry:
+        """Text models, plus image models as few-shot feature embedders."""
+        return FewShotRegistry(self.registry, self.images)
+
+    def text_model_for(self, requested: str | None) -> str:
+        """The text model of a request: the named one, or the text side of a named image model."""
+        image = self.images.matches(requested)
+        if image is not None:
+            return self.images.manifest(image).text_model or self.registry.default_model
+        return self.registry.resolve_name(requested)
 
     def warm_up(self) -> None:
         """Load the default model now (cold start), if one is installed."""
@@ -34,8 +49,13 @@ class Services:
         )
 
 
+def _no_image_model(*args: object) -> NoReturn:
+    raise AssertionError("no image models are configured")
+
+
 def build_services(settings: Settings) -> Services:
     """Wire the real adapters: ONNX models from ``settings.model_dir``, the store ``settings.store`` names."""
+    from labelwise.classify.images import build_image_models
     from labelwise.endpoint.routing import routing_factory
     from labelwise.storage import open_stores
 
@@ -59,4 +79,5 @@ def build_services(settings: Settings) -> Services:
         keys=keys,
         label_cache=LabelEmbeddingCache(settings.label_cache_size),
         limiter=limiter,
+        images=build_image_models(settings)[0],
     )

@@ -173,6 +173,11 @@ def test_every_route_needs_a_key(nobody: Client, method: str, path: str, body: A
         (
             {"input": [{"image": "https://x/y.png", "label": "a"}, {"text": "b", "label": "b"}]},
             400,
+            "INPUT_INVALID",
+        ),
+        (
+            {"input": [{"image": "https://x/y.png", "label": "a"}, {"image": "aGk=", "label": "b"}]},
+            400,
             "INPUT_UNSUPPORTED",
         ),
         ({"input": EXAMPLES, "access": "everyone"}, 422, "INPUT_VALIDATION_ERROR"),

@@ -302,7 +302,7 @@ def test_a_slow_server_hits_the_total_deadline(server: int) -> None:
         fetcher.fetch(f"http://{TEST_HOST}:{server}/slow", 2)
 
     # Then the deadline held for the whole body, not per read
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 4  # the whole trickled body takes 5 s; margin for a loaded CI
 
 
 def test_http_errors_are_reported(server: int) -> None:

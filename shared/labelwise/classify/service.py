@@ -20,30 +20,40 @@ from labelwise.api.schemas import (
     Usage,
 )
 from labelwise.classify import fewshot
+from labelwise.classify.images import IMAGE_TOKENS
 from labelwise.classify.zeroshot import UNGROUPED, GroupScores, normalize_label_groups, score_groups
-from labelwise.errors import InputLimitExceeded, InvalidInput, UnsupportedInput
+from labelwise.errors import InputLimitExceeded, InvalidInput
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord, ClassifierMeta
 
-NO_IMAGE_MODEL = "this deployment has no image model yet. Send text."
+Item = str | ImageInput
 
 
-def request_texts(raw: object, max_inputs: int) -> list[str]:
-    """The request's inputs as texts, in order. Images are refused until an image model exists."""
+def request_items(raw: object, max_inputs: int) -> list[Item]:
+    """The request's inputs in order: texts (validated non-empty) and image objects."""
     items = raw if isinstance(raw, list) else [raw]
     if not items:
         raise InvalidInput("`input` must contain at least one item.")
     if len(items) > max_inputs:
         raise InputLimitExceeded(f"`input` has {len(items)} items; at most {max_inputs} are allowed.")
-    texts: list[str] = []
+    out: list[Item] = []
     for i, item in enumerate(items):
         if isinstance(item, ImageInput):
-            raise UnsupportedInput(f"`input[{i}]` is an image; {NO_IMAGE_MODEL}")
+            out.append(item)
+            continue
         text = item.text if isinstance(item, TextInput) else str(item)
         if not text.strip():
             raise InvalidInput(f"`input[{i}]` is empty; inputs must be non-empty text.")
-        texts.append(text)
-    return texts
+        out.append(text)
+    return out
+
+
+def _references(items: list[Item]) -> list[str]:
+    return [item.image if isinstance(item, ImageInput) else item for item in items]
+
+
+def _has_images(items: list[Item]) -> bool:
+    return any(isinstance(item, ImageInput) for item in items)
 
 
 def _ranked(labels: list[str], probabilities: np.ndarray) -> list[LabelScore]:
@@ -93,32 +103,52 @@ def classify(request: ClassifyRequest, services: Services, caller: ApiKeyRecord)
     if request.labels is None:
         raise InvalidInput("Send `labels` (zero-shot) or `classifier_id` (few-shot).")
     groups = normalize_label_groups(request.labels, services.label_limits)
-    texts = request_texts(request.input, services.settings.max_inputs)
+    items = request_items(request.input, services.settings.max_inputs)
 
-    embedder = services.registry.get(request.model)
+    embedder = services.registry.get(services.text_model_for(request.model))
     manifest = embedder.manifest
-    inputs = embedder.embed(texts, role="input")
+    vectors = np.zeros((len(items), manifest.dimension), np.float32)
+    truncated = [False] * len(items)
+    tokens = 0
+    text_at = [i for i, item in enumerate(items) if isinstance(item, str)]
+    if text_at:
+        batch = embedder.embed([str(items[i]) for i in text_at], role="input")
+        vectors[text_at] = batch.vectors
+        for i, was_truncated in zip(text_at, batch.truncated, strict=True):
+            truncated[i] = was_truncated
+        tokens += batch.total_tokens
+    answered_by = manifest.name
+    image_at = [i for i, item in enumerate(items) if isinstance(item, ImageInput)]
+    if image_at:
+        image_model = services.images.require(request.model, manifest.name)
+        for i in image_at:  # images load in order so a failure names the first bad index
+            vectors[i] = image_model.zero_shot_vectors([_references(items)[i]], start=i)[0]
+        tokens += IMAGE_TOKENS * len(image_at)
+        answered_by = image_model.name
     group_vectors = {}
-    label_tokens = 0
     for name, labels in groups.items():
-        vectors, tokens = services.label_cache.embed(embedder, labels)
-        group_vectors[name] = vectors
-        label_tokens += sum(tokens)
-    scores = score_groups(inputs.vectors, group_vectors, groups, manifest.temperature)
+        label_vectors, label_tokens = services.label_cache.embed(embedder, labels)
+        group_vectors[name] = label_vectors
+        tokens += sum(label_tokens)
+    scores = score_groups(vectors, group_vectors, groups, manifest.temperature)
     return ClassifyResponse(
-        usage=_usage(inputs.total_tokens + label_tokens),
-        model=manifest.name,
-        data=build_classifications(scores, inputs.truncated),
+        usage=_usage(tokens),
+        model=answered_by,
+        data=build_classifications(scores, truncated),
     )
 
 
 def _classify_few_shot(
     request: ClassifyRequest, classifier_id: str, services: Services, caller: ApiKeyRecord
 ) -> ClassifyResponse:
-    texts = request_texts(request.input, services.settings.max_inputs)
+    items = request_items(request.input, services.settings.max_inputs)
+    model = request.model
+    if model is None and _has_images(items) and services.images.available:
+        # an image input names the image model, so a text classifier answers with a clear mismatch
+        model = services.images.require(None, services.registry.default_model).name
     result = fewshot.classify_with_classifier(
-        services.registry, services.store, services.settings, caller,
-        classifier_id=classifier_id, texts=texts, model=request.model,
+        services.fewshot_registry, services.store, services.settings, caller,
+        classifier_id=classifier_id, texts=_references(items), model=model,
     )  # fmt: skip
     groups = {UNGROUPED: GroupScores(labels=list(result.labels), probabilities=result.probabilities)}
     return ClassifyResponse(
@@ -129,15 +159,25 @@ def _classify_few_shot(
 
 
 def train(request: TrainRequest, services: Services, caller: ApiKeyRecord) -> TrainResponse:
-    """Create or update a few-shot classifier from labelled examples (never stored)."""
-    examples: list[tuple[str, str]] = []
-    for i, item in enumerate(request.input):
-        if isinstance(item, ImageExample):
-            raise UnsupportedInput(f"`input[{i}]` is an image; {NO_IMAGE_MODEL}")
-        examples.append((item.text, item.label))
+    """Create or update a few-shot classifier from labelled examples (never stored).
+
+    Text examples train on the text model's embeddings; image examples on the image model's
+    features (one classifier cannot mix the two spaces)."""
+    images = [isinstance(item, ImageExample) for item in request.input]
+    examples = [
+        (item.image if isinstance(item, ImageExample) else item.text, item.label) for item in request.input
+    ]
+    model = request.model
+    if any(images):
+        if not all(images):
+            raise InvalidInput("A classifier learns from texts or from images: do not mix them in one call.")
+        if request.classifier_id is None:
+            model = services.images.require(request.model, services.registry.default_model).name
+    elif request.classifier_id is None or request.model is not None:
+        model = services.text_model_for(request.model)
     result = fewshot.train(
-        services.registry, services.store, services.settings, caller,
-        examples=examples, classifier_id=request.classifier_id, model=request.model,
+        services.fewshot_registry, services.store, services.settings, caller,
+        examples=examples, classifier_id=request.classifier_id, model=model,
         access=request.access, num_iters=request.num_iters,
     )  # fmt: skip
     return TrainResponse(

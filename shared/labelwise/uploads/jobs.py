@@ -246,7 +246,7 @@ class UploadJobs:
             while True:
                 meta = self._read_meta(info.key, token, checkpoint.part)
                 if meta is None:
-                    if outcome.parts and budget() - margin < slowest_ms:
+                    if outcome.parts and budget() - margin <= slowest_ms:  # another part may not fit
                         follow_up = checkpoint.model_copy(update={"hops": checkpoint.hops + 1})
                         self.continuations.send(follow_up)
                         outcome.checkpoint = follow_up

@@ -1,0 +1,195 @@
+"""Image inputs: which image model answers, and the adapters the classification logic uses.
+
+Zero-shot images share the label space of a text model: the bundled ``efficientnet-lite0`` projects
+an image into multilingual-e5-small's space through its ImageNet class probabilities (ConSE; a
+labelled fallback, weak off ImageNet's domain: docs/images.md), so labels and any text inputs of
+the same request are embedded by e5. Few-shot image classifiers learn on the image model's pooled
+features (1280-d) instead; :class:`ImageFeatureEmbedder` presents those as an ``Embedder`` whose
+"texts" are image references (URL or base64), so the few-shot logic needs no image code. Images
+are embedded in-process or by the SageMaker endpoint, as :mod:`labelwise.endpoint.routing` decides.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
+from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
+from labelwise.errors import ModelNotFound, UnsupportedInput
+from labelwise.quota import record_tokens
+
+#: What one image counts for in ``usage`` (images have no tokens; Jina bills them separately).
+IMAGE_TOKENS = 1
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    """One image model and how to reach it (``router`` has ``zero_shot_vectors``/``features``)."""
+
+    manifest: ModelManifest
+    router: Any
+    loader: Any  # labelwise.images.ImageLoader
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def load(self, references: Sequence[str], start: int = 0) -> list[Any]:
+        return list(self.loader.load_all(list(references), start=start))
+
+    def zero_shot_vectors(self, references: Sequence[str], start: int = 0) -> np.ndarray:
+        vectors = self.router.zero_shot_vectors(self.load(references, start))
+        return np.asarray(getattr(vectors, "vectors", vectors), dtype=np.float32)
+
+
+class ImageFeatureEmbedder:
+    """An ``Embedder`` over image references for few-shot learning: ``embed`` returns the image
+    model's features; label rows get no text prior (zero vectors) in this space."""
+
+    def __init__(self, model: ImageModel) -> None:
+        self._model = model
+        self._manifest = model.manifest.model_copy(update={"dimension": model.manifest.feature_dimension})
+
+    @property
+    def manifest(self) -> ModelManifest:
+        return self._manifest
+
+    def count_tokens(self, texts: Sequence[str], role: Role) -> list[int]:
+        return [IMAGE_TOKENS] * len(texts)
+
+    def embed(self, texts: Sequence[str], role: Role, truncate: Truncate = "pool") -> EmbeddingBatch:
+        n, dim = len(texts), self._manifest.dimension
+        if role == "label" or n == 0:
+            return EmbeddingBatch(np.zeros((n, dim), np.float32), [0] * n, [False] * n)
+        vectors = self._model.router.features(self._model.load(texts))
+        vectors = np.asarray(getattr(vectors, "vectors", vectors), dtype=np.float32)
+        record_tokens(IMAGE_TOKENS * n)
+        return EmbeddingBatch(vectors, [IMAGE_TOKENS] * n, [False] * n)
+
+
+class ImageModels:
+    """The image models a deployment has: built ones in ``model_dir`` (in-process), or the
+    endpoint's (its router sends images there). Lazily created, once per process."""
+
+    def __init__(
+        self,
+        manifests: dict[str, tuple[ModelManifest, Path]],
+        make_model: Callable[[ModelManifest, Path], ImageModel],
+    ) -> None:
+        self._manifests = manifests
+        self._make = make_model
+        self._models: dict[str, ImageModel] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def discover(
+        cls, model_dir: Path, make_model: Callable[[ModelManifest, Path], ImageModel]
+    ) -> ImageModels:
+        manifests: dict[str, tuple[ModelManifest, Path]] = {}
+        if model_dir.is_dir():
+            for path in sorted(model_dir.glob(f"*/{MANIFEST_FILE}")):
+                if path.parent.name.startswith("."):
+                    continue
+                manifest = ModelManifest.load(path.parent)
+                if manifest.modality == "image":
+                    manifests[manifest.name] = (manifest, path.parent)
+        return cls(manifests, make_model)
+
+    @property
+    def available(self) -> list[str]:
+        return sorted(self._manifests)
+
+    def matches(self, requested: str | None) -> str | None:
+        """The image model ``requested`` names (name, alias or alias glob), else None.
+
+        A CLIP model, when configured, wins the aliases it shares with the bundled fallback
+        (``jina-clip-v1``/``-v2``)."""
+        if not requested:
+            return None
+        wanted = requested.strip().lower()
+        ordered = sorted(self._manifests.items(), key=lambda kv: kv[1][0].family != "clip")
+        for name, (manifest, _) in ordered:
+            names = [name, *manifest.aliases]
+            if any(wanted == n.lower() or fnmatch.fnmatchcase(wanted, n.lower()) for n in names):
+                return name
+        return None
+
+    def for_text_model(self, text_model: str) -> str | None:
+        """An image model that shares ``text_model``'s space (CLIP first)."""
+        ordered = sorted(self._manifests.items(), key=lambda kv: kv[1][0].family != "clip")
+        for name, (manifest, _) in ordered:
+            if manifest.text_model == text_model:
+                return name
+        return None
+
+    def manifest(self, name: str) -> ModelManifest:
+        return self._manifests[name][0]
+
+    def get(self, name: str) -> ImageModel:
+        model = self._models.get(name)
+        if model is None:
+            with self._lock:
+                model = self._models.get(name)
+                if model is None:
+                    manifest, path = self._manifests[name]
+                    model = self._make(manifest, path)
+                    self._models[name] = model
+        return model
+
+    def require(self, requested: str | None, text_model: str) -> ImageModel:
+        """The image model for a request whose inputs include images."""
+        name = self.matches(requested) if requested else None
+        name = name or self.for_text_model(text_model)
+        if name is None:
+            if not self._manifests:
+                raise UnsupportedInput(
+                    "This deployment has no image model: build it with `make model` (locally) or enable "
+                    "the SageMaker endpoint (AWS)."
+                )
+            raise ModelNotFound(
+                f"Model '{requested or text_model}' cannot embed images. Image models: {', '.join(self.available)}."
+            )
+        return self.get(name)
+
+
+def build_image_models(settings: Any) -> tuple[ImageModels, Any]:
+    """Image models from ``settings.model_dir``, routed through the endpoint when one is configured."""
+    from labelwise.embedding.image import image_embedder_factory
+    from labelwise.endpoint.routing import image_router
+    from labelwise.images import ImageLoader
+
+    loader = ImageLoader.from_settings(settings)
+
+    def make(manifest: ModelManifest, path: Path) -> ImageModel:
+        local = image_embedder_factory(path) if (path / "model.onnx").exists() else None
+        return ImageModel(manifest=manifest, router=image_router(settings, local), loader=loader)
+
+    return ImageModels.discover(settings.model_dir, make), loader
+
+
+class FewShotRegistry:
+    """The registry few-shot logic sees: text models, plus image models as feature embedders."""
+
+    def __init__(self, text: Any, images: ImageModels) -> None:
+        self._text = text
+        self._images = images
+        self._features: dict[str, ImageFeatureEmbedder] = {}
+
+    def resolve_name(self, requested: str | None) -> str:
+        image = self._images.matches(requested)
+        return image if image is not None else str(self._text.resolve_name(requested))
+
+    def get(self, requested: str | None) -> Embedder:
+        image = self._images.matches(requested)
+        if image is None:
+            return self._text.get(requested)  # type: ignore[no-any-return]
+        if image not in self._features:
+            self._features[image] = ImageFeatureEmbedder(self._images.get(image))
+        return self._features[image]
