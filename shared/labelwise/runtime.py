@@ -55,11 +55,15 @@ def _no_image_model(*args: object) -> NoReturn:
 
 def build_services(settings: Settings) -> Services:
     """Wire the real adapters: ONNX models from ``settings.model_dir``, the store ``settings.store`` names."""
-    from labelwise.classify.images import build_image_models
+    from labelwise.classify.images import build_image_models, load_configured_clip
     from labelwise.endpoint.routing import routing_factory
     from labelwise.storage import open_stores
 
     store, keys = open_stores(settings)
+    registry = ModelRegistry.discover(settings.model_dir, settings.default_model, routing_factory(settings))
+    clip = load_configured_clip(settings)
+    if clip is not None:
+        registry.add(clip)  # its text tower: labels and texts of CLIP requests share its space
     rpm, tpm = settings.rate_limit_requests_per_minute, settings.rate_limit_tokens_per_minute
     limiter: RateLimiter
     if not (rpm or tpm):
@@ -72,12 +76,10 @@ def build_services(settings: Settings) -> Services:
         limiter = MemoryRateLimiter(rpm, tpm)
     return Services(
         settings=settings,
-        registry=ModelRegistry.discover(
-            settings.model_dir, settings.default_model, routing_factory(settings)
-        ),
+        registry=registry,
         store=store,
         keys=keys,
         label_cache=LabelEmbeddingCache(settings.label_cache_size),
         limiter=limiter,
-        images=build_image_models(settings)[0],
+        images=build_image_models(settings, clip)[0],
     )

@@ -53,6 +53,14 @@ class Settings(BaseModel):
     max_classifiers_per_key: int = Field(1000, ge=1)
     require_auth: bool = Field(True, description="Require `Authorization: Bearer <key>` on every route.")
 
+    # CLIP (the real zero-shot image model) when a deployer provides its weights
+    clip_source: str | None = Field(
+        default=None,
+        description="CLIP ONNX model: a local directory, s3://bucket/prefix, or hf://org/name[@rev] "
+        "(downloaded once into the cache dir). Answers jina-clip-v1/-v2 requests when set.",
+    )
+    clip_name: str = Field(default="clip", description="Name the configured CLIP model is served under.")
+
     # Quotas per API key (0 = unlimited); API Gateway throttling in template.yaml is the outer guard
     rate_limit_requests_per_minute: int = Field(600, ge=0, description="Requests per key per minute.")
     rate_limit_tokens_per_minute: int = Field(

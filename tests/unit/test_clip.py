@@ -208,3 +208,47 @@ def test_empty_s3_prefix_is_unavailable(tmp_path: Path) -> None:
 def test_unrecognised_source_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(EmbedderUnavailable):
         resolve_clip_source("not-a-path-or-hub-id", tmp_path)
+
+
+# ------------------------------------------------------------------------------ serving a configured CLIP
+def test_configured_clip_answers_jina_clip_requests(
+    tiny_clip, tmp_path: Path, api_event, lambda_context
+) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import io
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from labelwise.api.app import create_app
+    from labelwise.runtime import build_services
+    from labelwise.settings import Settings
+
+    model_dir, _ = tiny_clip
+    # Given a deployment whose CLIP weights are configured by path (no other models built)
+    settings = Settings.from_environ(
+        {
+            "LABELWISE_DATA_DIR": str(tmp_path / "data"),
+            "LABELWISE_CACHE_DIR": str(tmp_path / "cache"),
+            "LABELWISE_MODEL_DIR": str(tmp_path / "models"),
+            "LABELWISE_CLIP_SOURCE": str(model_dir),
+            "LABELWISE_REQUIRE_AUTH": "false",
+            "LABELWISE_DEFAULT_MODEL": "clip",
+        }
+    )
+    services = build_services(settings)
+    app = create_app(services)
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(buf, format="PNG")
+    image = base64.b64encode(buf.getvalue()).decode()
+    # When a Jina client asks jina-clip-v2 for an image and a text against labels
+    body = {"model": "jina-clip-v2", "labels": ["a photo", "a text"], "input": [{"image": image}, "hello"]}
+    response = app.resolve(api_event("POST", "/v1/classify", body), lambda_context)
+    out = json.loads(response["body"])
+    # Then CLIP answers (its name in the response), with a distribution per input
+    assert response["statusCode"] == 200, out
+    assert out["model"] == "clip"
+    for row in out["data"]:
+        assert abs(sum(p["score"] for p in row["predictions"]) - 1) < 1e-5
+    assert services.images.matches("jina-clip-v1") == "clip"

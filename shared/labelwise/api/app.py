@@ -22,7 +22,7 @@ from pydantic import Discriminator, Tag
 
 from labelwise import __version__
 from labelwise.api.auth import authenticate
-from labelwise.api.cohere_schemas import CohereClassifyRequest, CohereClassifyResponse
+from labelwise.api.cohere_schemas import CohereClassifyRequest, CohereClassifyResponse, CohereError
 from labelwise.api.errors import register_error_handlers, request_id_of
 from labelwise.api.schemas import (
     ClassifierInfo,
@@ -80,6 +80,18 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
 
 def responses(success: str) -> dict[int, OpenAPIResponse]:
     return {200: {"description": success}, **ERROR_RESPONSES}
+
+
+def classify_responses(success: str) -> dict[int, OpenAPIResponse]:
+    """Errors of a Cohere-shaped classify request use Cohere's envelope ``{"message": ...}``."""
+    either = ErrorResponse | CohereError
+    return {
+        200: {"description": success},
+        **{
+            code: {**response, "content": {"application/json": {"model": either}}}
+            for code, response in ERROR_RESPONSES.items()
+        },
+    }
 
 
 SECURITY_SCHEMES = {"bearerAuth": HTTPBearer(description="An API key: `Authorization: Bearer lw_...`.")}
@@ -141,7 +153,7 @@ def create_app(
             "/v1/classify",
             summary="Classify texts zero-shot (with labels) or with a trained classifier",
             tags=["classify"],
-            responses=responses("One classification per input."),
+            responses=classify_responses("One classification per input."),
         )
         def classify(
             request: Annotated[AnyClassifyRequest, Body()], caller: Caller

@@ -132,6 +132,11 @@ class ImageModels:
     def manifest(self, name: str) -> ModelManifest:
         return self._manifests[name][0]
 
+    def add(self, model: ImageModel) -> None:
+        """Serve an already-built model (a configured CLIP model)."""
+        self._manifests[model.name] = (model.manifest, Path())
+        self._models[model.name] = model
+
     def get(self, name: str) -> ImageModel:
         model = self._models.get(name)
         if model is None:
@@ -154,13 +159,18 @@ class ImageModels:
                     "the SageMaker endpoint (AWS)."
                 )
             raise ModelNotFound(
-                f"Model '{requested or text_model}' cannot embed images. Image models: {', '.join(self.available)}."
+                f"Model '{requested or text_model}' cannot embed images. "
+                f"Image models: {', '.join(self.available)}."
             )
         return self.get(name)
 
 
-def build_image_models(settings: Any) -> tuple[ImageModels, Any]:
-    """Image models from ``settings.model_dir``, routed through the endpoint when one is configured."""
+CLIP_ALIASES = ("jina-clip-v1", "jina-clip-v2", "clip-*")
+
+
+def build_image_models(settings: Any, clip: Any | None = None) -> tuple[ImageModels, Any]:
+    """Image models from ``settings.model_dir`` (and ``clip``, a configured ClipEmbedder), routed
+    through the endpoint when one is configured."""
     from labelwise.embedding.image import image_embedder_factory
     from labelwise.endpoint.routing import image_router
     from labelwise.images import ImageLoader
@@ -168,10 +178,28 @@ def build_image_models(settings: Any) -> tuple[ImageModels, Any]:
     loader = ImageLoader.from_settings(settings)
 
     def make(manifest: ModelManifest, path: Path) -> ImageModel:
-        local = image_embedder_factory(path) if (path / "model.onnx").exists() else None
+        local = image_embedder_factory(path) if any(path.glob("*.onnx")) or (path / "onnx").is_dir() else None
         return ImageModel(manifest=manifest, router=image_router(settings, local), loader=loader)
 
-    return ImageModels.discover(settings.model_dir, make), loader
+    models = ImageModels.discover(settings.model_dir, make)
+    if clip is not None:
+        models.add(ImageModel(manifest=clip.manifest, router=image_router(settings, clip), loader=loader))
+    return models, loader
+
+
+def load_configured_clip(settings: Any) -> Any | None:
+    """The CLIP model ``settings.clip_source`` names (downloaded once), served as ``settings.clip_name``
+    with Jina's CLIP model names as aliases; None when none is configured."""
+    if not settings.clip_source:
+        return None
+    from labelwise.embedding.clip import load_clip
+
+    clip = load_clip(settings.clip_source, name=settings.clip_name, download_root=settings.cache_dir / "clip")
+    aliases = tuple(dict.fromkeys((*clip.manifest.aliases, *CLIP_ALIASES)))
+    clip._manifest = clip.manifest.model_copy(
+        update={"name": settings.clip_name, "aliases": aliases, "text_model": settings.clip_name}
+    )
+    return clip
 
 
 class FewShotRegistry:
@@ -189,7 +217,7 @@ class FewShotRegistry:
     def get(self, requested: str | None) -> Embedder:
         image = self._images.matches(requested)
         if image is None:
-            return self._text.get(requested)  # type: ignore[no-any-return]
+            return self._text.get(requested)
         if image not in self._features:
             self._features[image] = ImageFeatureEmbedder(self._images.get(image))
         return self._features[image]

@@ -83,6 +83,11 @@ class ModelRegistry:
         registry._embedders = {e.manifest.name: MeteredEmbedder(e) for e in embedders}
         return registry
 
+    def add(self, embedder: Embedder) -> None:
+        """Serve a ready-made embedder too (a configured CLIP model's text tower)."""
+        self._manifests[embedder.manifest.name] = (embedder.manifest, Path())
+        self._embedders[embedder.manifest.name] = MeteredEmbedder(embedder)
+
     @property
     def available(self) -> list[str]:
         return sorted(self._manifests)
