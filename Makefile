@@ -11,6 +11,11 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.labelwise-installed
+# Exact, hashed pins of runtime + [dev] + [build] (Python 3.11, linux), used by `make venv` and CI.
+LOCK := requirements.lock
+# pip-tools and pip-audit in their own venv (`make lock`, `make audit`), never in the project's.
+LOCK_VENV := .tools/lock
+LOCK_STAMP := $(LOCK_VENV)/.installed
 
 # --- built models (Settings.model_dir locally; cached by recipe inputs) ------------------------
 MODEL_DIR ?= $(or $(LABELWISE_MODEL_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/labelwise/models)
@@ -42,24 +47,25 @@ define run_pytest
 endef
 
 .PHONY: help venv model serve test test-unit test-integration test-e2e lint format openapi bench eval \
-	sam-tool validate sam-build clean distclean
+	sam-tool validate sam-build clean distclean fuzz lock lock-tool audit
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' \
 	  $(MAKEFILE_LIST)
 
 # ------------------------------------------------------------------------------------------------
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml $(LOCK)
 	@[ -n "$(PYTHON)" ] || { echo "make: python3 not found" >&2; exit 2; }
 	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
 	  echo "make: labelwise needs Python >= 3.11 ($(PYTHON) is $$("$(PYTHON)" -V 2>&1)); set PYTHON=..." >&2; \
 	  exit 2; }
 	[ -x "$(VENV_PY)" ] || "$(PYTHON)" -m venv "$(VENV)"
 	"$(VENV_PY)" -m pip install --quiet --disable-pip-version-check --upgrade pip
-	"$(VENV_PY)" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	"$(VENV_PY)" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$(LOCK)"
+	"$(VENV_PY)" -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch "$@"
 
-venv: $(VENV_STAMP) ## Create .venv (Python >= 3.11) and install labelwise[dev] (re-runs when pyproject.toml changes)
+venv: $(VENV_STAMP) ## Create .venv (Python >= 3.11): requirements.lock, then labelwise (re-runs when either changes)
 
 model: venv ## Build the int8 ONNX models into MODEL_DIR (cached by recipe inputs)
 	"$(VENV_PY)" -m labelwise.modelbuild --out "$(MODEL_DIR)"
@@ -69,7 +75,7 @@ serve: venv model ## Run the local API server (labelwise serve; SERVE_ARGS=... t
 
 # ------------------------------------------------------------------------------------------------
 test: venv model sam-build ## Everything: unit, integration (template, layer size) and e2e tests
-	$(PYTEST) tests/unit tests/integration tests/e2e
+	$(PYTEST) tests/unit tests/integration tests/e2e tests/fuzz
 
 test-unit: venv ## Unit tests (in-memory fakes; model-marked tests skip when the model is not built)
 	@$(call run_pytest,tests/unit)
@@ -94,11 +100,40 @@ format: venv ## ruff format and ruff check --fix
 openapi: venv ## Regenerate the committed OpenAPI document
 	"$(VENV_PY)" -m labelwise.api.openapi --write
 
-bench: venv model ## Latency/throughput benchmark (scripts/bench.py; baselines need `pip install -e '.[bench]'`)
-	"$(VENV_PY)" scripts/bench.py
+# Requests schemathesis sends in `make fuzz` (tests/fuzz runs a few hundred inside `make test`).
+FUZZ_EXAMPLES ?= 2000
+fuzz: venv model ## schemathesis vs docs/openapi.json on the local server (FUZZ_EXAMPLES=2000; report: fuzz-report.json)
+	"$(VENV_PY)" scripts/fuzz.py --examples "$(FUZZ_EXAMPLES)" --report fuzz-report.json
 
-eval: venv model ## Accuracy/calibration evaluation (scripts/eval.py)
+bench: venv model ## Speed benchmarks: text engines vs baselines (own .venv-bench), images, endpoint, uploads
+	"$(VENV_PY)" scripts/bench.py
+	"$(VENV_PY)" scripts/bench_images.py
+	"$(VENV_PY)" scripts/bench_endpoint.py
+	"$(VENV_PY)" scripts/bench_uploads.py
+
+eval: venv model ## Accuracy and calibration: zero-shot, few-shot learning curves, images (docs/*.md)
 	"$(VENV_PY)" scripts/eval.py
+	"$(VENV_PY)" scripts/eval_fewshot.py
+	"$(VENV_PY)" scripts/eval_images.py
+
+# ------------------------------------------------------------------------------------------------
+$(LOCK_STAMP):
+	[ -x "$(LOCK_VENV)/bin/python" ] || "$(PYTHON)" -m venv "$(LOCK_VENV)"
+	"$(LOCK_VENV)/bin/python" -m pip install --quiet --disable-pip-version-check "pip-tools>=7.4" "pip-audit>=2.7"
+	touch "$@"
+
+lock-tool: $(LOCK_STAMP) ## Install pip-tools and pip-audit into .tools/lock (own venv)
+
+lock: lock-tool ## Re-resolve requirements.lock from pyproject.toml (pip-compile --generate-hashes; minutes)
+	"$(LOCK_VENV)/bin/pip-compile" --quiet --generate-hashes --allow-unsafe --strip-extras --extra dev \
+	  --no-emit-index-url --no-emit-find-links --output-file "$(LOCK)" pyproject.toml
+	@# labelwise[build] inside [dev] makes pip-compile pin the project itself: drop that entry.
+	"$(LOCK_VENV)/bin/python" -c 'import re, sys; p = sys.argv[1]; s = open(p).read(); \
+	  s = re.sub(r"# WARNING: pip install will require[^\n]*\n# Consider[^\n]*\nlabelwise @ [^\n]*\n(    #[^\n]*\n)*", "", s); \
+	  open(p, "w").write(s)' "$(LOCK)"
+
+audit: lock-tool ## pip-audit requirements.lock against PyPI's advisory database (needs network)
+	"$(LOCK_VENV)/bin/pip-audit" -r "$(LOCK)" --require-hashes --disable-pip --progress-spinner off
 
 # ------------------------------------------------------------------------------------------------
 $(SAM_STAMP):

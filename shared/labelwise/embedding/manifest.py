@@ -72,6 +72,11 @@ class ModelManifest(BaseModel):
         description="Softmax temperature over cosine similarities, chosen by calibration (make eval).",
     )
     quantization: str = Field(default="int8-dynamic-per-channel", description="How model.onnx was quantised.")
+    optimized_for: str = Field(
+        default="",
+        description="`onnxruntime-<version>` when model.onnx was saved already optimised (extended level) "
+        "by that onnxruntime: the same version then loads it without re-optimising (faster cold start).",
+    )
     license: str = ""
     source: str = Field(default="", description="Where the weights came from (package==version/path).")
     files: dict[str, str] = Field(default_factory=dict, description="sha256 of each file in the directory.")

@@ -80,7 +80,14 @@ class OnnxEmbedder:
 
             manifest = ModelManifest.load(model_dir)
             opts = ort.SessionOptions()
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # A graph the build saved optimised for this onnxruntime needs no optimisation at load
+            # (about half the session-creation time); anything else is optimised now.
+            pre_optimised = manifest.optimized_for == f"onnxruntime-{ort.__version__}"
+            opts.graph_optimization_level = (
+                ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+                if pre_optimised
+                else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            )
             if intra_op_threads:
                 opts.intra_op_num_threads = intra_op_threads
             session = ort.InferenceSession(
