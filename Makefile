@@ -132,8 +132,8 @@ lock: lock-tool ## Re-resolve requirements.lock from pyproject.toml (pip-compile
 	  s = re.sub(r"# WARNING: pip install will require[^\n]*\n# Consider[^\n]*\nlabelwise @ [^\n]*\n(    #[^\n]*\n)*", "", s); \
 	  open(p, "w").write(s)' "$(LOCK)"
 
-audit: lock-tool ## pip-audit requirements.lock against PyPI's advisory database (needs network)
-	"$(LOCK_VENV)/bin/pip-audit" -r "$(LOCK)" --require-hashes --disable-pip --progress-spinner off
+audit: lock-tool ## pip-audit requirements.lock (PyPI advisory DB; --strict: fails when a package cannot be audited)
+	"$(LOCK_VENV)/bin/pip-audit" -r "$(LOCK)" --require-hashes --disable-pip --strict --progress-spinner off
 
 # ------------------------------------------------------------------------------------------------
 $(SAM_STAMP):

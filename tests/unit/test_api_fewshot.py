@@ -67,7 +67,9 @@ def test_train_then_classify_by_id(alice: Client) -> None:
     cid = out["classifier_id"]
     # When classifying new texts with its id
     status, out = alice(
-        "POST", "/v1/classify", {"classifier_id": cid, "input": ["sports: a striker goal", "politics: a budget vote"]}
+        "POST",
+        "/v1/classify",
+        {"classifier_id": cid, "input": ["sports: a striker goal", "politics: a budget vote"]},
     )
     # Then the Jina response shape comes back with learned predictions
     assert status == 200, out

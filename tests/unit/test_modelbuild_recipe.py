@@ -29,7 +29,8 @@ def _tiny_spec(**changes: object) -> recipe.ModelSpec:
     spec = recipe.ModelSpec(
         name="tiny-bert", family="bert", aliases=("tiny-*",), license="test", source="random",
         wheels=(TINY_WHEEL,), window=16, prefixes=Prefixes(), cls_token_id=CLS_ID, sep_token_id=SEP_ID,
-        pad_token_id=PAD_ID, multilingual=False, word_table="q8", linear_nbits=(("fo", 8),), loader=loader, temperature=0.05, float_linears=(),
+        pad_token_id=PAD_ID, multilingual=False, word_table="q8", linear_nbits=(("fo", 8),), loader=loader,
+        temperature=0.05, float_linears=(),
         semantic_checks=False,
     )  # fmt: skip
     return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]

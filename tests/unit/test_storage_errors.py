@@ -35,6 +35,8 @@ def test_conditional_failure_is_version_conflict_and_blob_is_cleaned_up():
     with Stubber(ddb) as dstub, Stubber(s3) as sstub:
         sstub.add_response("put_object", {})
         dstub.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
+        # another writer's version is committed (not ours: our blob is cleaned up)
+        dstub.add_response("get_item", {"Item": {"weights_key": {"S": "classifiers/c1/v2-other.npz"}}})
         sstub.add_response("delete_object", {})
         with pytest.raises(VersionConflict) as info:
             store.commit_version(m2, b"w", expected_version=1)

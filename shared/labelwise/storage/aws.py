@@ -140,6 +140,24 @@ class AwsClassifierStore(ClassifierStore):
                 Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream"
             )
 
+    def _landed(self, classifier_id: str, key: str) -> bool | None:
+        """Whether the meta item points at weights ``key``, i.e. a write whose answer was lost (a
+        timeout) did land; ``None`` when that cannot be read now."""
+        try:
+            item = self._ddb.get_item(TableName=self.table, Key=_clf_key(classifier_id), ConsistentRead=True)
+        except (ClientError, BotoCoreError):
+            return None
+        return item.get("Item", {}).get("weights_key", {}).get("S") == key
+
+    def _settle_failed_write(self, classifier_id: str, key: str) -> bool:
+        """After a meta write failed: ``True`` if it landed after all (a retry of a write whose answer
+        was lost fails its own condition). Otherwise the new blob is deleted, unless whether the write
+        landed is unknown: a stray blob is harmless, a meta item naming a deleted blob is not."""
+        landed = self._landed(classifier_id, key)
+        if landed is False:
+            self._delete_blob_quietly(key)
+        return bool(landed)
+
     def _delete_blob_quietly(self, key: str) -> None:
         try:
             self._s3.delete_object(Bucket=self.bucket, Key=key)
@@ -176,7 +194,8 @@ class AwsClassifierStore(ClassifierStore):
                     TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
                 )
         except (VersionConflict, StoreUnavailable):
-            self._delete_blob_quietly(key)
+            if self._settle_failed_write(meta.id, key):
+                return
             raise
 
     def _get_item(self, classifier_id: str) -> Item | None:
@@ -255,12 +274,14 @@ class AwsClassifierStore(ClassifierStore):
                     ReturnValues="ALL_OLD",
                 )
         except VersionConflict as exc:
-            self._delete_blob_quietly(key)
+            if self._settle_failed_write(meta.id, key):
+                return  # committed; the obsolete blob it replaced stays until the classifier is deleted
             raise VersionConflict(
                 f"Classifier {meta.id} is no longer at version {expected_version}."
             ) from exc
         except StoreUnavailable:
-            self._delete_blob_quietly(key)
+            if self._settle_failed_write(meta.id, key):
+                return
             raise
         obsolete = response.get("Attributes", {}).get("prev_weights_key")
         if obsolete is not None:
