@@ -199,3 +199,15 @@ def test_loader_routes_urls_and_base64_and_refuses_other_schemes(red: Image.Imag
     for url in ("file:///etc/passwd", "ftp://example.com/a.png", "gopher://x/"):
         with pytest.raises(InvalidImage, match=r"`input\[4\]`.*only http\(s\)"):
             loader.load(url, 4)
+
+
+def test_a_per_request_pixel_limit_never_changes_pillows_global_guard() -> None:
+    # Given Pillow's process-wide bomb guard and a 40x40 PNG
+    before = Image.MAX_IMAGE_PIXELS
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 40)).save(buf, format="PNG")
+    # When it is refused under a tiny per-request limit
+    with pytest.raises(InvalidImage, match="megapixels"):
+        decode_image(buf.getvalue(), 0, ImageLimits(max_pixels=100))
+    # Then other code in the process still sees Pillow's own limit
+    assert Image.MAX_IMAGE_PIXELS == before

@@ -106,9 +106,9 @@ def decode_image(data: bytes, index: int, limits: ImageLimits) -> npt.NDArray[np
     kind = sniff_format(data)
     if kind is None:
         raise image_error(index, "not a PNG, JPEG, GIF, WebP or BMP image (by its content)")
-    # Pillow's own bomb guard raises above twice this (and warns above it); the explicit check below
-    # refuses anything above it, with the image's size in the message.
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    # The explicit check below refuses anything above ``limits.max_pixels`` from the header alone,
+    # before decoding. Pillow's global bomb guard is left alone (process-wide state shared by every
+    # request and library); it only fires far above any sensible limit.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
