@@ -210,4 +210,4 @@ def test_a_per_request_pixel_limit_never_changes_pillows_global_guard() -> None:
     with pytest.raises(InvalidImage, match="megapixels"):
         decode_image(buf.getvalue(), 0, ImageLimits(max_pixels=100))
     # Then other code in the process still sees Pillow's own limit
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert before == Image.MAX_IMAGE_PIXELS
