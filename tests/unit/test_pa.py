@@ -267,3 +267,31 @@ def test_probabilities_are_distributions(rows, temperature):
     assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     scores = np.array(rows)
     assert_array_equal(probs[np.arange(len(rows)), scores.argmax(axis=1)], probs.max(axis=1))
+
+
+def test_c_per_rival_scales_the_cap_with_the_labels_and_round_trips() -> None:
+    # Given a learner whose cap grows with the rivals of each example
+    learner = PALearner(dim=4, c=0.1, c_per_rival=True)
+    learner.add_labels(["a", "b"], np.eye(4, dtype=np.float32)[:2])
+    assert learner.effective_c() == pytest.approx(0.1)  # one rival
+    learner.add_labels(["c", "d", "e"], np.zeros((3, 4), dtype=np.float32))
+    # Then with five labels each example has four rivals
+    assert learner.effective_c() == pytest.approx(0.4)
+    assert PALearner(dim=4, c=0.1).effective_c() == pytest.approx(0.1)
+    # And the setting survives serialisation
+    assert PALearner.from_bytes(learner.to_bytes()).c_per_rival is True
+
+
+def test_c_per_rival_equals_a_fixed_learner_with_the_scaled_cap() -> None:
+    # Given the same data, a per-rival learner with C and a fixed one with C * (n - 1)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(30, 6)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = [("a", "b", "c")[i % 3] for i in range(30)]
+    scaled = PALearner(dim=6, c=0.05, c_per_rival=True)
+    fixed = PALearner(dim=6, c=0.1)
+    for learner in (scaled, fixed):
+        learner.add_labels(["a", "b", "c"], np.zeros((3, 6), dtype=np.float32))
+        learner.partial_fit(X, y, seed=11, num_iters=3)
+    # Then they learn identical weights
+    np.testing.assert_allclose(scaled.weights, fixed.weights, rtol=1e-6, atol=1e-7)

@@ -163,6 +163,7 @@ def api_config() -> LearnerConfig:
         average=probe.average,
         prior_strength=probe.prior_strength,
         temperature=service.FEWSHOT_TEMPERATURE,
+        extra={"c_per_rival": probe.c_per_rival},
     )
 
 

@@ -143,6 +143,11 @@ class PALearner:
         Score with averaged weights (``True``) or the last weights (``False``, default).
     prior_strength:
         A new label's row starts at ``prior_strength * label_embedding``.
+    c_per_rival:
+        Scale ``C`` by the number of rival labels (``C * (n_labels - 1)``) at each
+        :meth:`partial_fit`. Each PA step moves one (true, best wrong) pair; with ``n`` labels an
+        example has ``n - 1`` rivals to clear, so a fixed cap that suits two labels under-fits
+        eight within the same number of passes (measured: docs/fewshot.md). Off by default.
     """
 
     def __init__(
@@ -154,6 +159,7 @@ class PALearner:
         num_iters: int = DEFAULT_NUM_ITERS,
         average: bool = False,
         prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+        c_per_rival: bool = False,
     ) -> None:
         if dim <= 0:
             raise ValueError("dim must be positive")
@@ -169,6 +175,7 @@ class PALearner:
         self.num_iters = int(num_iters)
         self.average = bool(average)
         self.prior_strength = float(prior_strength)
+        self.c_per_rival = bool(c_per_rival)
         self._labels: list[str] = []
         self._index: dict[str, int] = {}
         self.weights: FloatArray = np.zeros((0, dim), dtype=np.float32)
@@ -232,10 +239,11 @@ class PALearner:
         u = self.weighted_updates.astype(np.float64)
         t = self.steps
         rng = np.random.default_rng(seed)
+        c = self.effective_c()
         for _ in range(passes):
             for i in rng.permutation(x.shape[0]):
                 loss, s = hinge_loss(w @ x[i], int(targets[i]))
-                tau = step_size(loss, float(sq_norms[i]), self.variant, self.c)
+                tau = step_size(loss, float(sq_norms[i]), self.variant, c)
                 if tau > 0.0:
                     delta = tau * x[i]
                     w[targets[i]] += delta
@@ -267,6 +275,10 @@ class PALearner:
         """:func:`scores_to_probabilities` of :meth:`decision_function`."""
         return scores_to_probabilities(self.decision_function(X), temperature)
 
+    def effective_c(self) -> float:
+        """The cap ``C`` used by the next :meth:`partial_fit` (see ``c_per_rival``)."""
+        return self.c * max(1, len(self._labels) - 1) if self.c_per_rival else self.c
+
     # -- serialisation ----------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
@@ -279,6 +291,7 @@ class PALearner:
             "num_iters": self.num_iters,
             "average": self.average,
             "prior_strength": self.prior_strength,
+            "c_per_rival": self.c_per_rival,
             "labels": self._labels,
         }
         buffer = io.BytesIO()
@@ -308,6 +321,7 @@ class PALearner:
             num_iters=int(header["num_iters"]),
             average=bool(header["average"]),
             prior_strength=float(header["prior_strength"]),
+            c_per_rival=bool(header.get("c_per_rival", False)),
         )
         labels = [str(label) for label in header["labels"]]
         if weights.shape != (len(labels), learner.dim) or weighted_updates.shape != weights.shape:
