@@ -488,7 +488,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {g['description']} | {val} | {vc} | {g['threshold']}× | {met} |")
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
-    lines += ["", "The reading of these figures, and what was tried for unmet goals: [performance.md](performance.md)."]
+    lines += [
+        "",
+        "The reading of these figures, and what was tried for unmet goals: [performance.md](performance.md).",
+    ]
     return "\n".join(lines) + "\n"
 
 
