@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NoReturn
 
 from labelwise.classify.images import FewShotRegistry, ImageModels
@@ -24,9 +25,9 @@ class Services:
     limiter: RateLimiter = field(default_factory=UnlimitedRateLimiter)
     images: ImageModels = field(default_factory=lambda: ImageModels({}, _no_image_model))
 
-    @property
+    @cached_property
     def fewshot_registry(self) -> FewShotRegistry:
-        """Text models, plus image models as few-shot feature embedders."""
+        """Text models, plus image models as few-shot feature embedders (built once)."""
         return FewShotRegistry(self.registry, self.images)
 
     def text_model_for(self, requested: str | None) -> str:

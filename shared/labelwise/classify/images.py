@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
 from labelwise.errors import ModelNotFound, UnsupportedInput
 from labelwise.quota import record_tokens
 
+#: Image URLs fetched at once per request.
+FETCH_WORKERS = 4
 #: What one image counts for in ``usage`` (images have no tokens; Jina bills them separately).
 IMAGE_TOKENS = 1
 
@@ -41,11 +44,20 @@ class ImageModel:
     def name(self) -> str:
         return self.manifest.name
 
-    def load(self, references: Sequence[str], start: int = 0) -> list[Any]:
-        return list(self.loader.load_all(list(references), start=start))
+    def load(self, references: Sequence[str], indices: Sequence[int] | None = None) -> list[Any]:
+        """Decoded images, fetched concurrently; a failure names the request index of the first bad
+        one (``indices[i]`` is the request index of ``references[i]``; default: their positions)."""
+        where = list(indices) if indices is not None else list(range(len(references)))
+        if len(references) <= 1:
+            return [self.loader.load(ref, i) for ref, i in zip(references, where, strict=True)]
+        with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(references))) as pool:
+            return list(pool.map(self.loader.load, references, where))
 
-    def zero_shot_vectors(self, references: Sequence[str], start: int = 0) -> np.ndarray:
-        vectors = self.router.zero_shot_vectors(self.load(references, start))
+    def zero_shot_vectors(
+        self, references: Sequence[str], indices: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """One batch through the image model (in-process or the endpoint)."""
+        vectors = self.router.zero_shot_vectors(self.load(references, indices))
         return np.asarray(getattr(vectors, "vectors", vectors), dtype=np.float32)
 
 

@@ -121,8 +121,8 @@ def classify(request: ClassifyRequest, services: Services, caller: ApiKeyRecord)
     image_at = [i for i, item in enumerate(items) if isinstance(item, ImageInput)]
     if image_at:
         image_model = services.images.require(request.model, manifest.name)
-        for i in image_at:  # images load in order so a failure names the first bad index
-            vectors[i] = image_model.zero_shot_vectors([_references(items)[i]], start=i)[0]
+        references = [items[i].image for i in image_at]  # type: ignore[union-attr]
+        vectors[image_at] = image_model.zero_shot_vectors(references, indices=image_at)
         tokens += IMAGE_TOKENS * len(image_at)
         answered_by = image_model.name
     group_vectors = {}
