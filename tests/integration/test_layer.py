@@ -22,7 +22,7 @@ BUILD = REPO_ROOT / ".aws-sam" / "build"
 LAYER = BUILD / "ModelLayer"
 #: Lambda's limit on a function's unzipped deployment package plus all its layers.
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
-MODEL_FILES = ("model.onnx", "tokenizer.json", MANIFEST_FILE)
+MODEL_FILES = ("model.onnx", "model.onnx.data", "tokenizer.json", MANIFEST_FILE)
 EXPECTED_MODELS = ("multilingual-e5-small",)  # the default model must ship; others are optional
 BUILT_TEMPLATE = BUILD / "template.yaml"
 #: Functions of the *built* template (what `sam build` produced); see test_build_is_up_to_date.

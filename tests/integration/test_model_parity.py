@@ -43,10 +43,10 @@ def _built(name: str) -> Built:
 
 
 def _emb(b: Built, which: str, prefixes: Prefixes | None = None) -> OnnxEmbedder:
-    key = (b.name, which + (prefixes.model_dump_json() if prefixes else ""))
+    key = (b.name, which + (repr(prefixes) if prefixes else ""))
     if key not in _EMBEDDERS:
         path = b.model_dir / MODEL_FILE if which == "int8" else b.float_path
-        man = b.manifest if prefixes is None else b.manifest.model_copy(update={"prefixes": prefixes})
+        man = b.manifest if prefixes is None else b.manifest.replace(prefixes=prefixes)
         _EMBEDDERS[key] = embedder_for(path, b.model_dir / TOKENIZER_FILE, man)
     return _EMBEDDERS[key]
 

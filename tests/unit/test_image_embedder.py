@@ -209,7 +209,7 @@ def test_factory_and_missing_files(tiny_image_dir: Path, tmp_path: Path) -> None
 
 
 def test_text_manifests_still_load_without_image_fields() -> None:
-    m = ModelManifest.model_validate(
+    m = ModelManifest.from_dict(
         {
             "name": "t",
             "family": "bert",

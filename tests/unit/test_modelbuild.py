@@ -316,3 +316,75 @@ def test_read_e5_container_parses_header_and_dequantises_tensors() -> None:
         ((nib.astype(np.float32) - 8).reshape(128, 2, QK) * d[:, :, None]).reshape(128, 64),
     )
     np.testing.assert_array_equal(c.word_nibbles, q4_0_quantize(w.word)[0])
+
+
+# ----------------------------------------------------------------------------- row-scaled linears
+def test_row_scaled_linears_leave_the_float_graph_unchanged() -> None:
+    # Given a tiny encoder
+    cfg = tiny_config("bert")
+    w = random_weights(cfg, seed=7)
+    # When FFN-out (and every other linear) reads row-scaled inputs, diag(r) (diag(r)^-1 X) W
+    got = _run(build_graph(cfg, w, row_scaled=("q", "k", "v", "ao", "fi", "fo")), SEQS)
+    # Then, in float, the graph still equals the naive forward pass
+    np.testing.assert_allclose(got, reference.encode(cfg, w, SEQS), atol=2e-5)
+
+
+def _with_outlier_token(cfg, w):  # type: ignore[no-untyped-def]
+    """Weights where one FFN neuron of layer 0 fires ~50x harder than anything else, for one token
+    only: the per-token outlier pattern of real encoders' special tokens."""
+    pre: list[np.ndarray] = []
+    real_gelu = reference._gelu
+
+    def spy(x: np.ndarray) -> np.ndarray:
+        pre.append(x)
+        return real_gelu(x)
+
+    reference._gelu = spy  # capture layer 0's FFN pre-activations [tokens, ffn]
+    try:
+        reference.encode(cfg, w, SEQS)
+    finally:
+        reference._gelu = real_gelu
+    acts = np.concatenate(pre[:: cfg.layers])  # layer 0 of every sequence
+    top2 = np.sort(acts, axis=0)[-2:]
+    j = int(np.argmax(top2[1] - top2[0]))  # the neuron whose top token stands out most
+    thr = (top2[0, j] + top2[1, j]) / 2
+    s = 50 * float(np.abs(acts).max()) / float(top2[1, j] - thr)
+    ly0 = w.layers[0]
+    fi_w, fi_b = ly0.fi_w.copy(), ly0.fi_b.copy()
+    fi_w[j] *= s
+    fi_b[j] = s * (fi_b[j] - thr)  # s * (a - thr): positive for the top token only
+    layers = (dataclasses.replace(ly0, fi_w=fi_w, fi_b=fi_b), *w.layers[1:])
+    return dataclasses.replace(w, layers=layers)
+
+
+def _int8(model, tmp_path, name: str):  # type: ignore[no-untyped-def]
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src, dst = tmp_path / f"{name}.onnx", tmp_path / f"{name}.int8.onnx"
+    onnx.save(model, str(src))
+    quantize_dynamic(
+        src,
+        dst,
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul"],
+        extra_options={"MatMulConstBOnly": True},
+    )
+    return onnx.load(str(dst))
+
+
+def test_row_scaled_ffn_out_keeps_int8_close_to_float_despite_an_outlier_token(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Given a tiny encoder with one outlier token in layer 0's FFN, and its float vectors
+    cfg = tiny_config("bert")
+    w = _with_outlier_token(cfg, random_weights(cfg, seed=8))
+    want = reference.encode(cfg, w, SEQS)
+    # When it is quantised to dynamic int8 with FFN-out plain (one activation scale for the batch)
+    # and with FFN-out row-scaled (in effect one scale per token)
+    plain = _run(_int8(build_graph(cfg, w), tmp_path, "plain"), SEQS)
+    rows = _run(_int8(build_graph(cfg, w, row_scaled=("fo",)), tmp_path, "rows"), SEQS)
+    # Then the row-scaled int8 vectors stay much closer to the float ones
+    err_plain = 1 - (plain * want).sum(1)
+    err_rows = 1 - (rows * want).sum(1)
+    assert err_rows.mean() < err_plain.mean() / 3, (err_rows, err_plain)
+    assert (rows * want).sum(1).min() > 0.99

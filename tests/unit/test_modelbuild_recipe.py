@@ -30,7 +30,7 @@ def _tiny_spec(**changes: object) -> recipe.ModelSpec:
         name="tiny-bert", family="bert", aliases=("tiny-*",), license="test", source="random",
         wheels=(TINY_WHEEL,), window=16, prefixes=Prefixes(), cls_token_id=CLS_ID, sep_token_id=SEP_ID,
         pad_token_id=PAD_ID, multilingual=False, word_table="q8", linear_nbits=(("fo", 8),), loader=loader,
-        temperature=0.05, float_linears=(),
+        temperature=0.05, float_linears=(), row_scaled_linears=(),
         semantic_checks=False,
     )  # fmt: skip
     return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
@@ -52,10 +52,15 @@ def test_build_writes_model_dir_and_skips_unchanged_recipe(tmp_path: Path, cache
     first = recipe.build_model(spec, out, cache_dir)
     # Then the model dir holds the contract files, the manifest records hashes and recipe, parity passed
     d = out / "tiny-bert"
-    assert sorted(p.name for p in d.iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in d.iterdir()) == [
+        "manifest.json",
+        "model.onnx",
+        "model.onnx.data",
+        "tokenizer.json",
+    ]
     assert (cache_dir / "build" / "tiny-bert" / "model.float.onnx").exists()
     m = ModelManifest.load(d)
-    assert m.files == {f: sha256_file(d / f) for f in ("model.onnx", "tokenizer.json")}
+    assert m.files == {f: sha256_file(d / f) for f in ("model.onnx", "model.onnx.data", "tokenizer.json")}
     assert m.recipe["hash"] and "wheel:tiny-src==0.0.1" in m.recipe
     assert (m.window, m.dimension, m.cls_token_id, m.aliases) == (16, 64, CLS_ID, ("tiny-*",))
     assert first["parity"]["int8_vs_float_mean_cos"] >= 0.99

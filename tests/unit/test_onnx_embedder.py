@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from labelwise.embedding.manifest import Prefixes
-from labelwise.embedding.onnx_embedder import OnnxEmbedder, max_content_tokens, tokens_read
+from labelwise.embedding.manifest import ModelManifest, Prefixes
+from labelwise.embedding.onnx_embedder import OnnxEmbedder, is_pre_optimised, max_content_tokens, tokens_read
 from labelwise.errors import EmbedderUnavailable
 from labelwise.modelbuild.tiny import CLS_ID, SEP_ID, WORDS, write_tiny_model
 
@@ -202,3 +202,23 @@ def test_truncate_none_refuses_long_texts_only(emb: OnnxEmbedder) -> None:
     assert emb.embed([words(5)], "input", truncate="none").truncated == [False]
     with pytest.raises(InputTooLong, match="Input 1 is too long"):
         emb.embed([words(2), words(6)], "input", truncate="none")
+
+
+@pytest.mark.parametrize(
+    ("optimized_for", "model_file", "expected"),
+    [
+        ("onnxruntime-1.31.1", "model.onnx", True),  # the shipped graph, saved by this onnxruntime
+        ("onnxruntime-1.30.0", "model.onnx", False),  # saved by another onnxruntime: optimise at load
+        ("", "model.onnx", False),  # never pre-optimised
+        ("onnxruntime-1.31.1", "model.float.onnx", False),  # another graph (the float baseline)
+        ("onnxruntime-1.31.1", "/elsewhere/model.float.onnx", False),
+    ],
+)
+def test_only_the_graph_the_build_optimised_skips_optimisation(
+    tmp_path: Path, optimized_for: str, model_file: str, expected: bool
+) -> None:
+    # Given a manifest that records which onnxruntime optimised model.onnx
+    m = ModelManifest(name="t", family="bert", dimension=4, optimized_for=optimized_for)
+    # When a session is opened on some graph file of that directory (or elsewhere)
+    # Then optimisation is skipped only for model.onnx under the same onnxruntime
+    assert is_pre_optimised(m, tmp_path, model_file, "1.31.1") is expected

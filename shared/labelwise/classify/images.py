@@ -67,7 +67,7 @@ class ImageFeatureEmbedder:
 
     def __init__(self, model: ImageModel) -> None:
         self._model = model
-        self._manifest = model.manifest.model_copy(update={"dimension": model.manifest.feature_dimension})
+        self._manifest = model.manifest.replace(dimension=model.manifest.feature_dimension)
 
     @property
     def manifest(self) -> ModelManifest:
@@ -208,8 +208,8 @@ def load_configured_clip(settings: Any) -> Any | None:
 
     clip = load_clip(settings.clip_source, name=settings.clip_name, download_root=settings.cache_dir / "clip")
     aliases = tuple(dict.fromkeys((*clip.manifest.aliases, *CLIP_ALIASES)))
-    clip._manifest = clip.manifest.model_copy(
-        update={"name": settings.clip_name, "aliases": aliases, "text_model": settings.clip_name}
+    clip._manifest = clip.manifest.replace(
+        name=settings.clip_name, aliases=aliases, text_model=settings.clip_name
     )
     return clip
 

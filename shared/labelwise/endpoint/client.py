@@ -205,7 +205,7 @@ class EndpointEmbedder:
             wanted = self.model or described.default_model
             for info in described.models:
                 if info.kind == "text" and info.manifest is not None and info.name == wanted:
-                    self._manifest = ModelManifest.model_validate(info.manifest)
+                    self._manifest = ModelManifest.from_dict(info.manifest)
                     break
             else:
                 raise EmbedderUnavailable(f"The embedding endpoint does not serve the model {wanted!r}.")

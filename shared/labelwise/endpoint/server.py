@@ -187,7 +187,7 @@ class EndpointModels:
                 name=name,
                 kind="text",
                 dimension=self.texts.manifest(name).dimension,
-                manifest=self.texts.manifest(name).model_dump(mode="json"),
+                manifest=self.texts.manifest(name).to_dict(),
             )
             for name in self.texts.available
         ]

@@ -2,7 +2,8 @@
 
 ``python -m labelwise.modelbuild --out DIR [--models a,b] [--cache-dir D] [--check] [--force]``
 
-Per model, ``<out>/<name>/`` gets ``model.onnx``, ``tokenizer.json`` and ``manifest.json``; the float
+Per model, ``<out>/<name>/`` gets ``model.onnx`` (its weights in ``model.onnx.data``),
+``tokenizer.json`` and ``manifest.json``; the float
 graph goes to ``<cache_dir>/build/<name>/model.float.onnx``. A model is skipped when its manifest
 already records the same recipe hash. Parity checks run after every build (and with ``--check``)
 and fail loudly.
@@ -26,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest, Prefixes
-from labelwise.embedding.onnx_embedder import MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder
+from labelwise.embedding.onnx_embedder import MODEL_DATA_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder
 from labelwise.modelbuild import parity
 from labelwise.modelbuild.sources import (
     WheelSpec,
@@ -83,6 +84,10 @@ class ModelSpec:
     temperature: float
     # per-layer linears left float32 (excluded from dynamic int8): outlier-heavy activations
     float_linears: tuple[str, ...]
+    # per-layer linears whose input rows are scaled to max |x| = 1 before dynamic int8 and scaled
+    # back after (graph.build_graph's ``row_scaled``): per-token activation scales, for inputs whose
+    # outliers sit in a few tokens
+    row_scaled_linears: tuple[str, ...]
     loader: Callable[[dict[str, Path]], Loaded]
     semantic_checks: bool = True  # paraphrase/translation checks (off only for random test models)
 
@@ -132,6 +137,7 @@ SPECS: dict[str, ModelSpec] = {
         linear_nbits=(),
         temperature=0.012,  # docs/evaluation.md: NLL-fitted 0.0121, ECE 0.17-0.39 at 0.05 -> 0.03-0.10
         float_linears=(),
+        row_scaled_linears=(),
         loader=_load_e5,
     ),
     "all-minilm-l6-v2": ModelSpec(
@@ -147,15 +153,17 @@ SPECS: dict[str, ModelSpec] = {
         sep_token_id=102,
         pad_token_id=0,
         multilingual=False,
-        # Measured int8-vs-float mean cosine (fixed sentence set): all-dynamic-int8 0.9895 (fails 0.99);
-        # FFN-out as 8-bit MatMulNBits (GELU outputs have outliers that per-tensor activation
-        # quantisation handles badly) 0.9927; plus an 8-bit word table 0.9943 (4-bit: 0.9927, 18.7 MB;
-        # 8-bit: 24.6 MB; float: 0.9944, 59 MB). FFN-out left float32 instead of MatMulNBits: 0.9946
-        # and 16% less CPU per text (378 -> 440 texts per CPU-second, 1 thread), for 10 MB more.
+        # Measured int8-vs-float mean cosine (fixed sentence set, docs/performance.md): all-dynamic-int8
+        # 0.9895 (fails 0.99). The GELU outputs FFN-out reads have outliers in a few tokens, mostly in
+        # layer 0 (only its FFN-out float: 0.9922); one per-tensor activation scale then crushes every
+        # other token. FFN-out as 8-bit MatMulNBits 0.9927; left float32 0.9946 but it is then half
+        # of the model's time. Row-scaled FFN-out (a per-token activation scale): 0.9941 with every
+        # linear int8, 1.4x the float-FFN-out throughput. 8-bit word table: 4-bit costs 0.0016.
         word_table="q8",
         linear_nbits=(),
         temperature=0.04,  # docs/evaluation.md: NLL-fitted 0.0392
-        float_linears=("fo",),
+        float_linears=(),
+        row_scaled_linears=("fo",),
         loader=_load_minilm,
     ),
 }
@@ -182,11 +190,12 @@ def recipe_for(spec: ModelSpec, wheels: dict[str, Path]) -> dict[str, str]:
             "builder": builder_source_hash(),
             "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__,
-            "prefixes": spec.prefixes.model_dump_json(),
+            "prefixes": json.dumps(dataclasses.asdict(spec.prefixes), separators=(",", ":")),
             "window": str(spec.window),
             "word_table": spec.word_table,
             "linear_nbits": ",".join(f"{k}:{b}" for k, b in spec.linear_nbits),
             "float_linears": ",".join(spec.float_linears),
+            "row_scaled_linears": ",".join(spec.row_scaled_linears),
             "temperature": repr(spec.temperature),
         }
     )
@@ -260,7 +269,7 @@ def run_parity(
     int8 = embedder_for(model_dir / MODEL_FILE, tok_path, manifest)
     flt = embedder_for(float_path, tok_path, manifest)
     src, src_prefix = source_fn(spec, cache_dir, loaded, tok_path)
-    src_manifest = manifest.model_copy(update={"prefixes": Prefixes(input=src_prefix, label=src_prefix)})
+    src_manifest = manifest.replace(prefixes=Prefixes(input=src_prefix, label=src_prefix))
     flt_src = embedder_for(float_path, tok_path, src_manifest)
     minimum = (
         parity.MIN_FLOAT_VS_SOURCE if spec.name == "multilingual-e5-small" else parity.MIN_FLOAT_VS_NUMPY
@@ -294,6 +303,24 @@ def save_optimized(path: Path) -> str:
     ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     os.replace(tmp, path)
     return f"onnxruntime-{ort.__version__}"
+
+
+def externalize(path: Path) -> None:
+    """Move the weights of ``path`` into ``MODEL_DATA_FILE`` beside it (ONNX external data, one file).
+    onnxruntime then maps them rather than parsing them out of the protobuf: the first session of a
+    process starts about 35 ms sooner for MiniLM (docs/performance.md). The graph is unchanged."""
+    import onnx
+
+    model = onnx.load(str(path))
+    (path.parent / MODEL_DATA_FILE).unlink(missing_ok=True)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=MODEL_DATA_FILE,
+        size_threshold=1024,
+    )
 
 
 # ------------------------------------------------------------------------------ build
@@ -342,6 +369,7 @@ def build_model(
             loaded.weights,
             word_q4=word_table,
             linear_quant=linear_quant_for(spec, loaded),
+            row_scaled=spec.row_scaled_linears,
             name=spec.name,
         ),
         str(prequant),
@@ -364,6 +392,7 @@ def build_model(
     )
     prequant.unlink()
     optimized_for = save_optimized(stage / MODEL_FILE)
+    externalize(stage / MODEL_FILE)
     timings["quantize_s"] = time.perf_counter() - t
     (stage / TOKENIZER_FILE).write_bytes(loaded.tokenizer_json)
 
@@ -382,10 +411,11 @@ def build_model(
         quantization="int8-dynamic-per-channel"
         + (f"+word-table-{spec.word_table}" if word_table is not None else "")
         + "".join(f"+{k}-nbits{b}" for k, b in spec.linear_nbits)
-        + "".join(f"+{k}-float" for k in spec.float_linears),
+        + "".join(f"+{k}-float" for k in spec.float_linears)
+        + "".join(f"+{k}-row-scaled" for k in spec.row_scaled_linears),
         license=spec.license,
         source=spec.source,
-        files={f: sha256_file(stage / f) for f in (MODEL_FILE, TOKENIZER_FILE)},
+        files={f: sha256_file(stage / f) for f in (MODEL_FILE, MODEL_DATA_FILE, TOKENIZER_FILE)},
         recipe=recipe,
     )
     manifest.save(stage)
@@ -399,7 +429,10 @@ def build_model(
     shutil.rmtree(final, ignore_errors=True)
     stage.rename(final)
     timings["total_s"] = time.perf_counter() - t0
-    sizes = {"model.onnx_mb": _mb(final / MODEL_FILE), "model.float.onnx_mb": _mb(float_path)}
+    sizes = {
+        "model.onnx+data_mb": round(_mb(final / MODEL_FILE) + _mb(final / MODEL_DATA_FILE), 1),
+        "model.float.onnx_mb": _mb(float_path),
+    }
     print(
         f"[modelbuild] {spec.name}: built in {final} "
         f"{json.dumps({k: round(v, 1) for k, v in timings.items()})} {json.dumps(sizes)}",

@@ -12,7 +12,7 @@ masked mean pooling then L2 normalisation; output ``sentence_embedding`` float32
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +110,7 @@ def build_graph(
     word_q4: QuantWordTable | None = None,
     linear_quant: Mapping[str, QuantLinear] | None = None,
     accuracy_level: int = 4,
+    row_scaled: Collection[str] = (),
     name: str = "encoder",
 ) -> onnx.ModelProto:
     """``fused``: SkipLayerNormalization + BiasGelu (else Add/LayerNormalization/Erf).
@@ -181,11 +182,21 @@ def build_graph(
         g.const("c_half", np.array(0.5, f32))
 
     quant = dict(linear_quant or {})
+    if row_scaled:
+        g.const("ax_last", np.array([-1], np.int64))
+        g.const("c_row_eps", np.array(1e-6, f32))
 
     def mm(inp: str, p: str, nm: str, lin: dict[str, npt.NDArray[np.float32]]) -> str:
         """``inp @ W.T`` for the layer's linear ``nm``: plain MatMul (dynamic int8 later) or MatMulNBits."""
         node = f"{p}{nm}_mm"
         ql = quant.get(node)
+        if ql is None and nm in row_scaled:
+            # diag(r) (diag(r)^-1 X) W == X W: every row of the MatMul's input has max |x| = 1, so
+            # the per-tensor activation scale of dynamic int8 becomes in effect a per-row (per-token) one
+            r = g.op("ReduceMax", [g.op("Abs", [inp]), "ax_last"], keepdims=1)
+            r = g.op("Max", [r, "c_row_eps"])
+            w_nm = g.const(f"{p}{nm}_w", lin[nm].T.astype(f32))
+            return g.op("Mul", [g.op("MatMul", [g.op("Div", [inp, r]), w_nm], node=node), r])
         if ql is None:
             return g.op("MatMul", [inp, g.const(f"{p}{nm}_w", lin[nm].T.astype(f32))], node=node)
         n_out, k_in = ql.codes.shape

