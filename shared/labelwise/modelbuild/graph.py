@@ -117,7 +117,11 @@ def build_graph(
     ``attention``: ``"matmul"`` (plain ops, masked softmax) or ``"mha"`` (com.microsoft.MultiHeadAttention).
     Measured on CPU (onnxruntime 1.31, int8 e5, single thread, ~16-token inputs): plain ops 2.7-2.9 ms
     CPU per text, SkipLayerNormalization/BiasGelu 4.7, plus MultiHeadAttention 5.2-5.6; onnxruntime's
-    own graph optimiser fuses the plain graph well, so plain is the default (same parity)."""
+    own graph optimiser fuses the plain graph well, so plain is the default (same parity).
+    ``row_scaled``: linears (``"fo"``: every layer's FFN-out; ``"l0.fo"``: layer 0's only) whose input
+    rows are divided by their max ``|x|`` before the MatMul and multiplied back after. Exact in
+    float; under dynamic int8 it turns the per-tensor activation scale into a per-row (per-token) one
+    (docs/performance.md)."""
     if attention not in ("matmul", "mha"):
         raise ValueError(f"attention must be 'matmul' or 'mha', not {attention!r}")
     g = _G()
@@ -182,6 +186,7 @@ def build_graph(
         g.const("c_half", np.array(0.5, f32))
 
     quant = dict(linear_quant or {})
+    row_scales: dict[str, tuple[str, str]] = {}  # input -> (input / r, r)
     if row_scaled:
         g.const("ax_last", np.array([-1], np.int64))
         g.const("c_row_eps", np.array(1e-6, f32))
@@ -190,13 +195,17 @@ def build_graph(
         """``inp @ W.T`` for the layer's linear ``nm``: plain MatMul (dynamic int8 later) or MatMulNBits."""
         node = f"{p}{nm}_mm"
         ql = quant.get(node)
-        if ql is None and nm in row_scaled:
+        if ql is None and (nm in row_scaled or f"{p}{nm}" in row_scaled):
             # diag(r) (diag(r)^-1 X) W == X W: every row of the MatMul's input has max |x| = 1, so
-            # the per-tensor activation scale of dynamic int8 becomes in effect a per-row (per-token) one
-            r = g.op("ReduceMax", [g.op("Abs", [inp]), "ax_last"], keepdims=1)
-            r = g.op("Max", [r, "c_row_eps"])
+            # the per-tensor activation scale of dynamic int8 becomes in effect a per-row (per-token)
+            # one. Linears reading the same input (q, k, v) share one scaling.
+            if inp not in row_scales:
+                r = g.op("ReduceMax", [g.op("Abs", [inp]), "ax_last"], keepdims=1)
+                r = g.op("Max", [r, "c_row_eps"])
+                row_scales[inp] = (g.op("Div", [inp, r]), r)
+            scaled, r = row_scales[inp]
             w_nm = g.const(f"{p}{nm}_w", lin[nm].T.astype(f32))
-            return g.op("Mul", [g.op("MatMul", [g.op("Div", [inp, r]), w_nm], node=node), r])
+            return g.op("Mul", [g.op("MatMul", [scaled, w_nm], node=node), r])
         if ql is None:
             return g.op("MatMul", [inp, g.const(f"{p}{nm}_w", lin[nm].T.astype(f32))], node=node)
         n_out, k_in = ql.codes.shape
