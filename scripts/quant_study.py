@@ -15,6 +15,8 @@ onnxruntime's dynamic int8 quantisation and optimisation, into a temporary direc
 * ``row-l0-fo-fi``: layer 0's FFN-out and every FFN-in row-scaled
 * ``row-fo-fi``: FFN-in and FFN-out row-scaled
 * ``row-all``: every linear row-scaled
+* ``row-l0-fo-fi-mha`` / ``-fused``: the current build's quantisation on the graph with
+  com.microsoft.MultiHeadAttention / with SkipLayerNormalization + BiasGelu written out
 
 For each, it prints the int8-vs-float mean and min cosine on the fixed parity sentence set (the
 build's own check, bar 0.99); zero-shot on the ``make eval`` English sets (SMS spam, UCI sentiment
@@ -54,6 +56,8 @@ VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "row-l0-fo-fi": ((), ("l0.fo", "fi")),
     "row-fo-fi": ((), ("fi", "fo")),
     "row-all": ((), LINEARS),
+    "row-l0-fo-fi-mha": ((), ("l0.fo", "fi")),
+    "row-l0-fo-fi-fused": ((), ("l0.fo", "fi")),
 }
 ZERO_SHOT_SETS = ("sms-spam", "sentiment-imdb", "sentiment-yelp", "sentiment-amazon")
 
@@ -145,6 +149,8 @@ def main() -> int:
                 loaded.weights,
                 word_q4=word_table,
                 row_scaled=row_scaled,
+                attention="mha" if name.endswith("-mha") else "matmul",
+                fused=name.endswith("-fused"),
                 name=MODEL,
             )
             onnx.save(graph, str(pre))

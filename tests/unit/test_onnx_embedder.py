@@ -222,3 +222,11 @@ def test_only_the_graph_the_build_optimised_skips_optimisation(
     # When a session is opened on some graph file of that directory (or elsewhere)
     # Then optimisation is skipped only for model.onnx under the same onnxruntime
     assert is_pre_optimised(m, tmp_path, model_file, "1.31.1") is expected
+
+
+def test_sessions_flush_denormals_to_zero(model_dir: Path) -> None:
+    # Given an embedder opened the way the runtime opens it
+    emb = OnnxEmbedder.from_dir(model_dir, intra_op_threads=1)
+    # Then its session flushes denormals (the masked softmax is several times slower without it)
+    opts = emb._session.get_session_options()
+    assert opts.get_session_config_entry("session.set_denormal_as_zero") == "1"
