@@ -388,3 +388,23 @@ def test_row_scaled_ffn_out_keeps_int8_close_to_float_despite_an_outlier_token(t
     err_rows = 1 - (rows * want).sum(1)
     assert err_rows.mean() < err_plain.mean() / 3, (err_rows, err_plain)
     assert (rows * want).sum(1).min() > 0.99
+
+
+@pytest.mark.parametrize("bad", ["f0", "l9.fo", "l0.ffn", "L0.fo"])
+def test_row_scaled_names_must_be_linears_of_the_model(bad: str) -> None:
+    # Given a 2-layer model, When a row-scaled linear is misspelt or out of range
+    cfg = tiny_config("bert")
+    # Then the build refuses it instead of silently scaling nothing
+    with pytest.raises(ValueError, match="row_scaled"):
+        build_graph(cfg, random_weights(cfg), row_scaled=(bad,))
+
+
+def test_row_scaling_one_layer_touches_only_that_layer() -> None:
+    # Given a tiny encoder
+    cfg = tiny_config("bert")
+    w = random_weights(cfg, seed=9)
+    # When only layer 0's FFN-out is row-scaled
+    model = build_graph(cfg, w, row_scaled=("l0.fo",))
+    # Then exactly one scaling (one ReduceMax) is in the graph, and the float output is unchanged
+    assert [n.op_type for n in model.graph.node].count("ReduceMax") == 1
+    np.testing.assert_allclose(_run(model, SEQS), reference.encode(cfg, w, SEQS), atol=2e-5)

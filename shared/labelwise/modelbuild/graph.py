@@ -124,6 +124,13 @@ def build_graph(
     (docs/performance.md)."""
     if attention not in ("matmul", "mha"):
         raise ValueError(f"attention must be 'matmul' or 'mha', not {attention!r}")
+    linears = ("q", "k", "v", "ao", "fi", "fo")
+    known = {*linears, *(f"l{i}.{nm}" for i in range(len(w.layers)) for nm in linears)}
+    unknown = sorted(set(row_scaled) - known)
+    if unknown:
+        raise ValueError(
+            f"row_scaled: unknown linears {unknown}; use one of {linears}, or 'l<layer>.<linear>'"
+        )
     g = _G()
     h, nh, hd = cfg.hidden, cfg.heads, cfg.head_dim
     f32 = np.float32
