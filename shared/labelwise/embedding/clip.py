@@ -52,6 +52,7 @@ from labelwise.embedding.image import (
 )
 from labelwise.embedding.manifest import MANIFEST_FILE, ImagePreprocessing, ModelManifest, Prefixes
 from labelwise.embedding.port import EmbeddingBatch, Role, Truncate
+from labelwise.embedding.session import cpu_session
 from labelwise.errors import EmbedderUnavailable, InputTooLong
 
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
@@ -280,16 +281,6 @@ def load_clip_manifest(model_dir: Path, name: str | None = None) -> ModelManifes
     return manifest_from_hf(model_dir, name)
 
 
-def _session(path: Path, intra_op_threads: int | None) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if intra_op_threads:
-        opts.intra_op_num_threads = intra_op_threads
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
 class ClipEmbedder:
     """A CLIP model: :meth:`embed` (text tower; implements the text
     :class:`labelwise.embedding.port.Embedder` protocol, so label texts and images share one space),
@@ -340,8 +331,8 @@ class ClipEmbedder:
     ) -> ClipEmbedder:
         try:
             manifest = load_clip_manifest(model_dir, name)
-            vision = _session(_first(model_dir, VISION_FILES), intra_op_threads)
-            text = _session(_first(model_dir, TEXT_FILES), intra_op_threads)
+            vision = cpu_session(_first(model_dir, VISION_FILES), intra_op_threads=intra_op_threads)
+            text = cpu_session(_first(model_dir, TEXT_FILES), intra_op_threads=intra_op_threads)
             tokenizer = ClipTokenizer.from_file(_first(model_dir, (BPE_FILE, MERGES_FILE)))
             mean_path = model_dir / FEATURE_MEAN_FILE
             mean = np.load(mean_path, allow_pickle=False) if mean_path.exists() else None

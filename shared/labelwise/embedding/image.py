@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from labelwise.embedding.manifest import ImagePreprocessing, ModelManifest
 from labelwise.embedding.port import EmbeddingBatch
+from labelwise.embedding.session import cpu_session
 from labelwise.errors import EmbedderUnavailable, InvalidImage
 
 MODEL_FILE = "model.onnx"
@@ -152,16 +153,6 @@ def conse(probabilities: npt.NDArray[Any], class_vectors: npt.NDArray[Any], top_
 
 
 # ------------------------------------------------------------------------------ embedder
-def _session(path: Path, intra_op_threads: int | None) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if intra_op_threads:
-        opts.intra_op_num_threads = intra_op_threads
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
 class ImageEmbedder:
     """The bundled image model (``modality == "image"``, ``family == "efficientnet"``).
 
@@ -206,7 +197,7 @@ class ImageEmbedder:
     ) -> ImageEmbedder:
         try:
             manifest = ModelManifest.load(model_dir)
-            session = _session(model_dir / model_file, intra_op_threads)
+            session = cpu_session(model_dir / model_file, intra_op_threads=intra_op_threads)
             class_embeddings = np.load(model_dir / CLASS_EMBEDDINGS_FILE, allow_pickle=False)
             feature_mean = np.load(model_dir / FEATURE_MEAN_FILE, allow_pickle=False)
             texts = json.loads((model_dir / CLASS_TEXTS_FILE).read_text(encoding="utf-8"))

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from labelwise.embedding.manifest import ModelManifest
 from labelwise.embedding.port import EmbeddingBatch, Role, Truncate
+from labelwise.embedding.session import cpu_session
 from labelwise.errors import EmbedderUnavailable, InputTooLong
 
 MODEL_FILE = "model.onnx"
@@ -93,22 +94,13 @@ class OnnxEmbedder:
             from tokenizers import Tokenizer
 
             manifest = ModelManifest.load(model_dir)
-            opts = ort.SessionOptions()
-            opts.graph_optimization_level = (
-                ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-                if is_pre_optimised(manifest, model_dir, model_file, ort.__version__)
-                else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            )
-            # Flush denormals to zero: the attention softmax of a padded batch takes exp of the
-            # masked scores, which underflow through denormals, several times slower (MiniLM: the
-            # softmax fell from 19% of the time to under 5%, docs/performance.md). Outputs are unchanged.
-            opts.add_session_config_entry("session.set_denormal_as_zero", "1")
-            if intra_op_threads:
-                opts.intra_op_num_threads = intra_op_threads
-            session = ort.InferenceSession(
-                str(model_dir / model_file),
-                sess_options=opts,
-                providers=list(providers or ["CPUExecutionProvider"]),
+            # Flush denormals: the masked attention softmax was 19% of MiniLM's time without it.
+            session = cpu_session(
+                model_dir / model_file,
+                intra_op_threads=intra_op_threads,
+                optimise=not is_pre_optimised(manifest, model_dir, model_file, ort.__version__),
+                flush_denormals=True,
+                providers=providers,
             )
             tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         except (OSError, ValueError, RuntimeError, ImportError) as exc:

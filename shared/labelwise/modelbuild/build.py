@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest, Prefixes
 from labelwise.embedding.onnx_embedder import MODEL_DATA_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder
+from labelwise.embedding.session import cpu_session
 from labelwise.modelbuild import parity
 from labelwise.modelbuild.sources import (
     WheelSpec,
@@ -203,21 +204,13 @@ def recipe_for(spec: ModelSpec, wheels: dict[str, Path]) -> dict[str, str]:
     return r
 
 
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
 def embedder_for(model_path: Path, tokenizer_path: Path, manifest: ModelManifest) -> OnnxEmbedder:
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(tokenizer_path))
     tok.no_truncation()
     tok.no_padding()
-    return OnnxEmbedder(_session(model_path), tok, manifest)
+    return OnnxEmbedder(cpu_session(model_path), tok, manifest)
 
 
 def as_fn(emb: OnnxEmbedder, role: str = "input") -> parity.EmbedFn:
