@@ -425,36 +425,37 @@ class AwsKeyStore(KeyStore):
         records = [_record_from_item(item) for item in items]
         return sorted(records, key=lambda r: (r.created_at, r.key_id))
 
-    def get(self, key_id: str) -> ApiKeyRecord | None:
-        with _provider_errors("read an API key"):
+    def _key_hash(self, key_id: str, action: str) -> str | None:
+        """The stored hash of key ``key_id`` (its ``KEYID#`` lookup item), or None."""
+        with _provider_errors(action):
             lookup = self._ddb.get_item(
                 TableName=self.table,
                 Key={"pk": _s(f"KEYID#{key_id}"), "sk": _s("KEYID")},
                 ConsistentRead=True,
             ).get("Item")
-            if lookup is None:
-                return None
+        return None if lookup is None else str(lookup["key_hash"]["S"])
+
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        key_hash = self._key_hash(key_id, "read an API key")
+        if key_hash is None:
+            return None
+        with _provider_errors("read an API key"):
             item = self._ddb.get_item(
                 TableName=self.table,
-                Key={"pk": _s(f"KEY#{lookup['key_hash']['S']}"), "sk": _s("KEY")},
+                Key={"pk": _s(f"KEY#{key_hash}"), "sk": _s("KEY")},
                 ConsistentRead=True,
             ).get("Item")
         return None if item is None else _record_from_item(item)
 
     def revoke(self, key_id: str) -> None:
-        with _provider_errors("revoke an API key"):
-            lookup = self._ddb.get_item(
-                TableName=self.table,
-                Key={"pk": _s(f"KEYID#{key_id}"), "sk": _s("KEYID")},
-                ConsistentRead=True,
-            ).get("Item")
-        if lookup is None:
+        key_hash = self._key_hash(key_id, "revoke an API key")
+        if key_hash is None:
             raise ResourceNotFound(f"API key {key_id} not found.")
         try:
             with _provider_errors("revoke an API key"):
                 self._ddb.update_item(
                     TableName=self.table,
-                    Key={"pk": _s(f"KEY#{lookup['key_hash']['S']}"), "sk": _s("KEY")},
+                    Key={"pk": _s(f"KEY#{key_hash}"), "sk": _s("KEY")},
                     UpdateExpression="SET revoked = :true",
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeValues={":true": {"BOOL": True}},
