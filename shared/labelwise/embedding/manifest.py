@@ -99,8 +99,11 @@ class ModelManifest:
     recipe: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # The same checks whether built in code or read from a file.
-        _check_instance(type(self), self, type(self).__name__)
+        # The same checks (and list -> tuple conversions) whether built in code or read from a file.
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):
+            value = _convert(hints[f.name], getattr(self, f.name), f"{type(self).__name__}.{f.name}")
+            object.__setattr__(self, f.name, value)
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelManifest:
@@ -208,32 +211,3 @@ def _check_scalar(tp: Any, value: Any, where: str) -> None:
     )
     if not ok:
         raise ManifestError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
-
-
-def _check_instance(cls: type, obj: Any, where: str) -> None:
-    """Type-check a constructed dataclass (the code path: ``ModelManifest(...)``)."""
-    hints = _hints(cls)
-    for f in dataclasses.fields(cls):
-        value = getattr(obj, f.name)
-        tp = hints[f.name]
-        origin, args = typing.get_origin(tp), typing.get_args(tp)
-        if origin in (Union, types.UnionType) and value is None and type(None) in args:
-            continue
-        if origin in (Union, types.UnionType):
-            (tp,) = [a for a in args if a is not type(None)]
-            origin, args = typing.get_origin(tp), typing.get_args(tp)
-        name = f"{where}.{f.name}"
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            if not isinstance(value, tp):
-                raise ManifestError(f"{name}: expected {tp.__name__}, got {type(value).__name__}")
-        elif origin is tuple:
-            if not isinstance(value, tuple):
-                raise ManifestError(f"{name}: expected a tuple, got {type(value).__name__}")
-            item = args[0] if len(args) == 2 and args[1] is Ellipsis else None
-            for i, v in enumerate(value):
-                _check_scalar(item or args[i], v, f"{name}[{i}]")
-        elif origin is dict:
-            if not isinstance(value, dict):
-                raise ManifestError(f"{name}: expected a dict, got {type(value).__name__}")
-        else:
-            _check_scalar(tp, value, name)
