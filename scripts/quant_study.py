@@ -116,29 +116,15 @@ def main() -> int:
         f1 = float(np.mean([metrics.macro_f1(ds.y, p) for ds, p in zip(sets, preds, strict=True)]))
         return agree, f1
 
-    def one_thread(path: Path, optimised: bool = True) -> OnnxEmbedder:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = (
-            ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # saved optimised
-            if optimised
-            else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        )
-        opts.intra_op_num_threads = 1
-        opts.add_session_config_entry("session.set_denormal_as_zero", "1")  # as OnnxEmbedder.from_dir
-        tokenizer = Tokenizer.from_file(str(tok))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        return OnnxEmbedder(session, tokenizer, manifest)
+    def one_thread(path: Path) -> OnnxEmbedder:
+        """As the runtime opens a model (denormals flushed), on one thread, with the built tokenizer."""
+        return OnnxEmbedder.from_dir(model_dir, model_file=str(path), intra_op_threads=1)
 
     chunks = [texts[i : i + 32] for i in range(0, len(texts), 32)]
 
     rows: dict[str, dict[str, float]] = {}
     embedders: dict[str, OnnxEmbedder] = {}
-    float_preds = predictions(one_thread(float_path, optimised=False))
+    float_preds = predictions(one_thread(float_path))
     rows["float"] = {"parity_mean_cos": 1.0, "parity_min_cos": 1.0}
     rows["float"]["zero_shot_agreement"], rows["float"]["zero_shot_macro_f1"] = zero_shot(float_preds)
     with tempfile.TemporaryDirectory(prefix="labelwise-quant-") as tmp:
