@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import sys
 import threading
 import time
 import uuid
@@ -168,6 +169,12 @@ def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
 class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request is not a server error: no traceback for it."""
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
 
 
 def make_server(services: Services, host: str = "127.0.0.1", port: int = 8080) -> LocalServer:

@@ -12,7 +12,7 @@ import requests
 
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.runtime import Services
-from labelwise.server import http_event, running_server
+from labelwise.server import http_event, make_server, running_server
 from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder
 
@@ -95,3 +95,22 @@ def test_deeply_nested_json_is_a_clean_400(base_url: str) -> None:
         f"{base_url}/v1/classify", data=body, headers={"content-type": "application/json"}, timeout=10
     )
     assert r.status_code == 400 and r.json()["code"] == "INPUT_MALFORMED_JSON"
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError, BrokenPipeError, ValueError])
+def test_clients_hanging_up_are_not_reported_as_server_errors(
+    error: type[Exception], settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the local server
+    services = Services(settings=settings, registry=ModelRegistry.from_embedders([HashingEmbedder()]))
+    server = make_server(services, port=0)
+    try:
+        # When a request thread fails with a client disconnect (or, for contrast, a real error)
+        try:
+            raise error("boom")
+        except Exception:
+            server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    # Then only the real error prints a traceback
+    assert ("Traceback" in capsys.readouterr().err) is (error is ValueError)
