@@ -78,7 +78,25 @@ class PayloadTooLarge(LabelwiseError):
 
 
 class Unauthenticated(LabelwiseError):
-    code = "AUTHN_INVALID_KEY"
+    """No usable API key (401). The subclasses carry Jina's three codes."""
+
+    code = "AUTH_INVALID_API_KEY"
+
+
+class MissingApiKey(Unauthenticated):
+    code = "AUTH_MISSING_API_KEY"
+
+
+class InvalidApiKey(Unauthenticated):
+    """Unknown or revoked key."""
+
+    code = "AUTH_INVALID_API_KEY"
+
+
+class InvalidAuthFormat(Unauthenticated):
+    """An ``Authorization`` header that is not ``Bearer <key>``."""
+
+    code = "AUTH_INVALID_FORMAT"
 
 
 class ResourceNotFound(LabelwiseError):
@@ -98,7 +116,17 @@ class Conflict(LabelwiseError):
 
 
 class RateLimited(LabelwiseError):
-    code = "RATE_LIMIT_EXCEEDED"
+    """429. The subclasses say which per-minute quota ran out (Jina's codes)."""
+
+    code = "RATE_REQUEST_LIMIT_EXCEEDED"
+
+
+class RequestRateLimited(RateLimited):
+    code = "RATE_REQUEST_LIMIT_EXCEEDED"
+
+
+class TokenRateLimited(RateLimited):
+    code = "RATE_TOKEN_LIMIT_EXCEEDED"
 
 
 class ServiceUnavailable(LabelwiseError):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from labelwise.errors import RateLimited
+from labelwise.errors import RateLimited, TokenRateLimited
 
 WINDOW_SECONDS = 60
 
@@ -41,15 +41,29 @@ class QuotaState:
 
 
 class QuotaExceeded(RateLimited):
-    """429, carrying the headers the answer must have."""
+    """429 for requests per minute, carrying the headers the answer must have."""
 
     def __init__(self, detail: str, state: QuotaState) -> None:
         super().__init__(detail)
         self.state = state
 
+    @classmethod
+    def of(cls, state: QuotaState, reset: int) -> QuotaExceeded:
+        """The error for ``state``: :class:`TokenQuotaExceeded` when only tokens ran out."""
+        tokens = state.remaining_requests != 0
+        what = "tokens" if tokens else "requests"
+        kind = TokenQuotaExceeded if tokens else QuotaExceeded
+        return kind(f"Rate limit exceeded: this key has no {what} left this minute; retry in {reset} s.", state)
+
     @property
     def headers(self) -> dict[str, str]:
         return {**self.state.headers(), "Retry-After": str(max(self.state.reset_seconds, 1))}
+
+
+class TokenQuotaExceeded(QuotaExceeded, TokenRateLimited):
+    """429 for tokens per minute (``RATE_TOKEN_LIMIT_EXCEEDED``)."""
+
+    code = TokenRateLimited.code
 
 
 class RateLimiter(ABC):
@@ -80,10 +94,7 @@ class RateLimiter(ABC):
         requests, tokens, admitted = self._try_admit(key_id, window)
         state = self._state(requests, tokens, reset)
         if not admitted:
-            what = "requests" if state.remaining_requests == 0 else "tokens"
-            raise QuotaExceeded(
-                f"Rate limit exceeded: this key has no {what} left this minute; retry in {reset} s.", state
-            )
+            raise QuotaExceeded.of(state, reset)
         return state
 
     def charge(self, key_id: str, tokens: int) -> QuotaState:

@@ -127,7 +127,7 @@ def test_bad_key_is_401_in_lambda(deployed: dict[str, Any], lambda_context: Any)
     status, out = invoke(
         deployed["classify"], load_event("classify-zero-shot.json", "lw_wrong"), lambda_context
     )
-    assert status == 401 and out["code"] == "AUTHN_INVALID_KEY" and out["request_id"]
+    assert status == 401 and out["code"] == "AUTH_INVALID_API_KEY" and out["request_id"]
 
 
 def test_logs_carry_request_ids_and_never_keys_or_example_text(

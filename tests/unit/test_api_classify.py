@@ -40,8 +40,11 @@ def call(services: Services, api_event: Any, lambda_context: Any, api_key: str):
         method: str = "POST",
         path: str = "/v1/classify",
         key: str | None = "default",
+        authorization: str | None = None,
     ):
         headers = {"authorization": f"Bearer {api_key if key == 'default' else key}"} if key else {}
+        if authorization is not None:
+            headers = {"authorization": authorization}
         response = app.resolve(api_event(method, path, body, raw=raw, headers=headers), lambda_context)
         return response["statusCode"], json.loads(response["body"]), response["headers"]
 
@@ -207,18 +210,28 @@ def test_embedder_failure_is_503_not_500(call: Any, embedder: HashingEmbedder, m
     assert status == 503 and out["code"] == "SERVICE_UNAVAILABLE"
 
 
-@pytest.mark.parametrize("key", [None, "lw_not-a-real-key", "Basic abc"])
-def test_missing_or_bad_key_is_401_even_for_a_malformed_body(call: Any, key: str | None) -> None:
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [
+        (None, "AUTH_MISSING_API_KEY"),
+        ("Bearer lw_not-a-real-key", "AUTH_INVALID_API_KEY"),
+        ("Basic abc", "AUTH_INVALID_FORMAT"),
+        ("Bearer", "AUTH_INVALID_FORMAT"),
+    ],
+)
+def test_missing_or_bad_key_is_401_even_for_a_malformed_body(
+    call: Any, authorization: str | None, code: str
+) -> None:
     # Given no key, an unknown key, or the wrong scheme
     for body, raw in (({"labels": ["a", "b"], "input": "x"}, None), (None, b"{oops")):
         # When calling
-        status, out, _ = call(body, raw=raw, key=key)
-        # Then the answer is 401 in the envelope, whatever the body
-        assert status == 401 and out["code"] == "AUTHN_INVALID_KEY", out
+        status, out, _ = call(body, raw=raw, key=None, authorization=authorization)
+        # Then the answer is 401 in the envelope with Jina's code for the case, whatever the body
+        assert status == 401 and out["code"] == code, out
 
 
 def test_revoked_key_is_401(call: Any, services: Services) -> None:
     key, record = services.keys.create("tenant-b", "soon revoked")
     services.keys.revoke(record.key_id)
     status, out, _ = call({"labels": ["a", "b"], "input": "x"}, key=key)
-    assert status == 401 and out["code"] == "AUTHN_INVALID_KEY"
+    assert status == 401 and out["code"] == "AUTH_INVALID_API_KEY"

@@ -154,7 +154,7 @@ def test_owner_may_change_access(alice: Client, bob: Client) -> None:
 )
 def test_every_route_needs_a_key(nobody: Client, method: str, path: str, body: Any) -> None:
     status, out = nobody(method, path, body)
-    assert (status, out["code"]) == (401, "AUTHN_INVALID_KEY")
+    assert (status, out["code"]) == (401, "AUTH_MISSING_API_KEY")
 
 
 @pytest.mark.parametrize(

@@ -48,8 +48,10 @@ def test_tokens_are_charged_after_and_block_the_next_request() -> None:
     assert limiter.charge("k", 60).remaining_tokens == 40
     limiter.admit("k")
     assert limiter.charge("k", 60).remaining_tokens == 0  # one request may overshoot
-    with pytest.raises(QuotaExceeded, match="tokens"):
+    with pytest.raises(QuotaExceeded, match="tokens") as refused:
         limiter.admit("k")
+    # And the refusal names the token quota with Jina's code
+    assert refused.value.code == "RATE_TOKEN_LIMIT_EXCEEDED"
 
 
 def test_metering_counts_only_inside_the_block() -> None:
@@ -94,7 +96,7 @@ def test_api_answers_429_with_jina_rate_limit_headers(call: Any) -> None:
     # When a third comes within the minute
     status, out, headers = call(body)
     # Then it is refused in the envelope, with the headers
-    assert status == 429 and out["code"] == "RATE_LIMIT_EXCEEDED"
+    assert status == 429 and out["code"] == "RATE_REQUEST_LIMIT_EXCEEDED"
     assert headers["X-RateLimit-Remaining-Requests"] == "0" and "Retry-After" in headers
 
 

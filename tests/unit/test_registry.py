@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,42 @@ def test_a_model_that_fails_to_load_is_unavailable_not_a_crash(registry_dir: Pat
     registry = ModelRegistry.discover(registry_dir, "multilingual-e5-small", factory)
     with pytest.raises(EmbedderUnavailable):
         registry.get(None)
+
+
+def jina_model_names() -> list[str]:
+    """Every model name in the Jina reference's request discriminators (classify and train)."""
+    spec = json.loads((Path(__file__).parent.parent / "contract" / JINA_SPEC).read_text())
+    names: set[str] = set()
+    for path in ("/v1/classify", "/v1/train"):
+        schema = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        for option in schema["anyOf"]:
+            names.update(option.get("discriminator", {}).get("mapping", {}))
+    return sorted(names)
+
+
+JINA_SPEC = "jina-classifier-openapi-2026.04.json"
+
+
+@pytest.mark.parametrize("name", [n for n in jina_model_names() if not n.startswith("jina-clip")])
+def test_every_jina_text_model_name_resolves_to_a_served_model(registry_dir: Path, name: str) -> None:
+    # Given the two bundled text models
+    registry = ModelRegistry.discover(registry_dir, "multilingual-e5-small")
+    # When a client names one of Jina's text models
+    resolved = registry.resolve_name(name)
+    # Then a served model answers (English-only names may go to the English model)
+    assert resolved in registry.available
+
+
+@pytest.mark.parametrize(
+    "name", ["embed-english-v2.0", "embed-english-light-v2.0", "embed-multilingual-v2.0", "embed-v4.0"]
+)
+def test_cohere_model_names_resolve(registry_dir: Path, name: str) -> None:
+    registry = ModelRegistry.discover(registry_dir, "multilingual-e5-small")
+    assert registry.resolve_name(name) in registry.available
+
+
+def test_the_reference_lists_the_names_the_issue_names() -> None:
+    # The guard against an empty parametrisation: the copied reference really holds the names
+    names = jina_model_names()
+    assert {"jina-embeddings-v4", "jina-embeddings-v5-text-nano", "jina-code-embeddings-1.5b"} <= set(names)
+    assert len(names) >= 13

@@ -67,13 +67,18 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     code: {"description": desc, "content": {"application/json": {"model": ErrorResponse}}}
     for code, desc in {
         400: "Invalid input (bad labels, empty text, unknown model, body not JSON).",
-        401: "Missing or invalid API key.",
+        401: "Missing API key (`AUTH_MISSING_API_KEY`), unknown or revoked key (`AUTH_INVALID_API_KEY`), "
+        "or an Authorization header that is not `Bearer <key>` (`AUTH_INVALID_FORMAT`).",
+        403: "A per-key resource limit, e.g. classifiers per key (`AUTHZ_RESOURCE_LIMIT_EXCEEDED`).",
         404: "Unknown classifier, or one the caller may not use (the two are not distinguished).",
         409: "Too many concurrent updates of this classifier; retry.",
-        429: "The key's requests or tokens per minute are used up (see the X-RateLimit-* headers).",
+        429: "The key's requests (`RATE_REQUEST_LIMIT_EXCEEDED`) or tokens (`RATE_TOKEN_LIMIT_EXCEEDED`) "
+        "per minute are used up (see the X-RateLimit-* headers).",
         413: "Request body too large.",
         422: "The body does not match the schema.",
+        500: "An unexpected error (`INTERNAL_ERROR`); the body reveals only the request id.",
         503: "A dependency (model, store) is unavailable; retry later.",
+        504: "The request ran past its time budget (`SERVICE_TIMEOUT`); send less, or use S3 uploads.",
     }.items()
 }
 

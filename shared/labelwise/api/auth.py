@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from labelwise.errors import Unauthenticated
+from labelwise.errors import InvalidApiKey, InvalidAuthFormat, MissingApiKey, Unauthenticated
 from labelwise.storage.ports import ApiKeyRecord, KeyStore
 
 #: The caller when ``Settings.require_auth`` is off (local experiments only).
@@ -20,24 +20,27 @@ ANONYMOUS = ApiKeyRecord(
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header (case-insensitive), if any."""
+    """The token of an ``Authorization: Bearer <token>`` header (case-insensitive).
+
+    ``None`` when there is no such header; :class:`InvalidAuthFormat` when it is not ``Bearer <token>``.
+    """
     value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
-    if not value:
+    if value is None or not value.strip():
         return None
     scheme, _, token = value.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return None
+        raise InvalidAuthFormat("The Authorization header must be `Bearer <key>`.")
     return token.strip()
 
 
 def authenticate(keys: KeyStore, headers: Mapping[str, str], require_auth: bool = True) -> ApiKeyRecord:
-    """The caller's key record; raises :class:`Unauthenticated` (401)."""
+    """The caller's key record; raises an :class:`Unauthenticated` subclass (401)."""
     token = bearer_token(headers)
     if token is None:
         if not require_auth:
             return ANONYMOUS
-        raise Unauthenticated("Missing API key: send `Authorization: Bearer <key>`.")
+        raise MissingApiKey("Missing API key: send `Authorization: Bearer <key>`.")
     record = keys.authenticate(token)
     if record is None:
-        raise Unauthenticated("Invalid or revoked API key.")
+        raise InvalidApiKey("Invalid or revoked API key.")
     return record

@@ -15,6 +15,23 @@ from labelwise.telemetry import record_model
 
 EmbedderFactory = Callable[[Path], Embedder]
 
+#: Hosted embedding models' names (Jina's classifier API model list, Cohere's embed models) that no
+#: built model claims in its manifest: they resolve to the deployment's default text model (the
+#: multilingual e5 unless configured otherwise), so code written for those APIs runs unchanged. Glob patterns, case-insensitive.
+#: The response's ``model`` always names the model that actually answered.
+HOSTED_MODEL_ALIASES = (
+    "jina-embeddings-v3",
+    "jina-embeddings-v4",
+    "jina-embeddings-v5-text-nano",
+    "jina-embeddings-v5-text-small",
+    "jina-embeddings-v2-base-*",
+    "jina-code-embeddings-0.5b",
+    "jina-code-embeddings-1.5b",
+    "embed-multilingual-*",
+    "embed-english-*",
+    "embed-v4.0",
+)
+
 
 def _onnx_factory(model_dir: Path) -> Embedder:
     from labelwise.embedding.onnx_embedder import OnnxEmbedder
@@ -109,8 +126,14 @@ class ModelRegistry:
         for name, (manifest, _) in self._manifests.items():
             if any(fnmatch.fnmatchcase(lowered, alias.lower()) for alias in manifest.aliases):
                 return name
+        if self._manifests and any(fnmatch.fnmatchcase(lowered, p) for p in HOSTED_MODEL_ALIASES):
+            return self._stand_in()
         available = ", ".join(self.available) or "none (run `make model`)"
         raise ModelNotFound(f"Model '{wanted}' not found. Available models: {available}.")
+
+    def _stand_in(self) -> str:
+        """The model that answers for a hosted model name: the default, else the first built one."""
+        return self._default if self._default in self._manifests else sorted(self._manifests)[0]
 
     def manifest(self, requested: str | None) -> ModelManifest:
         return self._manifests[self.resolve_name(requested)][0]
