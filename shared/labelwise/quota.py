@@ -53,7 +53,9 @@ class QuotaExceeded(RateLimited):
         tokens = state.remaining_requests != 0
         what = "tokens" if tokens else "requests"
         kind = TokenQuotaExceeded if tokens else QuotaExceeded
-        return kind(f"Rate limit exceeded: this key has no {what} left this minute; retry in {reset} s.", state)
+        return kind(
+            f"Rate limit exceeded: this key has no {what} left this minute; retry in {reset} s.", state
+        )
 
     @property
     def headers(self) -> dict[str, str]:

@@ -46,7 +46,10 @@ class Services:
     def label_limits(self) -> LabelLimits:
         s = self.settings
         return LabelLimits(
-            max_labels=s.max_labels, max_groups=s.max_label_groups, max_label_chars=s.max_label_chars
+            max_labels=s.max_labels,
+            max_groups=s.max_label_groups,
+            max_group_labels=s.max_labels_per_group,
+            max_label_chars=s.max_label_chars,
         )
 
 

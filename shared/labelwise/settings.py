@@ -38,8 +38,11 @@ class Settings(BaseModel):
     default_model: str = Field("multilingual-e5-small", description="Model used when a request names none.")
 
     # Request limits
-    max_labels: int = Field(256, ge=1, description="Labels per request (and per classifier).")
+    max_labels: int = Field(
+        512, ge=1, description="Labels per request as a plain list (Jina's limit), and per classifier."
+    )
     max_label_groups: int = Field(8, ge=1, description="Named label groups per request.")
+    max_labels_per_group: int = Field(64, ge=1, description="Labels in each named group (Jina's limit).")
     max_label_chars: int = Field(256, ge=1, description="Characters per label.")
     max_inputs: int = Field(1024, ge=1, description="Inputs per request.")
     max_body_bytes: int = Field(6 * 1024 * 1024, ge=1024, description="Largest accepted request body.")

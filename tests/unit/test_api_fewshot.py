@@ -62,7 +62,7 @@ def test_train_then_classify_by_id(alice: Client) -> None:
     # Given a classifier trained on sports/politics examples
     status, out = alice("POST", "/v1/train", {"input": EXAMPLES})
     assert status == 200
-    assert out["num_samples"] == 4 and out["version"] == 1
+    assert out["num_samples"] == 4 and out["total_samples"] == 4 and out["version"] == 1
     assert out["labels"] == ["sports", "politics"] and out["usage"]["total_tokens"] > 0
     cid = out["classifier_id"]
     # When classifying new texts with its id
@@ -85,7 +85,8 @@ def test_update_adds_examples_labels_and_versions(alice: Client) -> None:
     status, out = alice("POST", "/v1/train", {"classifier_id": cid, "input": batch, "num_iters": 3})
     # Then the classifier grows
     assert status == 200, out
-    assert out["version"] == 2 and out["num_samples"] == 6
+    # And num_samples counts this request's examples (Jina), total_samples the classifier's
+    assert out["version"] == 2 and (out["num_samples"], out["total_samples"]) == (2, 6)
     assert out["labels"] == ["sports", "politics", "tech"]
     status, info = alice("GET", f"/v1/classifiers/{cid}")
     assert status == 200
@@ -96,8 +97,14 @@ def test_update_adds_examples_labels_and_versions(alice: Client) -> None:
 def test_list_and_delete(alice: Client, bob: Client) -> None:
     first, second = create(alice), create(alice, "public")
     create(bob)
-    status, out = alice("GET", "/v1/classifiers")
-    assert status == 200 and [c["classifier_id"] for c in out["data"]] == [first, second]
+    # When Alice lists her classifiers, by GET or by Jina's POST
+    for method in ("GET", "POST"):
+        status, out = alice(method, "/v1/classifiers")
+        # Then a bare array of summaries comes back, hers only, oldest first
+        assert status == 200 and [c["classifier_id"] for c in out] == [first, second]
+        assert [c["access"] for c in out] == ["private", "public"]
+        assert {c["updated_number"] for c in out} == {1} and {c["used_number"] for c in out} == {0}
+        assert len({c["user_id"] for c in out}) == 1
     status, out = alice("DELETE", f"/v1/classifiers/{first}")
     assert status == 200 and out == {"classifier_id": first, "deleted": True}
     assert alice("GET", f"/v1/classifiers/{first}")[0] == 404
@@ -117,7 +124,7 @@ def test_other_tenant_sees_nothing_but_may_classify_public(alice: Client, bob: C
     ]:
         status, out = bob(method, path, body)
         assert (status, out["code"]) == (404, "RESOURCE_NOT_FOUND"), (method, path)
-    assert bob("GET", "/v1/classifiers")[1]["data"] == []
+    assert bob("GET", "/v1/classifiers")[1] == []
     # And he may classify with it only when it is public
     status, out = bob("POST", "/v1/classify", {"classifier_id": cid, "input": "goal"})
     assert status == (200 if access == "public" else 404)

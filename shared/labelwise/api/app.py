@@ -23,10 +23,11 @@ from pydantic import Discriminator, Tag
 from labelwise import __version__
 from labelwise.api.auth import authenticate
 from labelwise.api.cohere_schemas import CohereClassifyRequest, CohereClassifyResponse, CohereError
+from labelwise.api.embedding_schemas import EmbeddingsRequest, EmbeddingsResponse
 from labelwise.api.errors import register_error_handlers, request_id_of
 from labelwise.api.schemas import (
     ClassifierInfo,
-    ClassifierList,
+    ClassifierSummary,
     ClassifyRequest,
     ClassifyResponse,
     DeleteResponse,
@@ -167,6 +168,15 @@ def create_app(
                 return cohere.classify(request, services, caller)
             return service.classify(request, services, caller)
 
+        @app.post(
+            "/v1/embeddings",
+            summary="Embed texts (Jina's and OpenAI's embeddings shape): the vectors classify compares",
+            tags=["embeddings"],
+            responses=responses("One embedding per input text."),
+        )
+        def embeddings(request: Annotated[EmbeddingsRequest, Body()], caller: Caller) -> EmbeddingsResponse:
+            return service.embeddings(request, services, caller)
+
     if scope in ("train", "all"):
 
         @app.post(
@@ -182,9 +192,18 @@ def create_app(
             "/v1/classifiers",
             summary="The caller's classifiers",
             tags=["train"],
-            responses=responses("The caller's classifiers, oldest first."),
+            responses=responses("The caller's classifiers, oldest first (Jina's bare array)."),
         )
-        def list_classifiers(caller: Caller) -> ClassifierList:
+        def list_classifiers(caller: Caller) -> list[ClassifierSummary]:
+            return service.list_classifiers(services, caller)
+
+        @app.post(
+            "/v1/classifiers",
+            summary="The caller's classifiers (Jina's POST form of the listing)",
+            tags=["train"],
+            responses=responses("The caller's classifiers, oldest first (Jina's bare array)."),
+        )
+        def list_classifiers_post(caller: Caller) -> list[ClassifierSummary]:
             return service.list_classifiers(services, caller)
 
         @app.get(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from labelwise.errors import InvalidApiKey, InvalidAuthFormat, MissingApiKey, Unauthenticated
+from labelwise.errors import InvalidApiKey, InvalidAuthFormat, MissingApiKey
 from labelwise.storage.ports import ApiKeyRecord, KeyStore
 
 #: The caller when ``Settings.require_auth`` is off (local experiments only).

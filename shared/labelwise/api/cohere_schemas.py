@@ -6,13 +6,13 @@ request by its ``inputs`` field (Jina's shape uses ``input``).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class CohereExample(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     text: str = Field(description="Example text (at most 512 tokens).")
     label: str = Field(description="Its label (each label needs at least 2 examples).")
@@ -22,7 +22,7 @@ class CohereClassifyRequest(BaseModel):
     """Cohere's classify request (``cohere.Client().classify(...)``)."""
 
     model_config = ConfigDict(
-        extra="forbid",
+        extra="ignore",
         protected_namespaces=(),
         json_schema_extra={
             "examples": [
@@ -54,8 +54,13 @@ class CohereClassifyRequest(BaseModel):
     truncate: Literal["NONE", "START", "END"] = Field(
         "END",
         description="Inputs longer than the model window: `END` drops the end, `START` the start, "
-        "`NONE` refuses the request.",
+        "`NONE` refuses the request. `null` means the default, `END`.",
     )
+
+    @field_validator("truncate", mode="before")
+    @classmethod
+    def _null_is_the_default(cls, value: Any) -> Any:
+        return "END" if value is None else value
 
 
 class CohereLabelConfidence(BaseModel):
@@ -79,6 +84,7 @@ class CohereApiVersion(BaseModel):
 
 class CohereBilledUnits(BaseModel):
     input_tokens: int = Field(description="Tokens embedded for this request (inputs and examples).")
+    classifications: int = Field(description="Inputs classified by this request (Cohere's billing unit).")
 
 
 class CohereMeta(BaseModel):

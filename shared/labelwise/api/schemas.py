@@ -4,25 +4,29 @@ Shapes follow Jina AI's Classifier API (``/v1/classify``, ``/v1/train``). The Op
 generated from these models (``make openapi``), committed as ``docs/openapi.json`` and checked by
 a test. Limits that carry their own error codes (label counts, input counts) are enforced by the
 logic, not the schema, so they answer 400 with a Jina code rather than a generic 422.
+
+Request models ignore fields they do not define (``extra="ignore"``): Jina's and Cohere's clients may
+send fields of their own, and a field neither side knows changes nothing here. What protects state
+(label limits, empty texts, sizes) is checked strictly.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
 
 
 class TextInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     text: str = Field(description="Text to classify.", examples=["Refund my last order please"])
 
 
 class ImageInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     image: str = Field(
         description="An https URL or base64-encoded image (with or without a `data:` prefix).",
@@ -42,7 +46,7 @@ class ClassifyRequest(BaseModel):
     """Zero-shot (with `labels`) or few-shot (with `classifier_id`) classification."""
 
     model_config = ConfigDict(
-        extra="forbid",
+        extra="ignore",
         protected_namespaces=(),
         json_schema_extra={
             "examples": [
@@ -65,8 +69,8 @@ class ClassifyRequest(BaseModel):
     )
     labels: LabelList | LabelGroups | None = Field(
         None,
-        description="Zero-shot: 1 to 256 distinct non-empty labels, or an object of up to 8 named "
-        "groups, each a list of labels scored independently. Omit when using `classifier_id`.",
+        description="Zero-shot: 1 to 512 distinct non-empty labels, or an object of up to 8 named "
+        "groups of up to 64 labels each, scored independently. Omit when using `classifier_id`.",
     )
     classifier_id: str | None = Field(
         None, description="Few-shot: id of a classifier created with `POST /v1/train`."
@@ -132,14 +136,14 @@ class HealthResponse(BaseModel):
 
 
 class TextExample(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     text: str = Field(description="Example text. It is embedded, learned from and dropped: never stored.")
     label: str = Field(description="Its label. New labels extend the classifier.")
 
 
 class ImageExample(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     image: str = Field(description="An https URL or base64 image. Never stored.")
     label: str = Field(description="Its label.")
@@ -152,7 +156,7 @@ class TrainRequest(BaseModel):
     """Create a classifier (no `classifier_id`) or update one (with `classifier_id`)."""
 
     model_config = ConfigDict(
-        extra="forbid",
+        extra="ignore",
         protected_namespaces=(),
         json_schema_extra={
             "examples": [
@@ -178,15 +182,24 @@ class TrainRequest(BaseModel):
         description="`private` (default): only the owner's keys may use it. `public`: any valid key may "
         "classify with it (and nothing else). Only the owner may change it.",
     )
-    input: list[TrainExample] = Field(description="1 to 1,024 labelled examples.")
+    input: list[TrainExample] = Field(
+        description="1 to 1,024 labelled examples (a single example object is accepted too, as Jina's "
+        "update request allows)."
+    )
     num_iters: int = Field(
         10, ge=1, le=100, description="Passes over this batch (1 to 100): how hard the batch is learned."
     )
 
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_example_is_a_list_of_one(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
 
 class TrainResponse(BaseModel):
     classifier_id: str = Field(description="Id to classify with (`POST /v1/classify`).")
-    num_samples: int = Field(description="Examples learned by this classifier so far.")
+    num_samples: int = Field(description="Examples processed in this request (Jina's meaning).")
+    total_samples: int = Field(description="Examples learned by this classifier so far, all versions.")
     labels: list[str] = Field(description="The classifier's labels, in creation order.")
     version: int = Field(description="Version created by this call.")
     usage: Usage
@@ -208,6 +221,28 @@ class ClassifierInfo(BaseModel):
 
 class ClassifierList(BaseModel):
     data: list[ClassifierInfo]
+
+
+class ClassifierSummary(BaseModel):
+    """One entry of ``GET``/``POST /v1/classifiers``: Jina's ``ClassifierSummary``."""
+
+    classifier_id: str = Field(description="The classifier's id.")
+    user_id: str = Field(
+        description="The owning tenant, as a UUID (version 5 of the tenant id: stable, reveals nothing else)."
+    )
+    model: str = Field(description="Embedding model.")
+    labels: list[str] = Field(description="Labels, in creation order.")
+    access: Literal["private", "public"] = Field(description="`private` or `public`.")
+    created_at: str = Field(description="Creation time, ISO 8601 UTC.")
+    updated_at: str = Field(description="Last training time, ISO 8601 UTC.")
+    updated_number: int = Field(description="Training calls so far (the first, creating call included).")
+    used_number: int = Field(description="Classify calls so far.")
+    used_at: str | None = Field(None, description="Last classify time, ISO 8601 UTC.")
+    is_active: bool = Field(True, description="Always true: deleted classifiers are gone.")
+    is_latest: bool = Field(True, description="Always true: the listing shows each latest version.")
+    metadata_: dict[str, Any] = Field(
+        default_factory=dict, description="`version` and `num_samples` of the latest version."
+    )
 
 
 class DeleteResponse(BaseModel):

@@ -176,7 +176,10 @@ def _response(
     return CohereClassifyResponse(
         id=str(uuid.uuid4()),
         classifications=rows,
-        meta=CohereMeta(billed_units=CohereBilledUnits(input_tokens=tokens), warnings=warnings or None),
+        meta=CohereMeta(
+            billed_units=CohereBilledUnits(input_tokens=tokens, classifications=len(rows)),
+            warnings=warnings or None,
+        ),
     )
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
+
 import numpy as np
 
+from labelwise.api.embedding_schemas import (
+    EmbeddingObject,
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    EmbeddingsUsage,
+)
 from labelwise.api.schemas import (
     Classification,
     ClassifierInfo,
-    ClassifierList,
+    ClassifierSummary,
     ClassifyRequest,
     ClassifyResponse,
     DeleteResponse,
@@ -182,7 +191,8 @@ def train(request: TrainRequest, services: Services, caller: ApiKeyRecord) -> Tr
     )  # fmt: skip
     return TrainResponse(
         classifier_id=result.classifier_id,
-        num_samples=result.num_samples,
+        num_samples=len(examples),
+        total_samples=result.num_samples,
         labels=list(result.labels),
         version=result.version,
         usage=_usage(result.total_tokens),
@@ -213,10 +223,66 @@ def get_classifier(classifier_id: str, services: Services, caller: ApiKeyRecord)
     return classifier_info(fewshot.get_classifier(services.store, caller, classifier_id))
 
 
-def list_classifiers(services: Services, caller: ApiKeyRecord) -> ClassifierList:
-    return ClassifierList(data=[classifier_info(m) for m in fewshot.list_classifiers(services.store, caller)])
+#: Namespace of the UUIDs that stand for tenant ids in listings (``user_id``).
+TENANT_NAMESPACE = uuid.UUID("6b1f3e0c-6c55-4d3e-9a8e-0a4f3c2b1d7e")
+
+
+def classifier_summary(meta: ClassifierMeta) -> ClassifierSummary:
+    """Jina's listing entry for ``meta``."""
+    return ClassifierSummary(
+        classifier_id=meta.id,
+        user_id=str(uuid.uuid5(TENANT_NAMESPACE, meta.owner)),
+        model=meta.model,
+        labels=list(meta.labels),
+        access=meta.access,
+        created_at=meta.created_at.isoformat(),
+        updated_at=meta.updated_at.isoformat(),
+        updated_number=meta.train_count,
+        used_number=meta.classify_count,
+        used_at=_iso(meta.last_used_at),
+        is_active=True,
+        is_latest=True,
+        metadata_={"version": meta.version, "num_samples": meta.num_samples},
+    )
+
+
+def list_classifiers(services: Services, caller: ApiKeyRecord) -> list[ClassifierSummary]:
+    """The caller's classifiers, oldest first, as Jina's bare array of summaries."""
+    return [classifier_summary(m) for m in fewshot.list_classifiers(services.store, caller)]
 
 
 def delete_classifier(classifier_id: str, services: Services, caller: ApiKeyRecord) -> DeleteResponse:
     fewshot.delete_classifier(services.store, caller, classifier_id)
     return DeleteResponse(classifier_id=classifier_id)
+
+
+def embeddings(request: EmbeddingsRequest, services: Services, caller: ApiKeyRecord) -> EmbeddingsResponse:
+    """The input-role embeddings of ``request.input`` (what classify compares), metered like classify."""
+    texts = [request.input] if isinstance(request.input, str) else list(request.input)
+    if not texts:
+        raise InvalidInput("`input` must contain at least one text.")
+    if len(texts) > services.settings.max_inputs:
+        raise InputLimitExceeded(
+            f"`input` has {len(texts)} texts; at most {services.settings.max_inputs} are allowed."
+        )
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise InvalidInput(f"`input[{i}]` is empty; inputs must be non-empty text.")
+    embedder = services.registry.get(services.text_model_for(request.model))
+    batch = embedder.embed(texts, role="input")
+    vectors = np.asarray(batch.vectors, dtype="<f4")
+    data = [
+        EmbeddingObject(
+            index=i,
+            embedding=base64.b64encode(row.tobytes()).decode("ascii")
+            if request.embedding_type == "base64"
+            else [float(v) for v in row],
+        )
+        for i, row in enumerate(vectors)
+    ]
+    tokens = batch.total_tokens
+    return EmbeddingsResponse(
+        model=embedder.manifest.name,
+        data=data,
+        usage=EmbeddingsUsage(total_tokens=tokens, prompt_tokens=tokens),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -22,8 +22,9 @@ UNGROUPED = ""
 
 @dataclass(frozen=True)
 class LabelLimits:
-    max_labels: int = 256
+    max_labels: int = 512
     max_groups: int = 8
+    max_group_labels: int = 64
     max_label_chars: int = 256
 
 
@@ -65,7 +66,8 @@ def normalize_label_groups(
         for name, group in labels.items():
             if not name.strip():
                 raise InvalidLabels("Label group names must be non-empty.")
-            groups[name] = validate_label_list(group, limits, where=f"labels.{name}")
+            per_group = replace(limits, max_labels=min(limits.max_labels, limits.max_group_labels))
+            groups[name] = validate_label_list(group, per_group, where=f"labels.{name}")
         return groups
     return {UNGROUPED: validate_label_list(labels, limits)}
 
