@@ -17,7 +17,8 @@ EmbedderFactory = Callable[[Path], Embedder]
 
 #: Hosted embedding models' names (Jina's classifier API model list, Cohere's embed models) that no
 #: built model claims in its manifest: they resolve to the deployment's default text model (the
-#: multilingual e5 unless configured otherwise), so code written for those APIs runs unchanged. Glob patterns, case-insensitive.
+#: multilingual e5 unless configured otherwise), so code written for those APIs runs unchanged.
+#: Glob patterns, case-insensitive.
 #: The response's ``model`` always names the model that actually answered.
 HOSTED_MODEL_ALIASES = (
     "jina-embeddings-v3",
