@@ -26,6 +26,7 @@ from tests.support.template import (
     load_template,
     resolve,
     resources,
+    sam_translate,
 )
 
 SAM = REPO_ROOT / ".tools" / "sam" / "bin" / "sam"
@@ -36,6 +37,7 @@ ROUTES = {
     ("GET", "/v1/classifiers"): "TrainFunction",
     ("GET", "/v1/classifiers/{classifier_id}"): "TrainFunction",
     ("DELETE", "/v1/classifiers/{classifier_id}"): "TrainFunction",
+    ("GET", "/health"): "ClassifyFunction",
 }
 
 
@@ -212,16 +214,166 @@ def test_classify_function_may_invoke_only_its_own_endpoint_when_enabled(templat
     assert len(statements) == len(_inline_statements(template, "ClassifyFunction")) + 1
 
 
-def test_train_function_has_crud_on_its_own_table_and_bucket_only(template: dict[str, Any]) -> None:
+#: What each function may write: DynamoDB items by partition-key prefix (``dynamodb:LeadingKeys``, the
+#: key layout of ``labelwise.storage.aws`` and ``labelwise.storage.aws_quota``) and S3 keys by prefix.
+#: API keys (``KEY#``, ``KEYID#``) are written only by the admin CLI, with the operator's credentials.
+WRITE_SCOPE = {
+    "ClassifyFunction": ({"CLF#*", "RATE#*"}, set()),
+    "TrainFunction": ({"CLF#*", "RATE#*"}, {"classifiers/*"}),
+    "UploadsFunction": ({"CLF#*"}, {"results/*", "errors/*"}),
+}
+DYNAMODB_WRITES = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+}
+S3_OBJECT_WRITES = {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload"}
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement.get("Action", [])
+    return action if isinstance(action, list) else [action]
+
+
+def _resource_list(statement: dict[str, Any]) -> list[Any]:
+    resource = statement.get("Resource", [])
+    return resource if isinstance(resource, list) else [resource]
+
+
+def _object_suffix(resource: Any) -> str | None:
+    """``classifiers/*`` of ``!Sub ${LabelwiseBucket.Arn}/classifiers/*`` (or of the SAM-expanded
+    ``Fn::Sub`` with a variable map); None for anything that is not an object ARN of the bucket."""
+    text: Any = resource
+    if isinstance(resource, dict) and "Fn::Sub" in resource:
+        sub = resource["Fn::Sub"]
+        text = sub if isinstance(sub, str) else sub[0]
+    if isinstance(text, str):
+        for prefix in ("${LabelwiseBucket.Arn}/", "arn:${AWS::Partition}:s3:::${bucketName}/"):
+            if text.startswith(prefix):
+                return str(text[len(prefix) :])
+    return None
+
+
+def assert_least_privilege(function_id: str, statements: list[dict[str, Any]]) -> None:
+    """Every write in ``statements`` stays inside ``WRITE_SCOPE[function_id]``; no bucket configuration."""
+    leading_allowed, objects_allowed = WRITE_SCOPE[function_id]
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = set(_actions(statement))
+        # No bucket-level writes at all (lifecycle, policy, ACL, versioning, notification...)
+        assert not {a for a in actions if a.startswith("s3:PutBucket") or a.startswith("s3:DeleteBucket")}, (
+            function_id,
+            statement,
+        )
+        assert "s3:PutLifecycleConfiguration" not in actions, (function_id, statement)
+        if actions & DYNAMODB_WRITES:
+            # DynamoDB writes only on the allowed partition-key prefixes
+            leading = (
+                statement.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+            )
+            assert leading, (function_id, "DynamoDB write without a LeadingKeys condition", statement)
+            assert set(leading) <= leading_allowed, (function_id, statement)
+        if actions & S3_OBJECT_WRITES:
+            # S3 object writes only under the allowed prefixes
+            suffixes = {_object_suffix(r) for r in _resource_list(statement)}
+            assert suffixes <= objects_allowed, (function_id, suffixes, statement)
+
+
+def test_train_function_writes_only_classifier_and_rate_items_and_classifier_objects(
+    template: dict[str, Any],
+) -> None:
     # Given the train function's policies
     policies = _policy_templates(template, "TrainFunction")
+    statements = _inline_statements(template, "TrainFunction")
 
-    # Then it has CRUD templates scoped to this stack's table and bucket, and nothing else
-    assert policies == {
-        "DynamoDBCrudPolicy": {"TableName": {"Ref": "LabelwiseTable"}},
-        "S3CrudPolicy": {"BucketName": {"Ref": "LabelwiseBucket"}},
+    # Then it has no CRUD policy templates (they allow writing API-key items and bucket lifecycles)
+    assert "DynamoDBCrudPolicy" not in policies and "S3CrudPolicy" not in policies
+    assert set(policies) <= {"DynamoDBReadPolicy"}
+    # And its writes are classifier items (CLF#), its quota counters (RATE#) and classifiers/* objects
+    assert_least_privilege("TrainFunction", statements)
+    writes = [s for s in statements if set(_actions(s)) & (DYNAMODB_WRITES | S3_OBJECT_WRITES)]
+    leading = {
+        key
+        for s in writes
+        for key in s.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys", [])
     }
-    assert _inline_statements(template, "TrainFunction") == []
+    assert leading == {"CLF#*", "RATE#*"}
+    assert {_object_suffix(r) for s in writes for r in _resource_list(s) if _object_suffix(r)} == {
+        "classifiers/*"
+    }
+    # And what the store does is allowed: create (PutItem), commit a version (UpdateItem), delete
+    # (DeleteItem), list by owner (Query on gsi1), weights put/get/delete and listing under classifiers/
+    actions = {a for s in statements for a in _actions(s)}
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= actions
+    assert {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"} <= actions
+    (listing,) = [s for s in statements if "s3:ListBucket" in _actions(s)]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["classifiers/*"]
+
+
+def test_every_function_keeps_least_privilege(template: dict[str, Any]) -> None:
+    # Given every function of the template, with and without the optional endpoint
+    for parameters in ({}, {"EnableSageMakerEndpoint": "true"}):
+        for function_id in resources(template, FUNCTION):
+            policies = _policy_templates(template, function_id, parameters)
+            # Then none uses a policy template that writes (only the read-only and SQS-send ones)
+            assert set(policies) <= {"DynamoDBReadPolicy", "S3ReadPolicy", "SQSSendMessagePolicy"}, (
+                function_id
+            )
+            # And every inline write stays in its scope
+            assert_least_privilege(function_id, _inline_statements(template, function_id, parameters))
+
+
+def _role_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement of an expanded role's inline policies, both branches of an ``Fn::If`` included."""
+    policies: list[Any] = list(role.get("Policies", []))
+    statements: list[dict[str, Any]] = []
+    while policies:
+        policy = policies.pop()
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            policies += [branch for branch in policy["Fn::If"][1:] if branch != {"Ref": "AWS::NoValue"}]
+        elif isinstance(policy, dict) and "PolicyDocument" in policy:
+            statements += policy["PolicyDocument"]["Statement"]
+    return statements
+
+
+@pytest.mark.slow
+def test_expanded_policies_keep_least_privilege() -> None:
+    # Given the template expanded by the SAM translator (the IAM roles CloudFormation will create)
+    expanded = sam_translate(TEMPLATE_PATH)
+    if expanded is None:
+        pytest.skip(f"SAM CLI not installed at {SAM.relative_to(REPO_ROOT)}: run `make sam-tool`")
+    roles = {
+        logical_id: r["Properties"]
+        for logical_id, r in expanded["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role" and logical_id.endswith("FunctionRole")
+    }
+    assert set(roles) == {f"{f}Role" for f in WRITE_SCOPE}
+
+    for role_id, role in roles.items():
+        function_id = role_id.removesuffix("Role")
+        statements = _role_statements(role)
+        # Then every statement SAM produced (policy templates included) keeps the function's scope
+        assert_least_privilege(function_id, statements)
+        # And no managed policy other than logging, tracing and (the queue's consumer) SQS polling
+        managed = {str(arn).rsplit("/", 1)[-1] for arn in role.get("ManagedPolicyArns", [])}
+        allowed = {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
+        if function_id == "UploadsFunction":
+            allowed.add("AWSLambdaSQSQueueExecutionRole")
+        assert managed <= allowed, (function_id, managed)
+
+    # And the train role, expanded, writes only CLF#/RATE# items and classifiers/* objects
+    train = _role_statements(roles["TrainFunctionRole"])
+    writes = [s for s in train if set(_actions(s)) & (DYNAMODB_WRITES | S3_OBJECT_WRITES)]
+    assert writes
+    assert {a for s in train for a in _actions(s)} & {
+        "dynamodb:BatchWriteItem",
+        "s3:PutLifecycleConfiguration",
+    } == set()
 
 
 def test_no_policy_grants_wildcard_actions_or_resources(template: dict[str, Any]) -> None:
@@ -273,6 +425,97 @@ def test_http_api_throttling_and_data_protection(template: dict[str, Any]) -> No
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert all(bucket["PublicAccessBlockConfiguration"].values())
+
+
+# ------------------------------------------------------------------------------- odds and ends
+def test_uploads_function_allows_its_own_queue_loop_and_caps_its_concurrency(
+    template: dict[str, Any],
+) -> None:
+    # Given the uploads function (SQS -> Lambda -> the same SQS queue for a long file's continuation)
+    function = template["Resources"]["UploadsFunction"]["Properties"]
+    event = function["Events"]["Uploads"]["Properties"]
+
+    # Then Lambda's recursive-loop detection does not stop a file after ~16 continuations (the
+    # function's own hop cap, labelwise.uploads, bounds the chain instead)
+    assert function["RecursiveLoop"] == "Allow"
+    # And the queue's event source polls with a bounded number of concurrent invocations
+    assert event["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "UploadsMaximumConcurrency"}}
+    spec = template["Parameters"]["UploadsMaximumConcurrency"]
+    assert spec["MinValue"] == 2 and spec["MaxValue"] == 1000  # what the SQS event source accepts
+    assert 2 <= spec["Default"] <= 1000
+
+
+def test_reserved_concurrency_is_a_parameter_of_every_function(template: dict[str, Any]) -> None:
+    # Given every function
+    for function_id, function in resources(template, FUNCTION).items():
+        parameter = function_id.removesuffix("Function") + "ReservedConcurrency"
+        # Then its reserved concurrency comes from its own parameter, unset (-1) by default
+        reserved = function["Properties"]["ReservedConcurrentExecutions"]
+        condition, value, otherwise = reserved["Fn::If"]
+        assert value == {"Ref": parameter} and otherwise == {"Ref": "AWS::NoValue"}, function_id
+        spec = template["Parameters"][parameter]
+        assert spec["Type"] == "Number" and spec["Default"] == -1 and spec["MinValue"] == -1
+        # And the condition is on when, and only when, the parameter is set
+        assert evaluate_conditions(template)[condition] is False
+        assert evaluate_conditions(template, {parameter: "5"})[condition] is True
+
+
+def test_function_memory_is_at_least_1024_mb(template: dict[str, Any]) -> None:
+    # Given the memory parameter shared by every function
+    spec = template["Parameters"]["FunctionMemorySize"]
+    # Then neither its floor nor its default starve ONNX inference of CPU (Lambda CPU scales with memory)
+    assert spec["MinValue"] >= 1024
+    assert spec["Default"] >= 1024
+    assert template["Globals"]["Function"]["MemorySize"] == {"Ref": "FunctionMemorySize"}
+
+
+def test_dead_letter_queue_has_an_alarm(template: dict[str, Any]) -> None:
+    # Given the CloudWatch alarms of the template
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    on_dlq = [
+        a["Properties"]
+        for a in alarms.values()
+        if {"Name": "QueueName", "Value": {"Fn::GetAtt": ["UploadsDeadLetterQueue", "QueueName"]}}
+        in a["Properties"].get("Dimensions", [])
+    ]
+    # Then one alarm fires as soon as a message lands in the dead-letter queue
+    (alarm,) = on_dlq
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
+    assert alarm["TreatMissingData"] == "notBreaching"
+    # And it notifies the topic given as a parameter, when one is
+    assert alarm["AlarmActions"]["Fn::If"][1] == [{"Ref": "AlarmTopicArn"}]
+    condition = alarm["AlarmActions"]["Fn::If"][0]
+    assert evaluate_conditions(template)[condition] is False
+    assert evaluate_conditions(template, {"AlarmTopicArn": "arn:aws:sns:us-east-1:1:t"})[condition] is True
+
+
+def test_cors_is_a_parameter(template: dict[str, Any]) -> None:
+    # Given the HTTP API
+    cors = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    condition, config, otherwise = cors["Fn::If"]
+
+    # Then CORS is off by default and on for the origins given
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert config["AllowOrigins"] == {"Ref": "CorsAllowOrigins"}
+    assert set(config["AllowMethods"]) == {"GET", "POST", "DELETE", "OPTIONS"}
+    assert {h.lower() for h in config["AllowHeaders"]} >= {"authorization", "content-type"}
+    assert template["Parameters"]["CorsAllowOrigins"]["Type"] == "CommaDelimitedList"
+    assert evaluate_conditions(template)[condition] is False
+    assert evaluate_conditions(template, {"CorsAllowOrigins": "https://app.example.com"})[condition] is True
+
+
+def test_endpoint_variant_pins_an_inference_ami(template: dict[str, Any]) -> None:
+    # Given the optional endpoint's production variant
+    (variant,) = template["Resources"]["EmbeddingEndpointConfig"]["Properties"]["ProductionVariants"]
+    # Then its AMI (NVIDIA driver + CUDA) is pinned by a parameter, to one with a CUDA 12 driver
+    assert variant["InferenceAmiVersion"] == {"Ref": "EndpointInferenceAmiVersion"}
+    spec = template["Parameters"]["EndpointInferenceAmiVersion"]
+    assert spec["Default"] in spec["AllowedValues"]
+    assert spec["Default"].startswith(
+        ("al2-ami-sagemaker-inference-gpu-3", "al2023-ami-sagemaker-inference-gpu")
+    )
 
 
 # ------------------------------------------------------------------------------------------ moto

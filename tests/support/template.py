@@ -19,6 +19,7 @@ into their physical names.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -247,7 +248,8 @@ def resolve(
             return attributes.get((logical_id, attribute), v)
         if set(v) == {"Fn::Join"}:
             sep, parts = v["Fn::Join"]
-            resolved = [go(p) for p in parts]
+            joined = go(parts)  # a CommaDelimitedList parameter's value is one comma-separated string
+            resolved = joined.split(",") if isinstance(joined, str) else [go(p) for p in parts]
             return sep.join(resolved) if all(isinstance(p, str) for p in resolved) else v
         if set(v) == {"Fn::Sub"} and isinstance(v["Fn::Sub"], str):
             text: str = v["Fn::Sub"]
@@ -464,3 +466,48 @@ def create_resources(
             session.client("sqs", endpoint_url=endpoint_url), template, prefix=prefix
         )
     return created
+
+
+# --------------------------------------------------------------------------------------- expanding
+SAM_PYTHON = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
+
+_TRANSLATE = """
+import json, sys
+from samtranslator.translator.transform import transform
+
+class NoManagedPolicies:  # policies are named by ARN in the template; nothing to look up in IAM
+    def load(self):
+        return {}
+
+template = json.load(sys.stdin)
+for resource in template["Resources"].values():  # local code paths: what `sam validate` substitutes
+    for uri in ("CodeUri", "ContentUri"):
+        if isinstance(resource.get("Properties", {}).get(uri), str):
+            resource["Properties"][uri] = "s3://bucket/value"
+parameters = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+print(json.dumps(transform(template, parameters, NoManagedPolicies())))
+"""
+
+
+def sam_translate(path: Path = TEMPLATE_PATH, python: Path = SAM_PYTHON) -> dict[str, Any] | None:
+    """The template expanded by the SAM translator (``AWS::Serverless::*`` -> plain CloudFormation:
+    IAM roles with the policy templates' statements), run in the SAM CLI's venv (``make sam-tool``).
+    None when that venv is absent."""
+    import subprocess
+
+    if not python.exists():
+        return None
+    source = json.dumps(load_template(path))
+    result = subprocess.run(
+        [str(python), "-c", _TRANSLATE],
+        input=source,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"SAM translation failed: {result.stderr[-2000:]}")
+    expanded: dict[str, Any] = json.loads(result.stdout)
+    return expanded
