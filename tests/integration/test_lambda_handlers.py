@@ -115,7 +115,7 @@ def test_train_then_classify_across_the_two_functions(deployed: dict[str, Any], 
     # And the train function lists and deletes it
     event = load_event("list-classifiers.json", deployed["key"])
     status, listed = invoke(deployed["train"], event, lambda_context)
-    assert status == 200 and cid in [c["classifier_id"] for c in listed["data"]]
+    assert status == 200 and cid in [c["classifier_id"] for c in listed]
 
 
 def test_classify_function_does_not_serve_train_routes(deployed: dict[str, Any], lambda_context: Any) -> None:
