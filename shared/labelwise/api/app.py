@@ -188,22 +188,14 @@ def create_app(
         def train(request: Annotated[TrainRequest, Body()], caller: Caller) -> TrainResponse:
             return service.train(request, services, caller)
 
-        @app.get(
+        @app.route(
             "/v1/classifiers",
-            summary="The caller's classifiers",
+            method=["GET", "POST"],
+            summary="The caller's classifiers (GET, or Jina's POST form)",
             tags=["train"],
             responses=responses("The caller's classifiers, oldest first (Jina's bare array)."),
         )
         def list_classifiers(caller: Caller) -> list[ClassifierSummary]:
-            return service.list_classifiers(services, caller)
-
-        @app.post(
-            "/v1/classifiers",
-            summary="The caller's classifiers (Jina's POST form of the listing)",
-            tags=["train"],
-            responses=responses("The caller's classifiers, oldest first (Jina's bare array)."),
-        )
-        def list_classifiers_post(caller: Caller) -> list[ClassifierSummary]:
             return service.list_classifiers(services, caller)
 
         @app.get(
