@@ -30,7 +30,13 @@ from labelwise.api.schemas import (
 )
 from labelwise.classify import fewshot
 from labelwise.classify.images import IMAGE_TOKENS
-from labelwise.classify.zeroshot import UNGROUPED, GroupScores, normalize_label_groups, score_groups
+from labelwise.classify.zeroshot import (
+    UNGROUPED,
+    GroupScores,
+    normalize_label_groups,
+    score_groups,
+    zeroshot_label_vectors,
+)
 from labelwise.errors import InputLimitExceeded, InvalidInput
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord, ClassifierMeta
@@ -136,7 +142,7 @@ def classify(request: ClassifyRequest, services: Services, caller: ApiKeyRecord)
         answered_by = image_model.name
     group_vectors = {}
     for name, labels in groups.items():
-        label_vectors, label_tokens = services.label_cache.embed(embedder, labels)
+        label_vectors, label_tokens = zeroshot_label_vectors(services.label_cache, embedder, labels)
         group_vectors[name] = label_vectors
         tokens += sum(label_tokens)
     scores = score_groups(vectors, group_vectors, groups, manifest.temperature)

@@ -1,4 +1,10 @@
-"""Zero-shot classification: cosine similarity to label embeddings, softmax per label group."""
+"""Zero-shot classification: cosine similarity to label embeddings, softmax per label group.
+
+Labels are embedded by their distinctive part (:func:`labelwise.classify.labels.distinctive_labels`:
+words that all labels of a group start or end with are dropped), so that a shared frame such as
+``"... review"`` cannot invert a task. :func:`zeroshot_logits` is the one place that turns input
+vectors and label texts into the scores the softmax reads; the few-shot learner may start from it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from labelwise.classify.labels import distinctive_labels
 from labelwise.classify.scoring import cosine_similarity, softmax
 from labelwise.embedding.port import Embedder
 from labelwise.errors import InvalidLabels, LabelLimitExceeded
@@ -114,6 +121,27 @@ class LabelEmbeddingCache:
                     self._items.popitem(last=False)
         vectors = np.stack([found[label][0] for label in labels]).astype(np.float32)
         return vectors, [found[label][1] for label in labels]
+
+
+def zeroshot_label_vectors(
+    cache: LabelEmbeddingCache, embedder: Embedder, labels: Sequence[str]
+) -> tuple[FloatArray, list[int]]:
+    """Embeddings ``(len(labels), dim)`` the zero-shot scorer compares inputs with, in label order,
+    and the tokens read for each: the embeddings of :func:`distinctive_labels` ``(labels)``, through
+    ``cache`` (keyed by the text actually embedded, so the key covers what changes the vector)."""
+    return cache.embed(embedder, distinctive_labels(labels))
+
+
+def zeroshot_logits(
+    input_vectors: FloatArray, labels: Sequence[str], embedder: Embedder, cache: LabelEmbeddingCache
+) -> FloatArray:
+    """Zero-shot scores ``(n_inputs, len(labels))`` before the softmax: cosine similarity of each
+    input vector to each label's distinctive-part embedding (:func:`zeroshot_label_vectors`).
+
+    ``softmax(zeroshot_logits(...), manifest.temperature)`` is what ``/v1/classify`` returns for one
+    label group. Stateless: a row depends only on its own input vector and the label texts."""
+    vectors, _ = zeroshot_label_vectors(cache, embedder, labels)
+    return cosine_similarity(input_vectors, vectors)
 
 
 @dataclass(frozen=True)

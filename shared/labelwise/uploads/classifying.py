@@ -18,7 +18,13 @@ from datetime import UTC, datetime
 
 from labelwise.classify import fewshot
 from labelwise.classify.service import build_classifications
-from labelwise.classify.zeroshot import UNGROUPED, GroupScores, normalize_label_groups, score_groups
+from labelwise.classify.zeroshot import (
+    UNGROUPED,
+    GroupScores,
+    normalize_label_groups,
+    score_groups,
+    zeroshot_label_vectors,
+)
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord
 from labelwise.uploads.models import UploadConfig
@@ -128,7 +134,7 @@ class ZeroShotPlan(Plan):
         embedder = self._services.registry.get(self.model)
         inputs = embedder.embed(list(texts), role="input")
         vectors = {
-            name: self._services.label_cache.embed(embedder, labels)[0]
+            name: zeroshot_label_vectors(self._services.label_cache, embedder, labels)[0]
             for name, labels in self.groups.items()
         }
         scores = score_groups(inputs.vectors, vectors, self.groups, embedder.manifest.temperature)
