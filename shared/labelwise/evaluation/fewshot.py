@@ -29,15 +29,16 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from labelwise.classify.scoring import cosine_similarity
 from labelwise.evaluation.datasets import stratified_indices
 from labelwise.evaluation.metrics import expected_calibration_error, macro_f1, negative_log_likelihood
-from labelwise.learning.pa import PALearner, Variant, seed_for
+
+if TYPE_CHECKING:  # the learner is imported lazily: the HTTP harness must not depend on it
+    from labelwise.learning.pa import PALearner, Variant
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -132,6 +133,8 @@ class LearnerConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)  # further PALearner kwargs
 
     def learner(self, dim: int) -> PALearner:
+        from labelwise.learning.pa import PALearner
+
         return PALearner(
             dim,
             variant=self.variant,
@@ -154,6 +157,7 @@ def api_config() -> LearnerConfig:
     """The configuration the API uses now: ``PALearner``'s defaults as ``fewshot.train`` builds it,
     the API's default ``num_iters`` and ``FEWSHOT_TEMPERATURE``."""
     from labelwise.classify import fewshot as service
+    from labelwise.learning.pa import PALearner
 
     probe = service.new_learner(1) if hasattr(service, "new_learner") else PALearner(1)
     return LearnerConfig(
@@ -184,6 +188,8 @@ def replay_api(
     ``X``/``y`` are in request order; ``label_vectors`` maps a label text to its ``"label"``-role
     embedding. Seeds come from ``seed_for(classifier_key, version)`` as in the service.
     """
+    from labelwise.learning.pa import PALearner, seed_for
+
     if len(y) != len(X):
         raise ValueError("X and y differ in length")
     learner: PALearner | None = None
@@ -216,7 +222,7 @@ def learner_probabilities(
 # --------------------------------------------------------------------------- baselines
 def zero_shot_probabilities(X: FloatArray, L: FloatArray, temperature: float) -> FloatArray:
     """``softmax(cos(x, label) / T)``: the zero-shot endpoint's scores."""
-    from labelwise.classify.scoring import softmax
+    from labelwise.classify.scoring import cosine_similarity, softmax
 
     return softmax(cosine_similarity(X, L), temperature)
 
