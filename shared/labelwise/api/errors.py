@@ -154,7 +154,20 @@ def register_error_handlers(
             return denied
         details = validation_details(exc)
         if any(d.type == "json_invalid" for d in details):
-            return respond(400, errors.MalformedBody.code, "The request body is not valid JSON.")
+            reason = next(
+                (
+                    str((e.get("ctx") or {}).get("error", ""))
+                    for e in exc.errors()
+                    if e.get("type") == "json_invalid"
+                ),
+                "",
+            )
+            detail = (
+                f"The request body is not valid JSON: {reason}."
+                if reason
+                else "The request body is not valid JSON."
+            )
+            return respond(400, errors.MalformedBody.code, detail)
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
         return respond(
             422, "INPUT_VALIDATION_ERROR", f"Request does not match the schema: {summary}", details
