@@ -222,3 +222,12 @@ def test_revoked_key_is_401(call: Any, services: Services) -> None:
     services.keys.revoke(record.key_id)
     status, out, _ = call({"labels": ["a", "b"], "input": "x"}, key=key)
     assert status == 401 and out["code"] == "AUTHN_INVALID_KEY"
+
+
+def test_a_wrong_method_is_405_with_allow_in_the_lambda_path(call: Any) -> None:
+    # Given the Lambda resolver (no local server in front)
+    # When /v1/classify is called with PATCH
+    status, out, headers = call({"input": ["a"], "labels": ["a"]}, method="PATCH")
+    # Then it is a 405 naming POST, in the error envelope
+    assert status == 405 and headers["Allow"] == "POST"
+    assert out["code"] == "METHOD_NOT_ALLOWED" and out["request_id"]
