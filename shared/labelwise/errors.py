@@ -141,3 +141,29 @@ class StoreUnavailable(ServiceUnavailable):
 
 class EmbedderUnavailable(ServiceUnavailable):
     pass
+
+
+class InvalidContentLength(MalformedBody):
+    """A ``Content-Length`` that is not one non-negative decimal number (400)."""
+
+    code = "INPUT_INVALID_CONTENT_LENGTH"
+
+
+class LengthRequired(LabelwiseError):
+    """A body without ``Content-Length`` (e.g. ``Transfer-Encoding: chunked``) (411)."""
+
+    code = "INPUT_LENGTH_REQUIRED"
+
+
+class MethodNotAllowed(LabelwiseError):
+    """The path is a route, but not for this method (405, with an ``Allow`` header)."""
+
+    code = "METHOD_NOT_ALLOWED"
+
+    def __init__(self, detail: str, allow: list[str]) -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import sys
 import threading
 import time
@@ -24,8 +25,20 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from labelwise import __version__
 from labelwise.api.app import OPENAPI_INFO, create_app
-from labelwise.api.errors import error_response
+from labelwise.api.errors import error_response, status_for
+from labelwise.errors import InvalidContentLength, LabelwiseError, LengthRequired, PayloadTooLarge
 from labelwise.runtime import Services
+
+_DIGITS = re.compile(r"[0-9]+")
+#: Codes of the errors ``http.server`` itself answers (``send_error``).
+_SERVER_ERROR_CODES = {
+    400: "INPUT_MALFORMED_REQUEST",
+    408: "REQUEST_TIMEOUT",
+    414: "INPUT_URI_TOO_LONG",
+    431: "INPUT_HEADERS_TOO_LARGE",
+    501: "METHOD_NOT_IMPLEMENTED",
+    505: "HTTP_VERSION_NOT_SUPPORTED",
+}
 
 
 @dataclass
@@ -131,27 +144,46 @@ def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def _refuse(self, exc: LabelwiseError, request_id: str) -> None:
+            """Answer ``exc`` in the error envelope and close: the body (if any) is left unread."""
+            status = status_for(exc)
+            response = error_response(status, exc.code, exc.detail, request_id, headers=exc.headers)
+            self.close_connection = True
+            headers = {k: str(v) for k, v in response.headers.items()}
+            self._send(status, {"Content-Type": "application/json", **headers}, str(response.body).encode())
+
+        def _body_length(self) -> int:
+            """The announced body size; only one non-negative decimal ``Content-Length`` is accepted."""
+            if self.headers.get("Transfer-Encoding") is not None:
+                raise LengthRequired(
+                    "Chunked (or otherwise transfer-encoded) bodies are not accepted; send Content-Length."
+                )
+            values = self.headers.get_all("Content-Length") or []
+            if not values:
+                return 0
+            if len(set(v.strip() for v in values)) != 1 or not _DIGITS.fullmatch(values[0].strip()):
+                raise InvalidContentLength("Content-Length must be one non-negative decimal number.")
+            digits = values[0].strip()
+            if len(digits) > 18 or int(digits) > max_body:
+                raise PayloadTooLarge(f"The request body is {digits} bytes; at most {max_body} are accepted.")
+            length = int(digits)
+            return length
+
         def _serve(self) -> None:
             request_id = str(uuid.uuid4())
             path = urlsplit(self.path).path
-            if path == "/openapi.json" and self.command == "GET":
+            if path == "/openapi.json" and self.command in ("GET", "HEAD"):
                 self._send(200, {"Content-Type": "application/json"}, api.openapi.encode())
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > max_body:
-                response = error_response(
-                    413,
-                    "INPUT_PAYLOAD_TOO_LARGE",
-                    f"The request body is {length} bytes; at most {max_body} are accepted.",
-                    request_id,
-                )
-                self.close_connection = True
-                headers = {k: str(v) for k, v in response.headers.items()}
-                self._send(413, {"Content-Type": "application/json", **headers}, str(response.body).encode())
+            try:
+                length = self._body_length()
+            except LabelwiseError as exc:
+                self._refuse(exc, request_id)
                 return
             body = self.rfile.read(length) if length else b""
+            method = "GET" if self.command == "HEAD" else self.command  # HEAD: GET without the body
             event = http_event(
-                self.command, self.path, dict(self.headers.items()), body, self.client_address[0], request_id
+                method, self.path, dict(self.headers.items()), body, self.client_address[0], request_id
             )
             result = api.handle(event)
             payload = result.get("body") or ""
@@ -161,7 +193,29 @@ def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
             headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
             self._send(int(result.get("statusCode", 500)), headers, data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The errors ``http.server`` answers itself (bad request line, unknown method, headers too
+            large, ...) in the JSON error envelope instead of its HTML page."""
+            short, long = self.responses.get(code, ("Error", ""))
+            detail = message or short
+            if explain or long:
+                detail = f"{detail}: {explain or long}"
+            response = error_response(
+                code, _SERVER_ERROR_CODES.get(code, f"HTTP_{code}"), detail, str(uuid.uuid4())
+            )
+            self.close_connection = True
+            self.send_response(code, message)
+            for key, value in response.headers.items():
+                self.send_header(key, str(value))
+            body = str(response.body).encode()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
 
     return Handler
 

@@ -254,3 +254,12 @@ def test_jina_limits_512_labels_or_8_groups_of_64_are_accepted(call: Any) -> Non
         status, out, _ = call({"labels": labels, "input": "x"})
         # Then it is answered
         assert status == 200, out
+
+
+def test_a_wrong_method_is_405_with_allow_in_the_lambda_path(call: Any) -> None:
+    # Given the Lambda resolver (no local server in front)
+    # When /v1/classify is called with PATCH
+    status, out, headers = call({"input": ["a"], "labels": ["a"]}, method="PATCH")
+    # Then it is a 405 naming POST, in the error envelope
+    assert status == 405 and headers["Allow"] == "POST"
+    assert out["code"] == "METHOD_NOT_ALLOWED" and out["request_id"]

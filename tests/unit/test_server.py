@@ -114,3 +114,109 @@ def test_clients_hanging_up_are_not_reported_as_server_errors(
         server.server_close()
     # Then only the real error prints a traceback
     assert ("Traceback" in capsys.readouterr().err) is (error is ValueError)
+
+
+# --- HTTP edge cases (issue 12, item 6) ------------------------------------------------------------
+
+
+def raw_exchange(base_url: str, request: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, half-close, and parse the one HTTP response (status, headers, body)."""
+    import socket
+
+    parts = urlsplit(base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data, "the server closed the connection without an answer"
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", len(body)))
+    return status, headers, body[:length]
+
+
+def envelope(body: bytes) -> dict[str, str]:
+    out = json.loads(body)
+    assert out["code"] and out["detail"] and out["request_id"], out
+    return out
+
+
+CLASSIFY = b'{"labels": ["refund", "delay"], "input": ["refund now"]}'
+
+
+@pytest.mark.parametrize("length", ["-1", "-100", "abc", "1e3", "12 34", " "])
+def test_a_bad_content_length_is_a_400_in_the_envelope(base_url: str, length: str) -> None:
+    # Given a request whose Content-Length is negative or not a number
+    request = (
+        b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {length}\r\n\r\n".encode()
+        + CLASSIFY
+    )
+    # When it is sent
+    status, headers, body = raw_exchange(base_url, request)
+    # Then the server refuses it with a 400 in the error envelope (no traceback, no empty reply)
+    assert status == 400
+    assert headers["content-type"].startswith("application/json")
+    assert envelope(body)["code"] == "INPUT_INVALID_CONTENT_LENGTH"
+
+
+def test_conflicting_content_lengths_are_a_400(base_url: str) -> None:
+    request = (
+        b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 60\r\n\r\n" + CLASSIFY
+    )
+    status, _, body = raw_exchange(base_url, request)
+    assert status == 400 and envelope(body)["code"] == "INPUT_INVALID_CONTENT_LENGTH"
+
+
+def test_a_chunked_body_is_answered_411_not_ignored(base_url: str) -> None:
+    # Given a chunked request body (no Content-Length)
+    chunk = f"{len(CLASSIFY):x}\r\n".encode() + CLASSIFY + b"\r\n0\r\n\r\n"
+    request = b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk
+    # When it is sent
+    status, _, body = raw_exchange(base_url, request)
+    # Then the server asks for a Content-Length instead of treating the body as empty
+    assert status == 411 and envelope(body)["code"] == "INPUT_LENGTH_REQUIRED"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PATCH", "/v1/classify", "POST"),
+        ("TRACE", "/v1/classify", "POST"),
+        ("PUT", "/health", "GET"),
+        ("PATCH", "/v1/classifiers/abc", "DELETE, GET"),
+    ],
+)
+def test_a_wrong_method_on_a_route_is_405_with_allow(
+    base_url: str, method: str, path: str, allow: str
+) -> None:
+    # When a route is called with a method it does not serve
+    request = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
+    status, headers, body = raw_exchange(base_url, request)
+    # Then the answer is 405, names the allowed methods, and is JSON
+    assert status == 405
+    assert headers["allow"] == allow
+    assert headers["content-type"].startswith("application/json")
+    assert envelope(body)["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_an_unknown_method_gets_the_json_envelope(base_url: str) -> None:
+    status, headers, body = raw_exchange(base_url, b"FROB /v1/classify HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status in (405, 501)
+    assert headers["content-type"].startswith("application/json") and envelope(body)
+
+
+def test_head_on_a_get_route_answers_like_get_without_a_body(base_url: str) -> None:
+    r = requests.head(f"{base_url}/health", timeout=10)
+    assert r.status_code == 200 and r.content == b""
+
+
+def test_an_unknown_path_is_still_404(base_url: str) -> None:
+    status, headers, body = raw_exchange(
+        base_url, b"PATCH /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert status == 404 and envelope(body)["code"] == "ROUTE_NOT_FOUND" and "allow" not in headers

@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.request import Request
 from pydantic import Discriminator, Tag
 
 from labelwise import __version__
+from labelwise.api import jsonbody
 from labelwise.api.auth import authenticate
 from labelwise.api.cohere_schemas import CohereClassifyRequest, CohereClassifyResponse, CohereError
 from labelwise.api.embedding_schemas import EmbeddingsRequest, EmbeddingsResponse
@@ -111,7 +112,7 @@ def create_app(
 
     ``metrics`` (a Powertools ``Metrics``, in Lambda) receives per-request metrics by route, status
     and model."""
-    app = TelemetryResolver(enable_validation=True, metrics=metrics)
+    app = TelemetryResolver(enable_validation=True, metrics=metrics, json_body_deserializer=jsonbody.loads)
     settings = services.settings
 
     def caller_of(headers: dict[str, str]) -> ApiKeyRecord:

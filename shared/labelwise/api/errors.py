@@ -27,7 +27,9 @@ STATUS_BY_ERROR: dict[type[errors.LabelwiseError], int] = {
     errors.Unauthenticated: 401,
     errors.ResourceLimitExceeded: 403,
     errors.ResourceNotFound: 404,
+    errors.MethodNotAllowed: 405,
     errors.Conflict: 409,
+    errors.LengthRequired: 411,
     errors.PayloadTooLarge: 413,
     errors.RateLimited: 429,
     errors.ServiceUnavailable: 503,
@@ -39,6 +41,12 @@ def status_for(exc: errors.LabelwiseError) -> int:
         if cls in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[cls]
     return 500
+
+
+def allowed_methods(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    """The methods of ``app``'s routes whose path pattern matches ``path`` (empty: no such route)."""
+    routes = getattr(app, "_static_routes", []) + getattr(app, "_dynamic_routes", [])
+    return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 def request_id_of(app: APIGatewayHttpResolver) -> str:
@@ -154,7 +162,20 @@ def register_error_handlers(
             return denied
         details = validation_details(exc)
         if any(d.type == "json_invalid" for d in details):
-            return respond(400, errors.MalformedBody.code, "The request body is not valid JSON.")
+            reason = next(
+                (
+                    str((e.get("ctx") or {}).get("error", ""))
+                    for e in exc.errors()
+                    if e.get("type") == "json_invalid"
+                ),
+                "",
+            )
+            detail = (
+                f"The request body is not valid JSON: {reason}."
+                if reason
+                else "The request body is not valid JSON."
+            )
+            return respond(400, errors.MalformedBody.code, detail)
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
         return respond(
             422, "INPUT_VALIDATION_ERROR", f"Request does not match the schema: {summary}", details
@@ -170,6 +191,12 @@ def register_error_handlers(
 
     @app.not_found
     def _not_found(exc: Exception) -> Response:
+        allow = allowed_methods(app, app.current_event.path)
+        if allow:
+            refused = errors.MethodNotAllowed(
+                f"{app.current_event.http_method} is not served here; use {', '.join(allow)}.", allow
+            )
+            return respond(405, refused.code, refused.detail, headers=refused.headers)
         return respond(404, "ROUTE_NOT_FOUND", "No such route. See /openapi.json for the API.")
 
     @app.exception_handler(Exception)
