@@ -28,7 +28,7 @@ from labelwise.errors import (
     ResourceLimitExceeded,
     ResourceNotFound,
 )
-from labelwise.learning.pa import PALearner
+from labelwise.learning.mixture import MixtureLearner, load_learner
 from labelwise.storage.memory import MemoryClassifierStore
 from labelwise.storage.ports import ApiKeyRecord, VersionConflict
 from tests.support.fakes import HashingEmbedder, fake_manifest
@@ -110,7 +110,7 @@ def test_label_and_classifier_limits(registry, store, settings):
 def test_update_extends_labels_and_accumulates(registry, store, settings):
     # Given a classifier
     created = make(registry, store, settings)
-    before = PALearner.from_bytes(store.load_weights(created.classifier_id, 1))
+    before = load_learner(store.load_weights(created.classifier_id, 1))
     # When it learns a batch with a new label and changes access
     batch = [("new phone released with a faster chip", "tech"), ("goal in extra time", "sports")]
     result = train(
@@ -119,9 +119,10 @@ def test_update_extends_labels_and_accumulates(registry, store, settings):
     # Then labels are appended, counters and version advance, access changed
     assert (result.created, result.version, result.num_samples) == (False, 2, 6)
     assert result.labels == ("sports", "politics", "tech") and result.access == "public"
-    after = PALearner.from_bytes(store.load_weights(created.classifier_id, 2))
+    after = load_learner(store.load_weights(created.classifier_id, 2))
     assert after.labels == ["sports", "politics", "tech"]
-    assert after.weights.shape == (3, 64) and before.weights.shape == (2, 64)
+    assert after.pa.weights.shape == (3, 64) and before.pa.weights.shape == (2, 64)
+    assert after.num_samples == 6 and before.num_samples == 4
     meta = get_classifier(store, OWNER, created.classifier_id)
     assert (meta.version, meta.num_samples, meta.train_count, meta.access) == (2, 6, 2, "public")
 
@@ -281,9 +282,14 @@ def test_conflict_reloads_and_reapplies_the_batch(registry, settings):
     # Then it was re-applied on top of the other writer's version: nothing lost
     assert (result.version, result.num_samples) == (3, 4 + 1 + 2)
     assert result.labels == ("sports", "politics", "tech")
-    learner = PALearner.from_bytes(store.load_weights(cid, 3))
+    learner = load_learner(store.load_weights(cid, 3))
     assert learner.labels == ["sports", "politics", "tech"]
-    assert learner.steps == PALearner(64).num_iters * 7
+    assert learner.num_samples == 7
+    assert learner.pa.steps == fewshot_default_iters() * 7
+
+
+def fewshot_default_iters() -> int:
+    return MixtureLearner(1).num_iters
 
 
 # -- privacy --------------------------------------------------------------------------------------
@@ -319,7 +325,7 @@ def test_no_example_text_reaches_any_store(registry, store, settings):
 
 def test_weights_cache_is_bounded_lru():
     cache = WeightsCache(maxsize=2)
-    learners = [PALearner(4) for _ in range(3)]
+    learners = [MixtureLearner(4) for _ in range(3)]
     cache.put("a", 1, learners[0])
     cache.put("b", 1, learners[1])
     assert cache.get("a", 1) is learners[0]  # a is now most recent

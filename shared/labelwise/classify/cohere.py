@@ -27,6 +27,7 @@ from labelwise.api.cohere_schemas import (
     CohereMeta,
 )
 from labelwise.classify import fewshot
+from labelwise.classify.zeroshot import zeroshot_label_vectors
 from labelwise.embedding.port import Embedder, Truncate
 from labelwise.errors import (
     InputLimitExceeded,
@@ -35,17 +36,11 @@ from labelwise.errors import (
     LabelLimitExceeded,
     ModelNotFound,
 )
-from labelwise.learning.pa import PALearner, scores_to_probabilities, seed_for
+from labelwise.learning.mixture import MixtureLearner
+from labelwise.learning.pa import seed_for
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord
 
-#: Cohere's labels are class identifiers (its API never embedded them) and its users' examples are
-#: meant to decide: the learner starts from a weak label prior and takes full PA-I steps, instead of
-#: /v1/train's strong zero-shot start (FEWSHOT_PRIOR_STRENGTH = 20, C = 0.1). docs/fewshot.md has the
-#: measured trade-off (the strong prior wins on meaningful labels at 8-16 per label; the weak one
-#: lets examples overrule the label text, e.g. Cohere's spam example).
-EXAMPLES_PRIOR_STRENGTH = 1.0
-EXAMPLES_C = 1.0
 MAX_INPUTS = 96
 MAX_EXAMPLES = 2500
 MAX_EXAMPLE_TOKENS = 512
@@ -57,7 +52,7 @@ TRUNCATE: dict[str, Truncate] = {"END": "end", "START": "start", "NONE": "none"}
 
 @dataclass(frozen=True)
 class _Learned:
-    learner: PALearner
+    learner: MixtureLearner
     tokens: int  # tokens embedded to learn it (billed on the request that learned it)
 
 
@@ -142,10 +137,8 @@ def _learn(services: Services, embedder: Embedder, examples: list[tuple[str, str
         return cached, 0
     labels = _validate_examples(examples, embedder, services.settings.max_labels)
     batch = embedder.embed([text for text, _ in examples], "input")
-    label_vectors, label_tokens = services.label_cache.embed(embedder, labels)
-    learner = fewshot.new_learner(
-        embedder.manifest.dimension, c=EXAMPLES_C, prior_strength=EXAMPLES_PRIOR_STRENGTH
-    )
+    label_vectors, label_tokens = zeroshot_label_vectors(services.label_cache, embedder, labels)
+    learner = fewshot.new_learner(embedder.manifest.dimension, embedder.manifest.temperature)
     learner.add_labels(labels, label_vectors)
     learner.partial_fit(batch.vectors, [label for _, label in examples], seed=seed_for(key, 1))
     learned = _Learned(learner=learner, tokens=batch.total_tokens + sum(label_tokens))
@@ -219,9 +212,7 @@ def classify(
     embedder = services.registry.get(model_name)
     learned, learning_tokens = _learn(services, embedder, examples)
     batch = embedder.embed(request.inputs, "input", truncate=truncate)
-    probabilities = scores_to_probabilities(
-        learned.learner.decision_function(batch.vectors), fewshot.FEWSHOT_TEMPERATURE
-    )
+    probabilities = learned.learner.predict_proba(batch.vectors)
     warnings = [f"inputs[{i}] was truncated to the model window" for i, t in enumerate(batch.truncated) if t]
     tokens = batch.total_tokens + learning_tokens
     return _response(request.inputs, learned.learner.labels, probabilities, tokens, warnings)

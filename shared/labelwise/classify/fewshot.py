@@ -2,7 +2,8 @@
 
 What the HTTP routes call. Training examples are embedded and learned from, never stored: a
 classifier is its :class:`~labelwise.storage.ports.ClassifierMeta` plus the serialised
-:class:`~labelwise.learning.pa.PALearner` of each version.
+:class:`~labelwise.learning.mixture.MixtureLearner` of each version (aggregates only: label counts
+and embedding sums, ridge's second moments, PA's weight rows and the experts' running losses).
 
 Updates are optimistic: read meta + weights of version ``v``, learn the batch, commit ``v + 1``
 conditionally on ``v``; on :class:`~labelwise.storage.ports.VersionConflict` reload and re-apply
@@ -29,6 +30,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from labelwise.classify.labels import distinctive_labels
 from labelwise.embedding.port import Embedder, Truncate
 from labelwise.errors import (
     Conflict,
@@ -39,7 +41,8 @@ from labelwise.errors import (
     ResourceLimitExceeded,
     ResourceNotFound,
 )
-from labelwise.learning.pa import PALearner, Variant, scores_to_probabilities, seed_for
+from labelwise.learning.mixture import MixtureLearner, load_learner
+from labelwise.learning.pa import seed_for
 from labelwise.settings import Settings
 from labelwise.storage.ports import (
     Access,
@@ -54,23 +57,6 @@ logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
 
-#: Softmax temperature over raw ``W . x`` scores. PA trains for a margin of 1, so a training-like
-#: input gets ``e^4`` odds over the runner-up; ``make eval`` may retune it.
-FEWSHOT_TEMPERATURE = 0.25
-#: Learner settings of new classifiers, tuned on validation splits by ``scripts/eval_fewshot.py
-#: --mode tune`` (docs/fewshot.md). ``FEWSHOT_PRIOR_STRENGTH = 20`` (= 1 / 0.05, the bundled models'
-#: zero-shot logit scale) starts each label's row at the zero-shot logits; PA-I steps capped at
-#: ``FEWSHOT_C = 0.1`` keep that ranking through the first examples (sentiment at 8 per label: 0.935
-#: macro-F1 vs 0.892 with PALearner's defaults C = 1, prior 1) and let consistent evidence take over.
-#: Averaging measured no better on text (docs/fewshot.md), so the last iterate is kept.
-FEWSHOT_VARIANT: Variant = "pa-i"
-FEWSHOT_C = 0.1
-FEWSHOT_PRIOR_STRENGTH = 20.0
-FEWSHOT_AVERAGE = False
-#: C grows with the rivals of each example: C * (n_labels - 1). Two labels keep C = 0.1; eight labels
-#: get 0.7, which brings ChatterBot's 8 topics from 0.051 to about 0.002 below logistic regression at
-#: 128 per label (validation) without touching the binary sets (docs/fewshot.md).
-FEWSHOT_C_PER_RIVAL = True
 #: Conditional-commit attempts per train call before :class:`Conflict`.
 MAX_ATTEMPTS = 8
 #: Upper bound of the jittered backoff between attempts, seconds.
@@ -115,17 +101,17 @@ class WeightsCache:
 
     def __init__(self, maxsize: int = WEIGHTS_CACHE_SIZE) -> None:
         self.maxsize = maxsize
-        self._items: OrderedDict[tuple[str, int], PALearner] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int], MixtureLearner] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, classifier_id: str, version: int) -> PALearner | None:
+    def get(self, classifier_id: str, version: int) -> MixtureLearner | None:
         with self._lock:
             learner = self._items.get((classifier_id, version))
             if learner is not None:
                 self._items.move_to_end((classifier_id, version))
             return learner
 
-    def put(self, classifier_id: str, version: int, learner: PALearner) -> None:
+    def put(self, classifier_id: str, version: int, learner: MixtureLearner) -> None:
         if self.maxsize <= 0:
             return
         with self._lock:
@@ -198,37 +184,18 @@ def _visible(
 # -- train ----------------------------------------------------------------------------------------
 
 
-def new_learner(
-    dim: int, *, c: float = FEWSHOT_C, prior_strength: float = FEWSHOT_PRIOR_STRENGTH
-) -> PALearner:
-    """An empty learner with the tuned few-shot settings (``FEWSHOT_*``), or another C / prior."""
-    return PALearner(
-        dim,
-        variant=FEWSHOT_VARIANT,
-        c=c,
-        prior_strength=prior_strength,
-        average=FEWSHOT_AVERAGE,
-        c_per_rival=FEWSHOT_C_PER_RIVAL,
-    )
+def new_learner(dim: int, zero_shot_temperature: float) -> MixtureLearner:
+    """An empty learner of a new classifier: the default experts, zero-shot at the model's temperature."""
+    return MixtureLearner(dim, zero_shot_temperature=zero_shot_temperature)
 
 
-class _LabelVectors:
-    """Label prior embeddings, computed at most once per label within one train call."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self._embedder = embedder
-        self._vectors: dict[str, FloatArray] = {}
-
-    def __call__(self, labels: Sequence[str]) -> FloatArray:
-        missing = [label for label in labels if label not in self._vectors]
-        if missing:
-            batch = self._embedder.embed(missing, "label")
-            for label, vector in zip(missing, batch.vectors, strict=True):
-                self._vectors[label] = vector
-        dim = self._embedder.manifest.dimension
-        if not labels:
-            return np.zeros((0, dim), dtype=np.float32)
-        return np.asarray([self._vectors[label] for label in labels], dtype=np.float32)
+def label_vectors(embedder: Embedder, labels: Sequence[str]) -> FloatArray:
+    """The label embeddings the learner's zero-shot and class-mean experts start from, for the
+    classifier's whole label set: the distinctive part of each label (as ``/v1/classify`` embeds it),
+    so ``"positive review"`` / ``"negative review"`` cannot invert the prior."""
+    if not labels:
+        return np.zeros((0, embedder.manifest.dimension), dtype=np.float32)
+    return np.asarray(embedder.embed(distinctive_labels(labels), "label").vectors, dtype=np.float32)
 
 
 def train(
@@ -286,11 +253,9 @@ def _create(
     model_name = registry.resolve_name(model)
     embedder = registry.get(model_name)
     batch = embedder.embed([text for text, _ in examples], "input")
-    label_vectors = _LabelVectors(embedder)
-
     classifier_id = str(uuid.uuid4())
-    learner = new_learner(embedder.manifest.dimension)
-    learner.add_labels(labels, label_vectors(labels))
+    learner = new_learner(embedder.manifest.dimension, embedder.manifest.temperature)
+    learner.add_labels(labels, label_vectors(embedder, labels))
     learner.partial_fit(
         batch.vectors, [label for _, label in examples], seed=seed_for(classifier_id, 1), num_iters=num_iters
     )
@@ -330,8 +295,8 @@ def _update(
         raise ModelMismatch(f"Classifier {classifier_id} uses model '{meta.model}', not '{model}'.")
     embedder = registry.get(meta.model)
     batch = embedder.embed([text for text, _ in examples], "input")
-    label_vectors = _LabelVectors(embedder)
     targets = [label for _, label in examples]
+    vectors_of: dict[tuple[str, ...], FloatArray] = {}
 
     for attempt in range(max_attempts):
         if attempt:
@@ -340,10 +305,18 @@ def _update(
         new_labels = [label for label in batch_labels if label not in meta.labels]
         _check_label_count(len(meta.labels) + len(new_labels), settings)
         try:
-            learner = PALearner.from_bytes(store.load_weights(classifier_id, meta.version))
+            learner = load_learner(
+                store.load_weights(classifier_id, meta.version),
+                zero_shot_temperature=embedder.manifest.temperature,
+            )
         except ResourceNotFound:
             continue  # replaced (and collected) since we read the meta: reload
-        learner.add_labels(new_labels, label_vectors(new_labels))
+        all_labels = (*meta.labels, *new_labels)
+        if all_labels not in vectors_of:
+            vectors_of[all_labels] = label_vectors(embedder, all_labels)
+        rows = vectors_of[all_labels]
+        learner.add_labels(new_labels, rows[len(meta.labels) :])
+        learner.set_label_vectors(rows)
         version = meta.version + 1
         learner.partial_fit(
             batch.vectors, targets, seed=seed_for(classifier_id, version), num_iters=num_iters
@@ -379,10 +352,14 @@ def _update(
 # -- classify and CRUD ----------------------------------------------------------------------------
 
 
-def _learner_for(store: ClassifierStore, meta: ClassifierMeta) -> PALearner:
+def _learner_for(
+    store: ClassifierStore, meta: ClassifierMeta, zero_shot_temperature: float
+) -> MixtureLearner:
     learner = WEIGHTS_CACHE.get(meta.id, meta.version)
     if learner is None:
-        learner = PALearner.from_bytes(store.load_weights(meta.id, meta.version))
+        learner = load_learner(
+            store.load_weights(meta.id, meta.version), zero_shot_temperature=zero_shot_temperature
+        )
         WEIGHTS_CACHE.put(meta.id, meta.version, learner)
     return learner
 
@@ -413,13 +390,15 @@ def classify_with_classifier(
     meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
     if model is not None and embedder_registry.resolve_name(model) != meta.model:
         raise ModelMismatch(f"Classifier {classifier_id} uses model '{meta.model}', not '{model}'.")
+    embedder = embedder_registry.get(meta.model)
+    temperature = embedder.manifest.temperature
     try:
-        learner = _learner_for(store, meta)
+        learner = _learner_for(store, meta, temperature)
     except ResourceNotFound:  # a newer version replaced ours between the two reads
         meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
-        learner = _learner_for(store, meta)
-    batch = embedder_registry.get(meta.model).embed(list(texts), "input", truncate=truncate)
-    probabilities = scores_to_probabilities(learner.decision_function(batch.vectors), FEWSHOT_TEMPERATURE)
+        learner = _learner_for(store, meta, temperature)
+    batch = embedder.embed(list(texts), "input", truncate=truncate)
+    probabilities = learner.predict_proba(batch.vectors)
     store.record_use(classifier_id)
     return FewShotScores(
         labels=list(learner.labels),

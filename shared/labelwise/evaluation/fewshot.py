@@ -12,11 +12,11 @@ Protocol (per dataset, fixed before looking at any score):
   train on samples of pool + validation and score on test, which nothing was tuned on.
 * :func:`sample_per_label` draws ``k`` examples per label (without replacement, seeded); a label
   with fewer than ``k`` candidates contributes all it has (the cap is reported).
-* :func:`replay_api` trains a :class:`~labelwise.learning.pa.PALearner` the way
-  ``labelwise.classify.fewshot.train`` does: the sample is shuffled, cut into batches of at most
-  1,024, the first batch creates (labels in first-seen order, rows from the label embeddings,
-  ``seed_for(id, 1)``), every later batch is an update after a serialisation round trip
-  (``seed_for(id, version)``).
+* :func:`replay_product` trains the service's learner the way ``labelwise.classify.fewshot.train``
+  does: the sample is cut into batches of at most 1,024, the first batch creates (labels in
+  first-seen order, ``seed_for(id, 1)``), every later batch is an update after a serialisation round
+  trip (``seed_for(id, version)``). The HTTP harness (``scripts/eval_fewshot.py``) goes through the
+  real server instead; the replay is for fast development runs.
 
 Embeddings of whole datasets are computed once per model and cached as ``.npy`` under
 ``<cache_dir>/fewshot-embeddings`` (:func:`cached_embeddings`).
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,12 +38,12 @@ from labelwise.evaluation.datasets import stratified_indices
 from labelwise.evaluation.metrics import expected_calibration_error, macro_f1, negative_log_likelihood
 
 if TYPE_CHECKING:  # the learner is imported lazily: the HTTP harness must not depend on it
-    from labelwise.learning.pa import PALearner, Variant
+    from labelwise.learning.mixture import MixtureLearner
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
-SIZES = (8, 16, 32, 64, 128, 256)
+SIZES = (4, 8, 16, 32, 64, 128)
 SEEDS = 5
 TEST_FRACTION = 0.3
 TEST_MAX = 1000
@@ -120,103 +120,73 @@ def sample_per_label(
 
 
 # --------------------------------------------------------------------------- learner replay
-@dataclass(frozen=True)
-class LearnerConfig:
-    """Everything that decides what a classifier learns and how it scores."""
-
-    variant: Variant = "pa-i"
-    c: float = 1.0
-    num_iters: int = 10
-    average: bool = False
-    prior_strength: float = 1.0
-    temperature: float = 0.25
-    extra: Mapping[str, Any] = field(default_factory=dict)  # further PALearner kwargs
-
-    def learner(self, dim: int) -> PALearner:
-        from labelwise.learning.pa import PALearner
-
-        return PALearner(
-            dim,
-            variant=self.variant,
-            c=self.c,
-            num_iters=self.num_iters,
-            average=self.average,
-            prior_strength=self.prior_strength,
-            **dict(self.extra),
-        )
-
-    def label(self) -> str:
-        extra = "".join(f",{k}={v}" for k, v in sorted(self.extra.items()))
-        return (
-            f"{self.variant},C={self.c:g},it={self.num_iters},avg={int(self.average)},"
-            f"prior={self.prior_strength:g},T={self.temperature:g}{extra}"
-        )
-
-
-def api_config() -> LearnerConfig:
-    """The configuration the API uses now: ``PALearner``'s defaults as ``fewshot.train`` builds it,
-    the API's default ``num_iters`` and ``FEWSHOT_TEMPERATURE``."""
-    from labelwise.classify import fewshot as service
-    from labelwise.learning.pa import PALearner
-
-    probe = service.new_learner(1) if hasattr(service, "new_learner") else PALearner(1)
-    return LearnerConfig(
-        variant=probe.variant,
-        c=probe.c,
-        num_iters=API_NUM_ITERS,
-        average=probe.average,
-        prior_strength=probe.prior_strength,
-        temperature=service.FEWSHOT_TEMPERATURE,
-        extra={"c_per_rival": probe.c_per_rival},
-    )
-
-
 #: ``TrainRequest.num_iters``'s default (what a client that omits it gets).
 API_NUM_ITERS = 10
 
 
-def replay_api(
+def replay_product(
     X: FloatArray,
     y: Sequence[str],
-    label_vectors: Mapping[str, FloatArray],
-    config: LearnerConfig,
+    label_vectors: Callable[[Sequence[str]], FloatArray],
     classifier_key: str,
+    zero_shot_temperature: float,
+    *,
+    num_iters: int = API_NUM_ITERS,
     batch: int = TRAIN_BATCH,
-) -> PALearner:
-    """Train like ``POST /v1/train`` (create with the first ``batch`` examples, then updates).
+) -> MixtureLearner:
+    """Train like ``POST /v1/train``: create with the first ``batch`` examples, then one update
+    per further batch, each after a serialisation round trip, with the service's own
+    :func:`labelwise.classify.fewshot.new_learner` and ``seed_for(classifier_key, version)``.
 
-    ``X``/``y`` are in request order; ``label_vectors`` maps a label text to its ``"label"``-role
-    embedding. Seeds come from ``seed_for(classifier_key, version)`` as in the service.
+    ``label_vectors(labels)`` embeds a classifier's whole label set the way the service does
+    (:func:`labelwise.classify.fewshot.label_vectors`: the distinctive part of each label).
     """
-    from labelwise.learning.pa import PALearner, seed_for
+    from labelwise.classify.fewshot import new_learner
+    from labelwise.learning.mixture import load_learner
+    from labelwise.learning.pa import seed_for
 
     if len(y) != len(X):
         raise ValueError("X and y differ in length")
-    learner: PALearner | None = None
+    learner: MixtureLearner | None = None
     for version, start in enumerate(range(0, len(y), batch), start=1):
         xb, yb = X[start : start + batch], list(y[start : start + batch])
-        # create builds a fresh learner; an update loads the stored version (exact round trip)
-        learner = config.learner(X.shape[1]) if learner is None else PALearner.from_bytes(learner.to_bytes())
-        new = [lab for lab in dict.fromkeys(yb) if lab not in learner.labels]
-        vectors = np.array([label_vectors[lab] for lab in new], dtype=np.float32).reshape(-1, X.shape[1])
-        learner.add_labels(new, vectors)
-        learner.partial_fit(xb, yb, seed=seed_for(classifier_key, version), num_iters=config.num_iters)
+        if learner is None:
+            learner = new_learner(X.shape[1], zero_shot_temperature)
+        else:
+            learner = load_learner(learner.to_bytes(), zero_shot_temperature=zero_shot_temperature)
+        old = learner.labels
+        new = [lab for lab in dict.fromkeys(yb) if lab not in old]
+        rows = np.asarray(label_vectors([*old, *new]), dtype=np.float32)
+        learner.add_labels(new, rows[len(old) :])
+        learner.set_label_vectors(rows)
+        learner.partial_fit(xb, yb, seed=seed_for(classifier_key, version), num_iters=num_iters)
     if learner is None:
         raise ValueError("no training examples")
     return learner
 
 
-def learner_probabilities(
-    learner: PALearner, X: FloatArray, classes: Sequence[str], temperature: float
-) -> FloatArray:
+def learner_probabilities(learner: MixtureLearner, X: FloatArray, classes: Sequence[str]) -> FloatArray:
     """Probabilities with columns in ``classes`` order (labels never trained get 0)."""
-    P = learner.predict_proba(X, temperature)
+    P = learner.predict_proba(X)
     out = np.zeros((len(X), len(classes)), dtype=np.float32)
     index = {lab: j for j, lab in enumerate(learner.labels)}
     for c, lab in enumerate(classes):
         if lab in index:
             out[:, c] = P[:, index[lab]]
     return out
+
+
+def split_calls(n: int, calls: int, seed: int) -> list[list[int]]:
+    """A seeded shuffle of ``range(n)`` cut into ``calls`` consecutive, nearly equal parts: the same
+    examples sent in another order over several ``/v1/train`` calls (order-robustness check)."""
+    order = np.random.default_rng([seed, n, 104729]).permutation(n)
+    return [[int(i) for i in part] for part in np.array_split(order, calls) if part.size]
+
+
+def agreement(P: npt.ArrayLike, Q: npt.ArrayLike) -> float:
+    """Share of rows whose top label is the same under ``P`` and ``Q``."""
+    a, b = np.asarray(P), np.asarray(Q)
+    return float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
 
 
 # --------------------------------------------------------------------------- baselines
@@ -253,6 +223,27 @@ def offline_logreg(
     P = np.zeros((len(Xte), n_classes), dtype=np.float32)
     P[:, clf.classes_] = clf.predict_proba(Xte)
     return P
+
+
+def class_mean_probabilities(
+    Xtr: FloatArray,
+    ytr: IntArray,
+    Xte: FloatArray,
+    L: FloatArray,
+    alpha: float = 1.0,
+    temperature: float = 0.05,
+) -> FloatArray:
+    """Class mean started from the label embedding: prototype ``(alpha e_k + sum x) / (alpha + n_k)``,
+    ``softmax(cos / T)`` (the plain baseline of issue 11; the same formula as the learner's expert,
+    :func:`labelwise.learning.experts.class_means`, computed from scratch here)."""
+    from labelwise.learning import experts
+
+    n_classes = L.shape[0]
+    y = np.asarray(ytr, dtype=np.int64)
+    onehot = np.zeros((len(y), n_classes))
+    onehot[np.arange(len(y)), y] = 1.0
+    protos = experts.class_means(onehot.sum(axis=0), onehot.T @ np.asarray(Xtr, np.float64), L, alpha)
+    return experts.class_mean_proba(Xte, protos, temperature).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- scoring & aggregation
@@ -339,30 +330,31 @@ class GoalCheck:
     ok: bool
 
 
-def check_goals(
-    aggs: Sequence[Aggregate],
-    zero_shot_slack: float = 0.01,
-    logreg_slack: float = 0.02,
-    logreg_k: int = OFFLINE_SIZE,
-) -> tuple[list[GoalCheck], list[GoalCheck]]:
-    """(few-shot >= zero-shot - slack at every k, |few-shot - logreg| <= slack at ``logreg_k``),
-    on mean macro-F1 over seeds. "Within 0.02 of" logistic regression is read as "not more than
-    0.02 below it" (being better is fine)."""
+#: Issue 11's goals: few-shot >= max(zero-shot, logistic regression) - 0.02 at every size up to
+#: :data:`SMALL_MAX_K`, and >= logistic regression - 0.01 at :data:`OFFLINE_SIZE` per label.
+SMALL_SLACK = 0.02
+SMALL_MAX_K = 32
+LARGE_SLACK = 0.01
+
+
+def check_goals(aggs: Sequence[Aggregate]) -> tuple[list[GoalCheck], list[GoalCheck]]:
+    """(small sizes: few-shot vs max(zero-shot, logreg at that size) - 0.02 for every k <= 32,
+    large: few-shot vs logreg - 0.01 at k = 128), on mean macro-F1 over seeds."""
     table = lookup(aggs)
-    zs_checks, lr_checks = [], []
+    small, large = [], []
     for a in aggs:
         if a.method != "few-shot":
             continue
         zs = table.get((a.dataset, "zero-shot", 0))
-        if zs is not None:
-            m = a.mean - zs.mean
-            zs_checks.append(GoalCheck(a.dataset, a.k, a.mean, zs.mean, m, m >= -zero_shot_slack))
-        if a.k == logreg_k:
-            lr = table.get((a.dataset, "logreg", logreg_k))
-            if lr is not None:
-                m = a.mean - lr.mean
-                lr_checks.append(GoalCheck(a.dataset, a.k, a.mean, lr.mean, m, m >= -logreg_slack))
-    return zs_checks, lr_checks
+        lr = table.get((a.dataset, "logreg", a.k))
+        refs = [r.mean for r in (zs, lr) if r is not None]
+        if a.k <= SMALL_MAX_K and refs:
+            m = a.mean - max(refs)
+            small.append(GoalCheck(a.dataset, a.k, a.mean, max(refs), m, m >= -SMALL_SLACK))
+        if a.k == OFFLINE_SIZE and lr is not None:
+            m = a.mean - lr.mean
+            large.append(GoalCheck(a.dataset, a.k, a.mean, lr.mean, m, m >= -LARGE_SLACK))
+    return small, large
 
 
 # --------------------------------------------------------------------------- embeddings cache

@@ -1,0 +1,405 @@
+"""The few-shot learner: an online mixture of experts weighed by their held-out log-losses.
+
+Issue 11's design. Passive-aggressive learning (Crammer et al., 2006; :mod:`labelwise.learning.pa`)
+stays the product's learner and one of the experts; the others are zero-shot, class mean with a
+label prior and ridge regression (:mod:`labelwise.learning.experts`). What is stored holds no example
+text and nothing about the examples beyond aggregates: per-label counts and embedding sums, the
+second-moment matrices of ridge, PA's weight rows, and each expert's running loss.
+
+:meth:`MixtureLearner.partial_fit` on a batch, in this order:
+
+1. **Canonical order.** Rows are sorted by a SHA-256 of (embedding bytes, label), so the same batch
+   sent in another order trains exactly the same classifier.
+2. **Aggregates.** Counts, sums, ``G`` and ``B`` take the batch with weight ``w = num_iters / 10``:
+   ``num_iters`` says how strongly a batch is learned (1 at the default 10; 3 at 30; 0.2 at 2).
+3. **Held-out scores.** Each expert predicts every example of the batch *without* that example:
+   exact leave-one-out in closed form for class mean and ridge (on everything learned so far), and
+   :data:`HELDOUT_FOLDS`-fold cross-validation from the pre-batch PA state for PA. Each expert's
+   running loss grows by ``w * sum_i -log p_e(y_i)`` (prequential / test-then-train scoring; Dawid,
+   "Statistical theory: the prequential approach", JRSS A 1984).
+4. **PA** learns the batch with ``num_iters`` passes.
+
+:meth:`MixtureLearner.predict_proba` is ``sum_e pi_e p_e(x)`` with ``pi = mixture_weights(losses)``
+(exponential weights with log-loss: Bayesian model averaging). When zero-shot is right it keeps the
+weight; when it is wrong the learned experts take over within a few examples.
+
+Serialised form: a compressed ``.npz`` with a JSON header (:data:`FORMAT_VERSION` 2); classifiers
+stored by earlier releases as a bare PA learner (format 1) load through :func:`load_learner`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from labelwise.learning import experts as ex
+from labelwise.learning.pa import PALearner, Variant
+
+F64 = npt.NDArray[np.float64]
+FloatArray = npt.NDArray[np.float32]
+ExpertKind = Literal["zero-shot", "class-mean", "ridge", "pa"]
+
+#: Serialisation format of :class:`MixtureLearner` (format 1 was a bare :class:`PALearner`).
+FORMAT_VERSION = 2
+#: ``num_iters`` when a request names none (the API's documented default, ``TrainRequest``).
+DEFAULT_NUM_ITERS = 10
+#: A batch's weight in the aggregates and losses is ``num_iters / WEIGHT_DIVISOR``.
+WEIGHT_DIVISOR = 10.0
+#: Folds of PA's held-out scoring within one batch.
+HELDOUT_FOLDS = 5
+#: PA settings (docs/fewshot.md): rows start at ``20 e(label)`` (the zero-shot logits at the bundled
+#: models' temperature 0.05) with PA-I steps capped at ``0.1 * (n_labels - 1)``, scored at ``T = 0.25``.
+PA_VARIANT: Variant = "pa-i"
+PA_C = 0.1
+PA_PRIOR_STRENGTH = 20.0
+PA_TEMPERATURE = 0.25
+#: A classifier migrated from format 1 starts with PA holding ``1 - 1 / MIGRATED_ODDS`` of the weight.
+MIGRATED_ODDS = 1000.0
+
+
+@dataclass(frozen=True)
+class ExpertSpec:
+    """One expert: its kind, softmax temperature and (class mean) prior count or (ridge) lambda."""
+
+    kind: ExpertKind
+    temperature: float
+    alpha: float = 0.0
+    lam: float = 0.0
+
+    @property
+    def name(self) -> str:
+        if self.kind == "class-mean":
+            return f"class-mean(alpha={self.alpha:g},T={self.temperature:g})"
+        if self.kind == "ridge":
+            return f"ridge(lambda={self.lam:g},T={self.temperature:g})"
+        return f"{self.kind}(T={self.temperature:g})"
+
+
+def default_experts(zero_shot_temperature: float) -> tuple[ExpertSpec, ...]:
+    """The experts of new classifiers: zero-shot at the model's temperature, two class means, six
+    ridge regressions and PA. A small grid, fixed before any evaluation on the test group."""
+    return (
+        ExpertSpec("zero-shot", zero_shot_temperature),
+        *(ExpertSpec("class-mean", t, alpha=1.0) for t in (0.01, 0.03)),
+        *(ExpertSpec("ridge", t, lam=lam) for lam in (0.1, 1.0, 10.0) for t in (0.1, 0.3)),
+        ExpertSpec("pa", PA_TEMPERATURE),
+    )
+
+
+def canonical_order(X: npt.ArrayLike, y: Sequence[str]) -> list[int]:
+    """Row order by SHA-256 of each row's float32 bytes and label: independent of input order.
+
+    >>> canonical_order(np.eye(2, dtype=np.float32), ["a", "b"]) == canonical_order(
+    ...     np.eye(2, dtype=np.float32)[::-1], ["b", "a"])[::-1]
+    True
+    """
+    x = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    keys = [
+        hashlib.sha256(row.tobytes() + label.encode("utf-8")).digest()
+        for row, label in zip(x, y, strict=True)
+    ]
+    return sorted(range(len(keys)), key=lambda i: (keys[i], i))
+
+
+class MixtureLearner:
+    """Online mixture of zero-shot, class-mean, ridge and PA experts (see the module docstring)."""
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        zero_shot_temperature: float = 0.05,
+        experts: Sequence[ExpertSpec] | None = None,
+        num_iters: int = DEFAULT_NUM_ITERS,
+    ) -> None:
+        if dim <= 0:
+            raise ValueError("dim must be positive")
+        if num_iters < 1:
+            raise ValueError("num_iters must be >= 1")
+        self.dim = dim
+        self.num_iters = int(num_iters)
+        self.experts: tuple[ExpertSpec, ...] = tuple(experts or default_experts(zero_shot_temperature))
+        if [e.kind for e in self.experts].count("pa") != 1:
+            raise ValueError("a mixture needs exactly one PA expert")
+        self.pa = PALearner(
+            dim, variant=PA_VARIANT, c=PA_C, prior_strength=PA_PRIOR_STRENGTH, c_per_rival=True
+        )
+        self.label_vectors: F64 = np.zeros((0, dim))
+        self.counts: F64 = np.zeros(0)
+        self.sums: F64 = np.zeros((0, dim))
+        self.gram: F64 = np.zeros((dim + 1, dim + 1))
+        self.xty: F64 = np.zeros((dim + 1, 0))
+        self.losses: F64 = np.zeros(len(self.experts))
+        self.num_samples = 0
+        self._ridge_cache: dict[float, F64] = {}
+
+    # -- labels -----------------------------------------------------------------------------------
+
+    @property
+    def labels(self) -> list[str]:
+        """Labels in row order (the order they were added; never reordered)."""
+        return self.pa.labels
+
+    def add_labels(self, labels: Sequence[str], label_vectors: npt.ArrayLike) -> None:
+        """Append the labels not yet known, with their label embeddings (one row per ``labels``)."""
+        vectors = np.asarray(label_vectors, dtype=np.float64)
+        if vectors.shape != (len(labels), self.dim):
+            raise ValueError(f"label_vectors must have shape ({len(labels)}, {self.dim})")
+        known = set(self.labels)
+        fresh = [(label, v) for label, v in zip(labels, vectors, strict=True) if label not in known]
+        fresh = list({label: (label, v) for label, v in fresh}.values())
+        if not fresh:
+            return
+        rows = np.asarray([v for _, v in fresh])
+        self.pa.add_labels([label for label, _ in fresh], rows.astype(np.float32))
+        k = len(fresh)
+        self.label_vectors = np.vstack([self.label_vectors, rows])
+        self.counts = np.concatenate([self.counts, np.zeros(k)])
+        self.sums = np.vstack([self.sums, np.zeros((k, self.dim))])
+        self.xty = np.hstack([self.xty, np.zeros((self.dim + 1, k))])
+        self._ridge_cache.clear()
+
+    def set_label_vectors(self, label_vectors: npt.ArrayLike) -> None:
+        """Replace the label embeddings of every label (in :attr:`labels` order), e.g. when a new
+        label changes which words tell the labels apart. PA's rows are left as learned."""
+        vectors = np.asarray(label_vectors, dtype=np.float64)
+        if vectors.shape != (len(self.labels), self.dim):
+            raise ValueError(f"label_vectors must have shape ({len(self.labels)}, {self.dim})")
+        self.label_vectors = vectors.copy()
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def partial_fit(
+        self, X: npt.ArrayLike, y: Sequence[str], *, seed: int, num_iters: int | None = None
+    ) -> None:
+        """Learn one batch (module docstring, steps 1-4). ``X`` and ``y`` are not modified."""
+        passes = self.num_iters if num_iters is None else int(num_iters)
+        if passes < 1:
+            raise ValueError("num_iters must be >= 1")
+        x_in = np.asarray(X, dtype=np.float32)
+        if x_in.ndim != 2 or x_in.shape[1] != self.dim:
+            raise ValueError(f"X must have shape (n, {self.dim})")
+        if len(y) != x_in.shape[0]:
+            raise ValueError("X and y must have the same length")
+        index = {label: i for i, label in enumerate(self.labels)}
+        unknown = sorted({label for label in y if label not in index})
+        if unknown:
+            raise ValueError(f"unknown labels {unknown}; add them first")
+        if x_in.shape[0] == 0:
+            return
+        order = canonical_order(x_in, y)
+        x32 = x_in[order]
+        labels_sorted = [y[i] for i in order]
+        x = x32.astype(np.float64)
+        t = np.asarray([index[label] for label in labels_sorted], dtype=np.int64)
+        w = passes / WEIGHT_DIVISOR
+        pa_before = copy.deepcopy(self.pa)
+
+        onehot = np.zeros((x.shape[0], len(self.labels)))
+        onehot[np.arange(x.shape[0]), t] = 1.0
+        xa = ex.augment(x)
+        self.counts = self.counts + w * onehot.sum(axis=0)
+        self.sums = self.sums + w * onehot.T @ x
+        self.gram = self.gram + w * xa.T @ xa
+        self.xty = self.xty + w * xa.T @ onehot
+        self._ridge_cache.clear()
+
+        if len(self.labels) >= 2:
+            weights = np.full(x.shape[0], w)
+            heldout = self.heldout_proba(x32, t, weights, pa_before, labels_sorted, seed, passes)
+            self.losses = self.losses + w * np.array([ex.log_loss(p, t).sum() for p in heldout])
+        self.pa.partial_fit(x32, labels_sorted, seed=seed, num_iters=passes)
+        self.num_samples += x.shape[0]
+
+    def heldout_proba(
+        self,
+        X: FloatArray,
+        targets: npt.NDArray[np.int64],
+        row_weights: F64,
+        pa_before: PALearner,
+        y: Sequence[str],
+        seed: int,
+        passes: int,
+    ) -> list[F64]:
+        """Each expert's probabilities for rows ``X`` (already in the aggregates) without the row
+        itself: leave-one-out for class mean and ridge, k-fold from ``pa_before`` for PA."""
+        out: list[F64] = []
+        for spec in self.experts:
+            if spec.kind == "zero-shot":
+                out.append(ex.zero_shot_proba(X, self.label_vectors, spec.temperature))
+            elif spec.kind == "class-mean":
+                out.append(
+                    ex.class_mean_loo_proba(
+                        X,
+                        targets,
+                        row_weights,
+                        self.counts,
+                        self.sums,
+                        self.label_vectors,
+                        spec.alpha,
+                        spec.temperature,
+                    )
+                )
+            elif spec.kind == "ridge":
+                scores = ex.ridge_loo_scores(X, targets, row_weights, self.gram, self.xty, spec.lam)
+                out.append(ex.softmax(scores, spec.temperature))
+            else:
+                out.append(_pa_cross_validated(pa_before, X, y, seed, passes, spec.temperature))
+        return out
+
+    # -- scoring ----------------------------------------------------------------------------------
+
+    def _ridge(self, lam: float) -> F64:
+        weights = self._ridge_cache.get(lam)
+        if weights is None:
+            weights = ex.ridge_weights(self.gram, self.xty, lam)
+            self._ridge_cache[lam] = weights
+        return weights
+
+    def expert_proba(self, X: npt.ArrayLike) -> list[F64]:
+        """Each expert's probabilities ``(n, n_labels)`` for ``X``, in :attr:`experts` order."""
+        x = np.asarray(X, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"X must have shape (n, {self.dim})")
+        out: list[F64] = []
+        for spec in self.experts:
+            if spec.kind == "zero-shot":
+                out.append(ex.zero_shot_proba(x, self.label_vectors, spec.temperature))
+            elif spec.kind == "class-mean":
+                protos = ex.class_means(self.counts, self.sums, self.label_vectors, spec.alpha)
+                out.append(ex.class_mean_proba(x, protos, spec.temperature))
+            elif spec.kind == "ridge":
+                out.append(ex.softmax(ex.augment(x) @ self._ridge(spec.lam), spec.temperature))
+            else:
+                out.append(ex.softmax(self.pa.decision_function(x.astype(np.float32)), spec.temperature))
+        return out
+
+    def weights(self) -> F64:
+        """The mixture weight of each expert (sums to 1), in :attr:`experts` order."""
+        return ex.mixture_weights(self.losses)
+
+    def predict_proba(self, X: npt.ArrayLike) -> FloatArray:
+        """``sum_e pi_e p_e(x)``: rows sum to 1, columns in :attr:`labels` order."""
+        if len(self.labels) == 0:
+            return np.zeros((np.asarray(X).shape[0], 0), dtype=np.float32)
+        pi = self.weights()
+        mixed = np.einsum("e,eij->ij", pi, np.stack(self.expert_proba(X)))
+        return np.asarray(mixed, dtype=np.float32)
+
+    # -- serialisation ----------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Compressed ``.npz`` (no pickles); :meth:`from_bytes` restores it exactly."""
+        header = {
+            "format": FORMAT_VERSION,
+            "kind": "mixture",
+            "dim": self.dim,
+            "num_iters": self.num_iters,
+            "num_samples": self.num_samples,
+            "experts": [asdict(e) for e in self.experts],
+        }
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+            pa=np.frombuffer(self.pa.to_bytes(), dtype=np.uint8),
+            label_vectors=self.label_vectors,
+            counts=self.counts,
+            sums=self.sums,
+            gram=self.gram,
+            xty=self.xty,
+            losses=self.losses,
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> MixtureLearner:
+        """Inverse of :meth:`to_bytes`. Raises ``ValueError`` on another format (see
+        :func:`load_learner` for format 1)."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            header = json.loads(npz["header"].tobytes().decode())
+            if header.get("format") != FORMAT_VERSION:
+                raise ValueError(f"unsupported weights format {header.get('format')!r}")
+            arrays = {name: np.array(npz[name]) for name in npz.files if name != "header"}
+        specs = [ExpertSpec(**spec) for spec in header["experts"]]
+        learner = cls(int(header["dim"]), experts=specs, num_iters=int(header["num_iters"]))
+        learner.pa = PALearner.from_bytes(arrays["pa"].tobytes())
+        learner.label_vectors = arrays["label_vectors"].astype(np.float64)
+        learner.counts = arrays["counts"].astype(np.float64)
+        learner.sums = arrays["sums"].astype(np.float64)
+        learner.gram = arrays["gram"].astype(np.float64)
+        learner.xty = arrays["xty"].astype(np.float64)
+        learner.losses = arrays["losses"].astype(np.float64)
+        learner.num_samples = int(header["num_samples"])
+        k, d = len(learner.labels), learner.dim
+        shapes = {
+            "label_vectors": (learner.label_vectors.shape, (k, d)),
+            "counts": (learner.counts.shape, (k,)),
+            "sums": (learner.sums.shape, (k, d)),
+            "gram": (learner.gram.shape, (d + 1, d + 1)),
+            "xty": (learner.xty.shape, (d + 1, k)),
+            "losses": (learner.losses.shape, (len(specs),)),
+        }
+        bad = [name for name, (got, want) in shapes.items() if got != want]
+        if bad:
+            raise ValueError(f"stored arrays {bad} do not match the labels and dimension in the header")
+        return learner
+
+    @classmethod
+    def from_pa(cls, pa: PALearner, *, zero_shot_temperature: float = 0.05) -> MixtureLearner:
+        """Migrate a format-1 classifier (a bare PA learner): PA keeps ``1 - 1/MIGRATED_ODDS`` of the
+        weight, and the other experts start without data. Until the next training call sets the
+        label embeddings, the normalised PA rows stand in for them."""
+        learner = cls(pa.dim, zero_shot_temperature=zero_shot_temperature, num_iters=pa.num_iters)
+        rows = pa.effective_weights().astype(np.float64)
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        learner.add_labels(pa.labels, rows / np.where(norms > 0, norms, 1.0))
+        learner.pa = copy.deepcopy(pa)
+        is_pa = np.array([spec.kind == "pa" for spec in learner.experts])
+        learner.losses = np.where(is_pa, 0.0, np.log(MIGRATED_ODDS * (len(learner.experts) - 1)))
+        return learner
+
+
+def _pa_cross_validated(
+    pa_before: PALearner, X: FloatArray, y: Sequence[str], seed: int, passes: int, temperature: float
+) -> F64:
+    """PA's probabilities for each row of a batch, each from ``pa_before`` trained on the other
+    folds of the batch (``HELDOUT_FOLDS`` folds by canonical position; leave-one-out when smaller)."""
+    n = X.shape[0]
+    folds = min(HELDOUT_FOLDS, n)
+    fold_of = np.arange(n) % folds
+    out = np.zeros((n, len(pa_before.labels)))
+    for f in range(folds):
+        held = np.flatnonzero(fold_of == f)
+        rest = np.flatnonzero(fold_of != f)
+        learner = copy.deepcopy(pa_before)
+        if rest.size:
+            learner.partial_fit(X[rest], [y[int(i)] for i in rest], seed=seed + f, num_iters=passes)
+        out[held] = ex.softmax(learner.decision_function(X[held]), temperature)
+    return out
+
+
+def peek_format(data: bytes) -> int | None:
+    """The ``format`` field of a stored learner's header (None if unreadable)."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return int(json.loads(npz["header"].tobytes().decode()).get("format"))
+    except (ValueError, KeyError, OSError, TypeError):
+        return None
+
+
+def load_learner(data: bytes, *, zero_shot_temperature: float = 0.05) -> MixtureLearner:
+    """A stored classifier in any supported format: 2 as is, 1 (bare PA) migrated by
+    :meth:`MixtureLearner.from_pa`. Raises ``ValueError`` on anything else."""
+    fmt = peek_format(data)
+    if fmt == 1:
+        return MixtureLearner.from_pa(PALearner.from_bytes(data), zero_shot_temperature=zero_shot_temperature)
+    return MixtureLearner.from_bytes(data)

@@ -1,0 +1,202 @@
+"""The few-shot mixture learner: order invariance, num_iters, serialisation, migration, invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from labelwise.learning import experts as ex
+from labelwise.learning.mixture import (
+    FORMAT_VERSION,
+    MixtureLearner,
+    canonical_order,
+    load_learner,
+    peek_format,
+)
+from labelwise.learning.pa import PALearner, seed_for
+
+DIM = 8
+
+
+def _clusters(seed: int = 0, n_per: int = 6, labels=("a", "b", "c")):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(labels), DIM))
+    X = np.repeat(centres, n_per, axis=0) + 0.3 * rng.normal(size=(len(labels) * n_per, DIM))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = [lab for lab in labels for _ in range(n_per)]
+    L = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    return X.astype(np.float32), y, L.astype(np.float32)
+
+
+def _learner(L, labels=("a", "b", "c")) -> MixtureLearner:
+    m = MixtureLearner(DIM)
+    m.add_labels(list(labels), L)
+    return m
+
+
+def test_the_same_batch_in_another_order_trains_the_same_classifier():
+    # Given a batch and the same batch reversed
+    X, y, L = _clusters()
+    a, b = _learner(L), _learner(L)
+    # When each learner trains on one of them with the same seed
+    a.partial_fit(X, y, seed=7)
+    b.partial_fit(X[::-1], y[::-1], seed=7)
+    # Then the stored classifiers are byte-identical
+    assert a.to_bytes() == b.to_bytes()
+
+
+def test_canonical_order_depends_on_content_only():
+    # Given rows and a permutation of them
+    X, y, _ = _clusters(1)
+    perm = np.random.default_rng(0).permutation(len(y))
+    # When ordering both canonically
+    first = [(X[i].tobytes(), y[i]) for i in canonical_order(X, y)]
+    second = [
+        (X[perm][i].tobytes(), [y[j] for j in perm][i])
+        for i in canonical_order(X[perm], [y[j] for j in perm])
+    ]
+    # Then the resulting sequences are equal
+    assert first == second
+
+
+def test_more_num_iters_moves_predictions_more():
+    # Given a learner whose label vectors point the wrong way (zero-shot is wrong)
+    X, y, L = _clusters(2)
+    wrong = L[[1, 2, 0]]
+    before = _learner(wrong).predict_proba(X)
+    moved = {}
+    for iters in (2, 30):
+        learner = _learner(wrong)
+        # When the same batch is learned with num_iters 2 and 30
+        learner.partial_fit(X, y, seed=1, num_iters=iters)
+        moved[iters] = float(np.abs(learner.predict_proba(X) - before).sum())
+    # Then 30 moves the predictions further than 2
+    assert moved[30] > moved[2] > 0
+
+
+def test_zero_shot_keeps_the_weight_when_right_and_loses_it_when_wrong():
+    # Given clusters whose label vectors are right, and the same with the label vectors permuted
+    X, y, L = _clusters(3)
+    right, wrong = _learner(L), _learner(L[[1, 2, 0]])
+    # When both learn the same examples
+    right.partial_fit(X, y, seed=2)
+    wrong.partial_fit(X, y, seed=2)
+    zs = [i for i, e in enumerate(right.experts) if e.kind == "zero-shot"][0]
+    # Then zero-shot holds more weight where it is right, and both classify the examples correctly
+    assert right.weights()[zs] > wrong.weights()[zs]
+    assert wrong.weights()[zs] < 0.01
+    for learner in (right, wrong):
+        predicted = np.array(learner.labels)[learner.predict_proba(X).argmax(axis=1)]
+        assert np.mean(predicted == np.array(y)) >= 0.9
+
+
+def test_prediction_is_the_weighted_average_of_the_experts():
+    # Given a trained learner
+    X, y, L = _clusters(4)
+    learner = _learner(L)
+    learner.partial_fit(X, y, seed=3)
+    # When predicting
+    P = learner.predict_proba(X)
+    # Then it equals sum_e pi_e p_e computed naively, and rows sum to 1
+    naive = sum(w * p for w, p in zip(learner.weights(), learner.expert_proba(X), strict=True))
+    assert_allclose(P, naive, rtol=1e-5)
+    assert_allclose(P.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_losses_grow_by_the_weighted_held_out_log_loss():
+    # Given a learner and a batch
+    X, y, L = _clusters(5)
+    learner = _learner(L)
+    import copy
+
+    probe = copy.deepcopy(learner)
+    # When learning the batch with num_iters 10 (weight 1.0)
+    learner.partial_fit(X, y, seed=4, num_iters=10)
+    # Then each expert's loss is the sum of -log p(y) of its held-out predictions (recomputed here)
+    order = canonical_order(X, y)
+    t = np.array([learner.labels.index(y[i]) for i in order])
+    xs = X[order]
+    w = np.ones(len(t))
+    probe.counts = learner.counts
+    probe.sums = learner.sums
+    probe.gram = learner.gram
+    probe.xty = learner.xty
+    held = probe.heldout_proba(xs, t, w, probe.pa, [y[i] for i in order], 4, 10)
+    assert_allclose(learner.losses, [ex.log_loss(p, t).sum() for p in held], rtol=1e-8)
+
+
+def test_round_trip_is_exact_and_training_continues_identically():
+    # Given a trained learner and its serialised copy
+    X, y, L = _clusters(6)
+    learner = _learner(L)
+    learner.partial_fit(X[:9], y[:9], seed=5)
+    restored = MixtureLearner.from_bytes(learner.to_bytes())
+    # When both predict, then both learn a second batch
+    assert_array_equal(restored.predict_proba(X), learner.predict_proba(X))
+    learner.partial_fit(X[9:], y[9:], seed=6)
+    restored.partial_fit(X[9:], y[9:], seed=6)
+    # Then they stay identical
+    assert restored.to_bytes() == learner.to_bytes()
+    assert peek_format(learner.to_bytes()) == FORMAT_VERSION
+
+
+def test_seeded_training_is_deterministic_and_inputs_are_not_modified():
+    # Given a batch and copies of it
+    X, y, L = _clusters(7)
+    X0, y0, L0 = X.copy(), list(y), L.copy()
+    # When two learners train with the same seed
+    a, b = _learner(L), _learner(L)
+    a.partial_fit(X, y, seed=seed_for("id", 1))
+    b.partial_fit(X, y, seed=seed_for("id", 1))
+    # Then they are identical and nothing passed in changed
+    assert a.to_bytes() == b.to_bytes()
+    assert_array_equal(X, X0)
+    assert y == y0
+    assert_array_equal(L, L0)
+
+
+def test_a_format_one_classifier_loads_classifies_like_before_and_keeps_learning():
+    # Given a classifier stored by the previous release (a bare PA learner, format 1)
+    X, y, L = _clusters(8)
+    pa = PALearner(DIM, c=0.1, prior_strength=20.0)
+    pa.add_labels(["a", "b", "c"], L)
+    pa.partial_fit(X, y, seed=1)
+    old = pa.to_bytes()
+    assert peek_format(old) == 1
+    # When it is loaded
+    migrated = load_learner(old)
+    # Then it ranks like the old PA learner, and trains and saves in the new format
+    assert_array_equal(migrated.predict_proba(X).argmax(axis=1), pa.decision_function(X).argmax(axis=1))
+    migrated.set_label_vectors(L)
+    migrated.partial_fit(X, y, seed=2)
+    assert peek_format(migrated.to_bytes()) == FORMAT_VERSION
+    assert load_learner(migrated.to_bytes()).to_bytes() == migrated.to_bytes()
+
+
+def test_new_labels_extend_every_aggregate():
+    # Given a learner that knows two labels
+    X, y, L = _clusters(9)
+    learner = _learner(L[:2], labels=("a", "b"))
+    learner.partial_fit(X[:12], y[:12], seed=1)
+    # When a third label arrives with its examples
+    learner.add_labels(["c"], L[2:])
+    learner.set_label_vectors(L)
+    learner.partial_fit(X[12:], y[12:], seed=2)
+    # Then it is predicted, and all aggregates have a column for it
+    assert learner.labels == ["a", "b", "c"]
+    assert learner.counts.shape == (3,) and learner.xty.shape == (DIM + 1, 3)
+    assert np.mean(learner.predict_proba(X[12:]).argmax(axis=1) == 2) >= 0.8
+
+
+def test_bad_input_is_refused():
+    # Given a learner
+    _, _, L = _clusters()
+    learner = _learner(L)
+    # When / Then: unknown labels, wrong shapes and foreign formats raise ValueError
+    with pytest.raises(ValueError, match="unknown labels"):
+        learner.partial_fit(np.zeros((1, DIM)), ["zzz"], seed=1)
+    with pytest.raises(ValueError, match="shape"):
+        learner.partial_fit(np.zeros((1, DIM + 1)), ["a"], seed=1)
+    with pytest.raises(ValueError):
+        load_learner(b"not a classifier")
