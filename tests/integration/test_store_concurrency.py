@@ -11,7 +11,7 @@ import pytest
 
 from labelwise.classify import fewshot
 from labelwise.embedding.registry import ModelRegistry
-from labelwise.learning.pa import PALearner
+from labelwise.learning.mixture import load_learner
 from labelwise.storage.ports import ApiKeyRecord
 from tests.integration.test_store_contract import make_stores
 from tests.support.fakes import HashingEmbedder
@@ -70,6 +70,8 @@ def test_concurrent_writers_lose_no_updates(kind, tmp_path: Path, request, setti
     assert meta.version == 1 + WRITERS * BATCHES
     assert meta.train_count == 1 + WRITERS * BATCHES
     assert set(meta.labels) == {"fruit", "vegetable", *(f"writer{w}" for w in range(WRITERS))}
-    learner = PALearner.from_bytes(stores.classifiers.load_weights(cid, meta.version))
+    learner = load_learner(stores.classifiers.load_weights(cid, meta.version))
     assert learner.labels == list(meta.labels)
-    assert learner.steps == learner.num_iters * meta.num_samples
+    assert learner.num_samples == meta.num_samples
+    assert learner.pa.steps == learner.num_iters * meta.num_samples
+    assert learner.counts.sum() == pytest.approx(learner.num_iters / 10 * meta.num_samples)

@@ -333,3 +333,49 @@ def test_weights_cache_is_bounded_lru():
     assert cache.get("b", 1) is None and cache.get("a", 1) is learners[0] and len(cache) == 2
     cache.evict("a")
     assert cache.get("a", 1) is None
+
+
+# -- learner semantics through the service ---------------------------------------------------------
+
+
+def _scores(registry, store, settings, cid, texts):
+    return classify_with_classifier(
+        registry, store, settings, OWNER, classifier_id=cid, texts=texts
+    ).probabilities
+
+
+def test_num_iters_sets_how_strongly_a_batch_is_learned(registry, store, settings):
+    # Given two identical classifiers
+    texts = ["the striker scored a goal", "parliament passed the budget bill", "a new chip"]
+    ids = [make(registry, store, settings).classifier_id for _ in range(2)]
+    before = [_scores(registry, store, settings, cid, texts) for cid in ids]
+    # When the same batch (labels swapped against the first one) is sent with num_iters 2 and 30
+    flipped = [(t, "politics") for t, _ in SPORTS] + [(t, "sports") for t, _ in POLITICS]
+    moved = []
+    for cid, iters, old in zip(ids, (2, 30), before, strict=True):
+        train(registry, store, settings, OWNER, classifier_id=cid, examples=flipped, num_iters=iters)
+        moved.append(float(np.abs(_scores(registry, store, settings, cid, texts) - old).sum()))
+    # Then 30 moves the predictions more than 2
+    assert moved[1] > moved[0] > 0
+
+
+def test_a_classifier_stored_in_format_one_keeps_classifying_and_training(registry, store, settings):
+    # Given a classifier whose version 1 was stored by the previous release (a bare PA learner)
+    from labelwise.learning.pa import PALearner
+
+    created = make(registry, store, settings)
+    embedder = registry.get(None)
+    pa = PALearner(embedder.manifest.dimension, c=0.1, prior_strength=20.0)
+    pa.add_labels(["sports", "politics"], fewshot.label_vectors(embedder, ["sports", "politics"]))
+    batch = embedder.embed([t for t, _ in SPORTS + POLITICS], "input")
+    pa.partial_fit(batch.vectors, [lab for _, lab in SPORTS + POLITICS], seed=1)
+    store._weights[created.classifier_id][1] = pa.to_bytes()
+    fewshot.WEIGHTS_CACHE.clear()
+    # When it classifies, then learns a batch
+    texts = [t for t, _ in SPORTS + POLITICS]
+    old = _scores(registry, store, settings, created.classifier_id, texts)
+    result = train(registry, store, settings, OWNER, classifier_id=created.classifier_id, examples=SPORTS)
+    # Then it ranks like the old learner, and the new version is stored in the current format
+    assert list(old.argmax(axis=1)) == list(pa.decision_function(batch.vectors).argmax(axis=1))
+    assert result.version == 2
+    assert load_learner(store.load_weights(created.classifier_id, 2)).num_samples == len(SPORTS)
