@@ -1,4 +1,4 @@
-"""Zero-shot label-wording study on the development group (issue 11, section 2).
+"""Zero-shot label-wording study (issue 11, section 2): ``--group dev`` to choose, ``--group test`` to report.
 
 For each development set (SMS spam, UCI sentiment imdb/yelp/amazon, ChatterBot topics in seven
 languages) and each wording of its labels (the bare word ``x``, ``"x review"``, ``"x sentiment"``,
@@ -6,10 +6,14 @@ languages) and each wording of its labels (the bare word ``x``, ``"x review"``, 
 reports zero-shot macro-F1 under several label-scoring methods, and the spread (best - worst
 wording) per set. Also scores Jina's fact-vs-opinion example (issue 11, section 4).
 
-Only development sets are read: this script is where zero-shot settings are chosen.
+Settings are chosen on the development group only. ``--group test`` scores the test group
+(docs/evaluation.md) with the shipped method, for reporting: each test set's bare words and
+descriptions are the ones its loader fixed (``LabelledSet.verbalizer`` / ``descriptions``) when the
+set was added, before any score.
 
-    PYTHONPATH=shared .venv/bin/python scripts/tune_zeroshot.py [--model multilingual-e5-small]
-        [--methods base,shipped,...] [--max 1000] [--out results/zeroshot-wording.json]
+    PYTHONPATH=shared .venv/bin/python scripts/tune_zeroshot.py [--group dev|test]
+        [--model multilingual-e5-small] [--methods base,shipped,...] [--max N]
+        [--out results/zeroshot-wording.json]
 """
 
 from __future__ import annotations
@@ -36,8 +40,6 @@ from labelwise.evaluation.metrics import macro_f1
 from labelwise.settings import Settings
 
 FloatArray = npt.NDArray[np.float32]
-
-DEV_SETS = ("sms-spam", "sentiment-imdb", "sentiment-yelp", "sentiment-amazon", "chatterbot-topics")
 
 #: The bare word per class (the sets' a-priori verbalisers).
 BARE: dict[str, dict[str, str]] = {
@@ -105,11 +107,13 @@ def family(name: str) -> str:
     return "sentiment" if name.startswith("sentiment") else name
 
 
-def panel(name: str, classes: Sequence[str]) -> dict[str, list[str]]:
-    """Wording name -> label texts in class order."""
-    bare = BARE[family(name)]
-    out = {w: [f(bare[c]) for c in classes] for w, f in WORDINGS.items()}
-    out["description"] = [DESCRIPTIONS[family(name)][c] for c in classes]
+def panel(ds: datasets.LabelledSet) -> dict[str, list[str]]:
+    """Wording name -> label texts in class order (development sets: the tables above; others:
+    the set's own verbaliser and descriptions)."""
+    bare = BARE.get(family(ds.name), dict(ds.verbalizer))
+    descriptions = DESCRIPTIONS.get(family(ds.name), dict(ds.descriptions))
+    out = {w: [f(bare[c]) for c in ds.classes] for w, f in WORDINGS.items()}
+    out["description"] = [descriptions[c] for c in ds.classes]
     return out
 
 
@@ -141,7 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="multilingual-e5-small")
     parser.add_argument("--methods", default="base,shipped")
-    parser.add_argument("--max", type=int, default=1000, help="texts per set (stratified subsample)")
+    parser.add_argument("--group", choices=tuple(datasets.GROUPS), default="dev")
+    parser.add_argument(
+        "--max", type=int, default=3000, help="texts per set (stratified subsample; as eval_fewshot)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -151,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     key = fs.model_cache_key(model_dir)
     cache_dir = settings.cache_dir / "fewshot-embeddings"
 
-    sets = [datasets.load(n, settings.cache_dir, args.max) for n in DEV_SETS]
+    sets = [datasets.load(n, settings.cache_dir, args.max) for n in datasets.GROUPS[args.group]]
     inputs: dict[str, FloatArray] = {}
     for ds in sets:
         inputs[ds.name] = fs.cached_embeddings(
@@ -171,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for ds in sets:
             X, y = inputs[ds.name], ds.y
             f1s: dict[str, float] = {}
-            for wording, labels in panel(ds.name, ds.classes).items():
+            for wording, labels in panel(ds).items():
                 S = scorer.logits(X, labels)
                 f1s[wording] = macro_f1(y, S.argmax(axis=1))
                 calibration.append((S, y))
@@ -201,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "model": args.model,
                     "model_fingerprint": manifest.get("files", {}),
                     "git_revision": git_revision(),
+                    "group": args.group,
                     "max_per_set": args.max,
                     "rows": rows,
                 },

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from labelwise.evaluation import fewshot as fs
 from labelwise.classify.fewshot import new_learner
+from labelwise.evaluation import fewshot as fs
 from labelwise.learning.mixture import load_learner
 from labelwise.learning.pa import seed_for
 

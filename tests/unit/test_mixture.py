@@ -82,7 +82,7 @@ def test_zero_shot_keeps_the_weight_when_right_and_loses_it_when_wrong():
     # When both learn the same examples
     right.partial_fit(X, y, seed=2)
     wrong.partial_fit(X, y, seed=2)
-    zs = [i for i, e in enumerate(right.experts) if e.kind == "zero-shot"][0]
+    zs = next(i for i, e in enumerate(right.experts) if e.kind == "zero-shot")
     # Then zero-shot holds more weight where it is right, and both classify the examples correctly
     assert right.weights()[zs] > wrong.weights()[zs]
     assert wrong.weights()[zs] < 0.01

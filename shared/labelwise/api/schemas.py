@@ -187,9 +187,12 @@ class TrainRequest(BaseModel):
         "update request allows)."
     )
     num_iters: int = Field(
-        10, ge=1, le=100, description="How strongly this batch is learned (1 to 100): the passive-aggressive expert's "
+        10,
+        ge=1,
+        le=100,
+        description="How strongly this batch is learned (1 to 100): the passive-aggressive expert's "
         "passes over it, and the batch's weight (num_iters / 10) in the class means, ridge statistics "
-        "and expert scores. Higher for trusted examples, lower for doubtful ones."
+        "and expert scores. Higher for trusted examples, lower for doubtful ones.",
     )
 
     @field_validator("input", mode="before")
