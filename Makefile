@@ -46,7 +46,7 @@ define run_pytest
 	if [ $$rc = 5 ]; then echo "make: no tests collected in $(1)"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help venv model serve test test-unit test-integration test-e2e lint format openapi bench eval \
+.PHONY: help venv model serve test test-unit test-integration test-e2e lint format openapi bench eval eval-smoke \
 	sam-tool validate sam-build clean distclean fuzz lock lock-tool audit
 
 help: ## Show this help
@@ -111,10 +111,15 @@ bench: venv model ## Speed benchmarks: text engines vs baselines (own .venv-benc
 	"$(VENV_PY)" scripts/bench_endpoint.py
 	"$(VENV_PY)" scripts/bench_uploads.py
 
-eval: venv model ## Accuracy and calibration: zero-shot, few-shot learning curves, images (docs/*.md)
-	"$(VENV_PY)" scripts/eval.py
-	"$(VENV_PY)" scripts/eval_fewshot.py
+# `make eval` reports on the test group only (docs/evaluation.md "Dataset groups"); choices are made
+# with `--group dev` runs of the same scripts, never with these.
+eval: venv model ## Report accuracy on the test group: few-shot curves vs baselines, wording panel, images (docs/*.md)
+	"$(VENV_PY)" scripts/eval_fewshot.py --group test --json results/fewshot-test.json --plot docs/img/fewshot_curves.png
+	"$(VENV_PY)" scripts/tune_zeroshot.py --group test --methods shipped --out results/zeroshot-wording-test.json
 	"$(VENV_PY)" scripts/eval_images.py
+
+eval-smoke: venv model ## The few-shot evaluation, small (one development set, k = 4 and 16, 2 seeds; in `make test`)
+	"$(VENV_PY)" scripts/eval_fewshot.py --group dev --quick --max-texts 400
 
 # ------------------------------------------------------------------------------------------------
 $(LOCK_STAMP):

@@ -377,7 +377,7 @@ def run(
                 s = fs.score(P, y_ev, n_cls)
                 extra: dict[str, Any] = {}
                 if order:
-                    parts = fs.split_calls(len(idx), ORDER_CALLS, seed)
+                    parts = fs.split_calls(len(idx), ORDER_CALLS, seed, [p.ds.labels[i] for i in idx])
                     Q = backend.few_shot(p, [[idx[j] for j in part] for part in parts], key, ev)
                     extra["order_agreement"] = fs.agreement(P, Q)
                 out.append(fs.Result(p.name, "few-shot", k, seed, s.macro_f1, s.ece, s.nll, taken, extra))

@@ -134,6 +134,23 @@ def test_split_calls_partition_a_shuffle_and_agreement_counts_top_labels():
     assert fs.agreement([[0.9, 0.1], [0.2, 0.8]], [[0.6, 0.4], [0.7, 0.3]]) == 0.5
 
 
+def test_split_calls_first_call_holds_two_labels_as_creating_a_classifier_requires():
+    # Given 4 examples of each of two labels, over many seeds (some shuffles put one label in front)
+    labels = ["a"] * 4 + ["b"] * 4
+    unguarded = [fs.split_calls(8, 3, seed) for seed in range(40)]
+    assert any(len({labels[i] for i in parts[0]}) == 1 for parts in unguarded)
+    for seed in range(40):
+        # When the calls are cut knowing the labels
+        parts = fs.split_calls(8, 3, seed, labels)
+        # Then the first call has both labels and every example is still sent exactly once
+        assert len({labels[i] for i in parts[0]}) == 2
+        assert sorted(i for part in parts for i in part) == list(range(8))
+        assert [len(part) for part in parts] == [len(part) for part in unguarded[seed]]
+    # And a shuffle that already has two labels in front is left as it is
+    ok = next(s for s in range(40) if len({labels[i] for i in unguarded[s][0]}) == 2)
+    assert fs.split_calls(8, 3, ok, labels) == unguarded[ok]
+
+
 def test_class_mean_baseline_starts_at_the_label_prior_and_follows_examples():
     # Given two label vectors and examples that sit on the opposite labels' vectors
     L = np.eye(2, dtype=np.float32)

@@ -176,11 +176,25 @@ def learner_probabilities(learner: MixtureLearner, X: FloatArray, classes: Seque
     return out
 
 
-def split_calls(n: int, calls: int, seed: int) -> list[list[int]]:
+def split_calls(n: int, calls: int, seed: int, labels: Sequence[Any] | None = None) -> list[list[int]]:
     """A seeded shuffle of ``range(n)`` cut into ``calls`` consecutive, nearly equal parts: the same
-    examples sent in another order over several ``/v1/train`` calls (order-robustness check)."""
+    examples sent in another order over several ``/v1/train`` calls (order-robustness check).
+
+    With ``labels`` (``labels[i]`` is example ``i``'s label), the first part holds at least two
+    distinct labels whenever the examples have two, as the API requires of the call that creates a
+    classifier: if the shuffle put one label alone in front, the first later example of another
+    label swaps places with the first part's last one."""
     order = np.random.default_rng([seed, n, 104729]).permutation(n)
-    return [[int(i) for i in part] for part in np.array_split(order, calls) if part.size]
+    parts = [part for part in np.array_split(order, calls) if part.size]
+    if labels is not None and len(parts) > 1 and len({labels[int(i)] for i in parts[0]}) < 2:
+        first = labels[int(parts[0][0])]
+        for part in parts[1:]:
+            other = [j for j, i in enumerate(part) if labels[int(i)] != first]
+            if other:
+                j = other[0]
+                part[j], parts[0][-1] = parts[0][-1], part[j]
+                break
+    return [[int(i) for i in part] for part in parts]
 
 
 def agreement(P: npt.ArrayLike, Q: npt.ArrayLike) -> float:
