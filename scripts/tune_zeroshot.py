@@ -36,6 +36,7 @@ from labelwise.embedding.onnx_embedder import OnnxEmbedder
 from labelwise.evaluation import datasets
 from labelwise.evaluation import fewshot as fs
 from labelwise.evaluation.calibration import fit_temperature
+from labelwise.evaluation.examples import JINA_GOLD, JINA_LABELS, JINA_SENTENCES
 from labelwise.evaluation.metrics import macro_f1
 from labelwise.settings import Settings
 
@@ -76,27 +77,6 @@ WORDINGS: dict[str, Callable[[str], str]] = {
     "x sentiment": lambda x: f"{x} sentiment",
     "This text is x.": lambda x: f"This text is {x}.",
 }
-
-#: Jina's fact-vs-opinion example (issue 11, section 4) and Jina's published answer.
-JINA_SENTENCES = (
-    "The Space Race of the 1960s was a breathtaking testament to human ingenuity",
-    "When the Soviet Union launched Sputnik 1 on October 4, 1957, it sent shockwaves through American "
-    "society, marking the undeniable start of a new era",
-    "The silvery beeping of that simple satellite struck fear into the hearts of millions, as if the very "
-    "stars had betrayed Western dominance",
-    "NASA was founded in 1958 as America's response, and they poured an astounding $28 billion into the "
-    "Apollo program between 1960 and 1973",
-    "While some cynics claimed this was a waste of resources, the technological breakthroughs were "
-    "absolutely worth every penny spent",
-    "On July 20, 1969, Neil Armstrong and Buzz Aldrin achieved the most magnificent triumph in human "
-    "history by walking on the moon, their footprints marking humanity's destiny among the stars",
-    "The Soviet space program, despite its early victories, ultimately couldn't match the superior "
-    "American engineering and determination",
-    "The moon landing was not just a victory for America - it represented the most inspiring moment in "
-    "human civilization, proving that our species was meant to reach beyond our earthly cradle",
-)
-JINA_LABELS = ("subjective, opinion, feeling, personal experience, creative writing, position", "fact")
-JINA_GOLD = (0, 1, 0, 1, 0, 1, 0, 1)
 
 
 def log(msg: str) -> None:
