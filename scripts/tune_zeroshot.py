@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labelwise.classify import zeroshot as zs
+from labelwise.classify.labels import distinctive_labels
 from labelwise.classify.scoring import cosine_similarity
 from labelwise.embedding.onnx_embedder import OnnxEmbedder
 from labelwise.evaluation import datasets
@@ -107,18 +108,42 @@ def git_revision() -> str:
 
 
 class LabelScorer:
-    """The shipped zero-shot scorer (``labelwise.classify.zeroshot``) over one embedder."""
+    """Zero-shot label scoring over one embedder, by ``method``:
+
+    * ``base``: cosine to the embedding of each label text as sent;
+    * ``shipped``: what ``/v1/classify`` does (``labelwise.classify.zeroshot``: distinctive parts);
+    * ``parts``: distinctive parts, a label with commas scored against the normalised mean of its
+      comma-separated parts' embeddings (a multi-prototype label; tried, not shipped);
+    * ``<method>+null=<text>``: minus each label's cosine to the embedding of the content-free
+      input ``<text>`` (contextual calibration, Zhao et al., 2021; tried, not shipped).
+    """
 
     def __init__(self, embedder: OnnxEmbedder, method: str) -> None:
         self.embedder = embedder
-        self.method = method
+        self.method, sep, null = method.partition("+null=")
+        self.null: str | None = null if sep else None
+        if self.method not in ("base", "shipped", "parts"):
+            raise ValueError(f"unknown method {method!r}")
         self.cache = zs.LabelEmbeddingCache()
 
-    def logits(self, X: FloatArray, labels: Sequence[str]) -> FloatArray:
+    def _vectors(self, labels: Sequence[str]) -> FloatArray:
         if self.method == "base":
-            L = self.embedder.embed(list(labels), role="label").vectors
-            return cosine_similarity(X, L)
-        return zs.zeroshot_logits(X, list(labels), self.embedder, self.cache)
+            return self.embedder.embed(list(labels), role="label").vectors
+        if self.method == "shipped":
+            return zs.zeroshot_label_vectors(self.cache, self.embedder, labels)[0]
+        rows = []
+        for label in distinctive_labels(labels):
+            parts = [p.strip() for p in label.split(",") if p.strip()] or [label]
+            v = self.embedder.embed(parts, role="label").vectors.mean(axis=0)
+            rows.append(v / np.linalg.norm(v))
+        return np.stack(rows).astype(np.float32)
+
+    def logits(self, X: FloatArray, labels: Sequence[str]) -> FloatArray:
+        L = self._vectors(labels)
+        S = cosine_similarity(X, L)
+        if self.null is not None:
+            S = S - cosine_similarity(self.embedder.embed([self.null], "input").vectors, L)
+        return S
 
 
 def main(argv: Sequence[str] | None = None) -> int:

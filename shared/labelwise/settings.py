@@ -87,7 +87,11 @@ class Settings(BaseModel):
     endpoint_fallback: Literal["local", "fail"] = Field(
         "local", description="When the endpoint fails: embed in-process (`local`) or answer 503 (`fail`)."
     )
-    endpoint_timeout_s: float = Field(30.0, gt=0, description="Timeout of one call to the endpoint.")
+    endpoint_timeout_s: float = Field(
+        8.0,
+        gt=0,
+        description="Read timeout of one call to the endpoint (one attempt, no retry; then the fallback).",
+    )
 
     # --- Bulk uploads (labelwise.uploads: uploads/ -> results/, errors/; docs/uploads.md) ---
     uploads_queue_url: str | None = Field(

@@ -23,6 +23,7 @@ from labelwise.endpoint import (
     HttpTransport,
     RoutingEmbedder,
     SageMakerTransport,
+    endpoint_transport,
     routing_factory,
     track_backend,
 )
@@ -268,3 +269,58 @@ def test_settings_with_an_endpoint_name_route_large_batches_to_sagemaker(
     # Then SageMaker answered
     assert record.value == "endpoint"
     np.testing.assert_allclose(batch.vectors, vectors)
+
+
+def test_sagemaker_client_tries_once_with_an_8_s_read_timeout_then_the_router_falls_back() -> None:
+    import http.server
+    import threading
+
+    import boto3
+
+    from tests.support.fakes import HashingEmbedder
+
+    # Given a stand-in for sagemaker-runtime on loopback that counts calls and answers 503 (retryable)
+    calls: list[str] = []
+
+    class Unavailable(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            calls.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = b'{"__type": "ServiceUnavailable", "message": "busy"}'
+            self.send_response(503)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    settings = Settings.from_environ(
+        {"LABELWISE_SAGEMAKER_ENDPOINT_NAME": "labelwise-embeddings", "LABELWISE_AWS_ENDPOINT_URL": url}
+    )
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    try:
+        # When the transport is wired from the default settings and invoked once
+        transport = endpoint_transport(settings, session)
+        assert isinstance(transport, SageMakerTransport)
+        fake = HashingEmbedder()
+        with pytest.raises(EmbedderUnavailable):
+            EndpointEmbedder(transport, manifest=fake.manifest).embed(["hello"], "input")
+        # Then it made exactly one attempt, with an 8 s read timeout (the API's 30 s budget leaves
+        # room to embed in-process after it)
+        assert len(calls) == 1
+        config = transport._client.meta.config
+        assert config.read_timeout == 8.0 and config.connect_timeout <= 2
+        # And the router then embeds in-process (the default fallback)
+        router = RoutingEmbedder(fake, EndpointEmbedder(transport, manifest=fake.manifest), threshold=0)
+        batch = router.embed(["hello"], "input")
+        np.testing.assert_allclose(batch.vectors, fake.embed(["hello"], "input").vectors)
+        assert len(calls) == 2
+    finally:
+        server.shutdown()

@@ -46,6 +46,11 @@ DEFAULT_MAX_TEXTS = 256
 #: An image whose PNG exceeds the request budget is downscaled to this longest side first.
 DOWNSCALE_SIDE = 1024
 
+#: One call to the endpoint: 8 s to read and 2 s to connect, one attempt. API Gateway gives a request
+#: 30 s; what the endpoint did not answer in time is embedded in-process with what is left.
+DEFAULT_TIMEOUT_S = 8.0
+CONNECT_TIMEOUT_S = 2.0
+
 ImageInput = npt.NDArray[np.uint8] | bytes
 
 
@@ -62,7 +67,7 @@ class HttpTransport:
 
     name = "http"
 
-    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.url = base_url.rstrip("/") + "/invocations"
         self.timeout_s = timeout_s
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -96,17 +101,20 @@ class SageMakerTransport:
         cls,
         endpoint_name: str,
         *,
-        timeout_s: float = 30.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         endpoint_url: str | None = None,
         session: Any = None,
     ) -> SageMakerTransport:
+        """One attempt, ``timeout_s`` to read: a failed or slow endpoint costs at most about
+        ``2 + timeout_s`` seconds of the API's 30 s budget, and the router then embeds in-process
+        (``endpoint_fallback``) instead of retrying (issue 12, item 11)."""
         import boto3
         from botocore.config import Config
 
         config = Config(
-            connect_timeout=5,
+            connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=timeout_s,
-            retries={"max_attempts": 2, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
         )
         factory = session or boto3
         return cls(
