@@ -77,6 +77,12 @@ class PayloadTooLarge(LabelwiseError):
     code = "INPUT_PAYLOAD_TOO_LARGE"
 
 
+class ResponseTooLarge(LabelwiseError):
+    """The answer to this request could not fit in one response (Lambda's 6 MB; 413)."""
+
+    code = "RESPONSE_TOO_LARGE"
+
+
 class Unauthenticated(LabelwiseError):
     """No usable API key (401). The subclasses carry Jina's three codes."""
 

@@ -46,6 +46,12 @@ class Settings(BaseModel):
     max_label_chars: int = Field(256, ge=1, description="Characters per label.")
     max_inputs: int = Field(1024, ge=1, description="Inputs per request.")
     max_body_bytes: int = Field(6 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+    max_response_bytes: int = Field(
+        6_000_000,
+        ge=64 * 1024,
+        description="Largest answer a request may need (Lambda's 6 MB synchronous response limit, "
+        "counted on the serialised proxy envelope); requests whose answer could exceed it get 413.",
+    )
     label_cache_size: int = Field(4096, ge=0, description="Label embeddings kept per process.")
 
     # Few-shot and storage

@@ -70,12 +70,13 @@ def test_cohere_request_gets_a_cohere_response(call: Any) -> None:
 
 def test_identical_examples_are_not_embedded_twice(call: Any, embedder: HashingEmbedder) -> None:
     body = {"inputs": ["claim money"], "examples": EXAMPLES}
-    call(body)
+    _, first = call(body)
     embedder.calls.clear()
     status, out = call({**body, "inputs": ["meeting agenda"]})
     assert status == 200
     assert embedder.calls == [(("meeting agenda",), "input")]
-    assert out["meta"]["billed_units"]["input_tokens"] == 2 + 2  # only the input's tokens
+    # billed as the first time (examples and the input), so that a cache hit does not show
+    assert out["meta"]["billed_units"]["input_tokens"] == first["meta"]["billed_units"]["input_tokens"]
 
 
 def test_model_names_map_to_our_models(call: Any) -> None:
@@ -135,3 +136,34 @@ def test_missing_key_in_cohere_shape(call: Any) -> None:
 def test_jina_errors_keep_the_jina_envelope(call: Any) -> None:
     status, out = call({"input": ["x"], "labels": []})
     assert status == 400 and out["code"] == "INPUT_INVALID_LABELS"
+
+
+def test_example_labels_have_the_same_length_limit_as_jina_labels(call: Any, settings: Settings) -> None:
+    # Given examples whose label is one character over the label limit (Jina's labels are refused there)
+    long_label = "x" * (settings.max_label_chars + 1)
+    examples = [*EXAMPLES[:2], {"text": "a", "label": long_label}, {"text": "b", "label": long_label}]
+    # When classifying with them
+    status, out = call({"inputs": ["claim your prize"], "examples": examples})
+    # Then it is a 400 in Cohere's envelope naming the limit, and nothing was cached
+    assert status == 400 and "characters" in out["message"], out
+    assert len(cohere.EXAMPLE_CLASSIFIERS) == 0
+
+
+def test_billing_does_not_reveal_whether_another_tenant_sent_the_same_examples(
+    services: Services, api_event: Any, lambda_context: Any
+) -> None:
+    # Given two tenants, and tenant A has already classified with some examples
+    app = create_app(services, scope="all")
+    keys = {t: services.keys.create(t, t)[0] for t in ("tenant-a", "tenant-b")}
+
+    def billed(tenant: str, body: Any) -> int:
+        headers = {"authorization": f"Bearer {keys[tenant]}"}
+        response = app.resolve(api_event("POST", "/v1/classify", body, headers=headers), lambda_context)
+        return int(json.loads(response["body"])["meta"]["billed_units"]["input_tokens"])
+
+    body = {"inputs": ["claim your prize money"], "examples": EXAMPLES}
+    first_a = billed("tenant-a", body)
+    # When tenant B sends the same examples (served from the shared cache)
+    again_b = billed("tenant-b", body)
+    # Then B is billed what a first request costs: the cache hit does not show
+    assert again_b == first_a

@@ -31,6 +31,7 @@ STATUS_BY_ERROR: dict[type[errors.LabelwiseError], int] = {
     errors.Conflict: 409,
     errors.LengthRequired: 411,
     errors.PayloadTooLarge: 413,
+    errors.ResponseTooLarge: 413,
     errors.RateLimited: 429,
     errors.ServiceUnavailable: 503,
 }

@@ -75,6 +75,13 @@ class ClassifyRequest(BaseModel):
     classifier_id: str | None = Field(
         None, description="Few-shot: id of a classifier created with `POST /v1/train`."
     )
+    top_n: int | None = Field(
+        None,
+        ge=1,
+        description="List only the `top_n` best labels per input (per group) in `predictions`; all "
+        "labels when omitted. Large requests (many inputs times many labels) need it to fit in one "
+        "response (6 MB).",
+    )
 
 
 class LabelScore(BaseModel):
@@ -92,7 +99,7 @@ class Classification(BaseModel):
     )
     score: float | dict[str, float] = Field(description="Probability of `prediction` (per group).")
     predictions: list[LabelScore] | dict[str, list[LabelScore]] = Field(
-        description="Every label with its probability, best first (per group)."
+        description="Every label (or the `top_n` best) with its probability, best first (per group)."
     )
     truncated: bool = Field(
         default=False,

@@ -27,6 +27,7 @@ from labelwise.api.cohere_schemas import (
     CohereMeta,
 )
 from labelwise.classify import fewshot
+from labelwise.classify.response_size import check_response_size, cohere_bytes_bound
 from labelwise.classify.zeroshot import zeroshot_label_vectors
 from labelwise.embedding.port import Embedder, Truncate
 from labelwise.errors import (
@@ -101,7 +102,9 @@ def _validate_inputs(inputs: list[str]) -> None:
             raise InvalidInput(f"`inputs[{i}]` is empty; inputs must be non-empty text.")
 
 
-def _validate_examples(examples: list[tuple[str, str]], embedder: Embedder, max_labels: int) -> list[str]:
+def _validate_examples(
+    examples: list[tuple[str, str]], embedder: Embedder, max_labels: int, max_label_chars: int
+) -> list[str]:
     if len(examples) > MAX_EXAMPLES:
         raise InputLimitExceeded(f"`examples` has {len(examples)} items; at most {MAX_EXAMPLES} are allowed.")
     for i, (text, label) in enumerate(examples):
@@ -109,6 +112,11 @@ def _validate_examples(examples: list[tuple[str, str]], embedder: Embedder, max_
             raise InvalidInput(f"`examples[{i}].text` is empty.")
         if not label.strip():
             raise InvalidLabels(f"`examples[{i}].label` is empty.")
+        if len(label) > max_label_chars:
+            raise InvalidLabels(
+                f"`examples[{i}].label` is {len(label)} characters long; at most {max_label_chars} "
+                "are allowed (as for labels)."
+            )
     counts = Counter(label for _, label in examples)
     if len(counts) < 2:
         raise InvalidLabels("`examples` must contain at least 2 distinct labels.")
@@ -129,13 +137,19 @@ def _validate_examples(examples: list[tuple[str, str]], embedder: Embedder, max_
     return list(counts)
 
 
-def _learn(services: Services, embedder: Embedder, examples: list[tuple[str, str]]) -> tuple[_Learned, int]:
-    """The classifier of ``examples`` and the tokens embedded now to learn it (0 when cached)."""
+def _learn(services: Services, embedder: Embedder, examples: list[tuple[str, str]]) -> _Learned:
+    """The classifier of ``examples``, learned now or taken from the process-wide cache.
+
+    The cache is shared by every tenant, so what a request is billed must not depend on a hit:
+    ``_Learned.tokens`` (what learning the examples costs) is billed either way, or one tenant could
+    tell from ``billed_units`` and the rate-limit headers that another sent the same examples."""
     key = examples_key(embedder.manifest.name, examples)
     cached = EXAMPLE_CLASSIFIERS.get(key)
     if cached is not None:
-        return cached, 0
-    labels = _validate_examples(examples, embedder, services.settings.max_labels)
+        return cached
+    labels = _validate_examples(
+        examples, embedder, services.settings.max_labels, services.settings.max_label_chars
+    )
     batch = embedder.embed([text for text, _ in examples], "input")
     label_vectors, label_tokens = zeroshot_label_vectors(services.label_cache, embedder, labels)
     learner = fewshot.new_learner(embedder.manifest.dimension, embedder.manifest.temperature)
@@ -143,7 +157,7 @@ def _learn(services: Services, embedder: Embedder, examples: list[tuple[str, str
     learner.partial_fit(batch.vectors, [label for _, label in examples], seed=seed_for(key, 1))
     learned = _Learned(learner=learner, tokens=batch.total_tokens + sum(label_tokens))
     EXAMPLE_CLASSIFIERS.put(key, learned)
-    return learned, learned.tokens
+    return learned
 
 
 def _response(
@@ -205,14 +219,24 @@ def classify(
             services.registry, services.store, services.settings, caller,
             classifier_id=str(request.model), texts=request.inputs, truncate=truncate,
         )  # fmt: skip
+        check_response_size(
+            cohere_bytes_bound(request.inputs, list(result.labels)),
+            services.settings.max_response_bytes,
+            "Send fewer inputs per request.",
+        )
         return _response(request.inputs, result.labels, result.probabilities, result.total_tokens, [])
 
     if not examples:
         raise InvalidInput("`examples` is required unless `model` is the id of a stored classifier.")
     embedder = services.registry.get(model_name)
-    learned, learning_tokens = _learn(services, embedder, examples)
+    learned = _learn(services, embedder, examples)
+    check_response_size(
+        cohere_bytes_bound(request.inputs, learned.learner.labels),
+        services.settings.max_response_bytes,
+        "Send fewer inputs per request.",
+    )
     batch = embedder.embed(request.inputs, "input", truncate=truncate)
     probabilities = learned.learner.predict_proba(batch.vectors)
     warnings = [f"inputs[{i}] was truncated to the model window" for i, t in enumerate(batch.truncated) if t]
-    tokens = batch.total_tokens + learning_tokens
+    tokens = batch.total_tokens + learned.tokens
     return _response(request.inputs, learned.learner.labels, probabilities, tokens, warnings)

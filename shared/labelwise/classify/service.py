@@ -30,6 +30,11 @@ from labelwise.api.schemas import (
 )
 from labelwise.classify import fewshot
 from labelwise.classify.images import IMAGE_TOKENS
+from labelwise.classify.response_size import (
+    check_response_size,
+    classify_bytes_bound,
+    embeddings_bytes_bound,
+)
 from labelwise.classify.zeroshot import (
     UNGROUPED,
     GroupScores,
@@ -76,11 +81,14 @@ def _ranked(labels: list[str], probabilities: np.ndarray) -> list[LabelScore]:
     return [LabelScore(label=labels[j], score=float(probabilities[j])) for j in order]
 
 
-def build_classifications(groups: dict[str, GroupScores], truncated: list[bool]) -> list[Classification]:
-    """Response rows: one per input; plain values for a label list, objects keyed by group otherwise."""
+def build_classifications(
+    groups: dict[str, GroupScores], truncated: list[bool], top_n: int | None = None
+) -> list[Classification]:
+    """Response rows: one per input; plain values for a label list, objects keyed by group otherwise.
+    ``predictions`` lists the ``top_n`` best labels of each group (all when ``None``)."""
     rows: list[Classification] = []
     for i, was_truncated in enumerate(truncated):
-        ranked = {name: _ranked(g.labels, g.probabilities[i]) for name, g in groups.items()}
+        ranked = {name: _ranked(g.labels, g.probabilities[i])[:top_n] for name, g in groups.items()}
         if set(ranked) == {UNGROUPED}:
             best = ranked[UNGROUPED]
             rows.append(
@@ -119,6 +127,11 @@ def classify(request: ClassifyRequest, services: Services, caller: ApiKeyRecord)
         raise InvalidInput("Send `labels` (zero-shot) or `classifier_id` (few-shot).")
     groups = normalize_label_groups(request.labels, services.label_limits)
     items = request_items(request.input, services.settings.max_inputs)
+    check_response_size(
+        classify_bytes_bound(len(items), groups, request.top_n),
+        services.settings.max_response_bytes,
+        "Ask for the best labels only (`top_n`), or send fewer inputs or labels per request.",
+    )
 
     embedder = services.registry.get(services.text_model_for(request.model))
     manifest = embedder.manifest
@@ -149,7 +162,7 @@ def classify(request: ClassifyRequest, services: Services, caller: ApiKeyRecord)
     return ClassifyResponse(
         usage=_usage(tokens),
         model=answered_by,
-        data=build_classifications(scores, truncated),
+        data=build_classifications(scores, truncated, request.top_n),
     )
 
 
@@ -165,11 +178,18 @@ def _classify_few_shot(
         services.fewshot_registry, services.store, services.settings, caller,
         classifier_id=classifier_id, texts=_references(items), model=model,
     )  # fmt: skip
+    # The classifier's labels are known once it is loaded: a classifier with very many labels can
+    # only be refused here, after the work (its labels are bounded by `max_labels`).
+    check_response_size(
+        classify_bytes_bound(len(items), {UNGROUPED: list(result.labels)}, request.top_n),
+        services.settings.max_response_bytes,
+        "Ask for the best labels only (`top_n`), or send fewer inputs per request.",
+    )
     groups = {UNGROUPED: GroupScores(labels=list(result.labels), probabilities=result.probabilities)}
     return ClassifyResponse(
         usage=_usage(result.total_tokens),
         model=result.model,
-        data=build_classifications(groups, result.truncated),
+        data=build_classifications(groups, result.truncated, request.top_n),
     )
 
 
@@ -275,6 +295,11 @@ def embeddings(request: EmbeddingsRequest, services: Services, caller: ApiKeyRec
         if not text.strip():
             raise InvalidInput(f"`input[{i}]` is empty; inputs must be non-empty text.")
     embedder = services.registry.get(services.text_model_for(request.model))
+    check_response_size(
+        embeddings_bytes_bound(len(texts), embedder.manifest.dimension, request.embedding_type),
+        services.settings.max_response_bytes,
+        "Ask for `embedding_type` `base64` (a third of the size), or send fewer texts per request.",
+    )
     batch = embedder.embed(texts, role="input")
     vectors = np.asarray(batch.vectors, dtype="<f4")
     data = [
