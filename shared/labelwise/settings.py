@@ -103,6 +103,14 @@ class Settings(BaseModel):
     uploads_max_line_bytes: int = Field(
         1024 * 1024, ge=1024, description="Longer lines (or CSV records) are rejected, never held in memory."
     )
+    uploads_max_hops: int = Field(
+        1000,
+        ge=1,
+        description="Follow-up (checkpoint) messages one file may send through the queue; a file that "
+        "needs more fails with errors/<path>.json (bounds the SQS -> Lambda -> SQS chain). Each "
+        "invocation finishes at least one part, so the default covers >= 1,000 x uploads_part_records "
+        "records (2,000,000 at the defaults; an upload's object of 6 GB at ~3 KB per record).",
+    )
     uploads_max_reported_rejections: int = Field(
         1000, ge=0, description="Rejected lines listed in a summary (all are counted)."
     )

@@ -438,6 +438,12 @@ def test_uploads_function_allows_its_own_queue_loop_and_caps_its_concurrency(
     # Then Lambda's recursive-loop detection does not stop a file after ~16 continuations (the
     # function's own hop cap, labelwise.uploads, bounds the chain instead)
     assert function["RecursiveLoop"] == "Allow"
+    # And the function's own hop cap is a parameter (1,000 follow-up messages per file by default)
+    assert function["Environment"]["Variables"]["LABELWISE_UPLOADS_MAX_HOPS"] == {
+        "Ref": "UploadsMaxContinuations"
+    }
+    hops = template["Parameters"]["UploadsMaxContinuations"]
+    assert hops["Type"] == "Number" and hops["Default"] == 1000 and hops["MinValue"] == 1
     # And the queue's event source polls with a bounded number of concurrent invocations
     assert event["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "UploadsMaximumConcurrency"}}
     spec = template["Parameters"]["UploadsMaximumConcurrency"]
