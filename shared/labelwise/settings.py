@@ -69,6 +69,11 @@ class Settings(BaseModel):
     rate_limit_tokens_per_minute: int = Field(
         1_000_000, ge=0, description="Embedded tokens per key per minute."
     )
+    rate_limit_fail_open: bool = Field(
+        False,
+        description="When the quota table (store=aws) errors: admit requests without a quota check "
+        "(true) or answer 503 SERVICE_UNAVAILABLE (false, the default: fail closed).",
+    )
 
     # --- Images and the SageMaker embedding endpoint (labelwise.images, labelwise.endpoint) ---
     image_max_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest image (fetched or base64).")
