@@ -75,6 +75,11 @@ class Settings(BaseModel):
     rate_limit_tokens_per_minute: int = Field(
         1_000_000, ge=0, description="Embedded tokens per key per minute."
     )
+    rate_limit_fail_open: bool = Field(
+        False,
+        description="When the quota table (store=aws) errors: admit requests without a quota check "
+        "(true) or answer 503 SERVICE_UNAVAILABLE (false, the default: fail closed).",
+    )
 
     # --- Images and the SageMaker embedding endpoint (labelwise.images, labelwise.endpoint) ---
     image_max_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest image (fetched or base64).")
@@ -112,6 +117,14 @@ class Settings(BaseModel):
     )
     uploads_max_line_bytes: int = Field(
         1024 * 1024, ge=1024, description="Longer lines (or CSV records) are rejected, never held in memory."
+    )
+    uploads_max_hops: int = Field(
+        1000,
+        ge=1,
+        description="Follow-up (checkpoint) messages one file may send through the queue; a file that "
+        "needs more fails with errors/<path>.json (bounds the SQS -> Lambda -> SQS chain). Each "
+        "invocation finishes at least one part, so the default covers >= 1,000 x uploads_part_records "
+        "records (2,000,000 at the defaults; an upload's object of 6 GB at ~3 KB per record).",
     )
     uploads_max_reported_rejections: int = Field(
         1000, ge=0, description="Rejected lines listed in a summary (all are counted)."

@@ -18,7 +18,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -31,6 +31,7 @@ from labelwise.embedding.registry import ModelRegistry
 from labelwise.runtime import Services
 from labelwise.settings import Settings
 from labelwise.storage.aws import CLIENT_CONFIG, AwsClassifierStore, AwsKeyStore
+from labelwise.storage.aws_quota import DynamoRateLimiter
 from labelwise.uploads.aws import STREAM_CONFIG, S3ObjectStore, SqsContinuationQueue
 from labelwise.uploads.jobs import UploadJobs, unlimited
 from tests.support.fakes import HashingEmbedder
@@ -79,6 +80,9 @@ class Stack:
     key: str
     s3: Any
     bucket: str
+    services: Services
+    app_settings: Settings
+    ddb: Any
 
     def call(self, event: dict[str, Any], context: Any) -> tuple[int, dict[str, Any]]:
         response = self.app.resolve(event, context)
@@ -118,7 +122,9 @@ def stack(aws: dict[str, Any], settings: Settings, caplog: pytest.LogCaptureFixt
     fewshot.WEIGHTS_CACHE.clear()
     delays: list[float] = []
     with no_backoff_sleep(delays):
-        yield Stack(create_app(services), store, faults, delays, key, s3, created.bucket_name)
+        yield Stack(
+            create_app(services), store, faults, delays, key, s3, created.bucket_name, services, settings, ddb
+        )
     fewshot.WEIGHTS_CACHE.clear()
     for (service, operation, kind), n in faults.injected.items():
         TALLY[f"{service} {operation} {kind}"] += n
@@ -338,6 +344,35 @@ def test_usage_counter_failure_does_not_fail_classification(
     # Then the classification is still answered
     assert status == 200, out
     OUTCOMES["usage counter down -> classify 200"] += 1
+
+
+@pytest.mark.parametrize("fail_open", [False, True], ids=["fail-closed", "fail-open"])
+def test_quota_store_down_answers_503_unless_configured_to_fail_open(
+    stack: Stack, api_event: Any, lambda_context: Any, aws: dict[str, Any], fail_open: bool
+) -> None:
+    # Given the API with its DynamoDB quota counters (100 requests per minute per key), fail-closed
+    # by default or, when configured, fail-open
+    configured = stack.app_settings.model_copy(update={"rate_limit_requests_per_minute": 100})
+    options = {"fail_open": True} if fail_open else {}
+    limiter = DynamoRateLimiter(aws["created"].table_name, 100, 0, dynamodb=stack.ddb, **options)
+    app = create_app(replace(stack.services, settings=configured, limiter=limiter))
+    request = event(api_event, stack, "POST", "/v1/classify", {"input": ["hello"], "labels": ["a", "b"]})
+    # When the quota table fails every attempt (500 InternalServerError) while auth still works
+    with stack.faults.fault("dynamodb", "UpdateItem", "error") as rule:
+        response = app.resolve(request, lambda_context)
+    status, out = response["statusCode"], json.loads(response["body"])
+    assert rule.injected >= TOTAL_ATTEMPTS
+    if fail_open:
+        # Then (fail-open) the request is served without a quota check
+        assert status == 200, out
+        OUTCOMES["quota store down, fail-open -> 200"] += 1
+    else:
+        # Then (fail-closed, the default) it is a 503 SERVICE_UNAVAILABLE in Jina's envelope, never
+        # a request admitted without a quota
+        assert status == 503, out
+        assert out["code"] == "SERVICE_UNAVAILABLE" and out["request_id"] and out["detail"]
+        assert set(out) <= {"code", "detail", "request_id", "errors"}
+        OUTCOMES["quota store down, fail-closed -> 503"] += 1
 
 
 # -- uploads ----------------------------------------------------------------------------------------

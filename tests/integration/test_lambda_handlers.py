@@ -123,6 +123,20 @@ def test_classify_function_does_not_serve_train_routes(deployed: dict[str, Any],
     assert status == 404 and out["code"] == "ROUTE_NOT_FOUND"
 
 
+def test_health_route_answers_without_a_key_in_lambda(deployed: dict[str, Any], lambda_context: Any) -> None:
+    # Given the template's GET /health route (ClassifyFunction), called with no Authorization header
+    event = load_event("classify-zero-shot.json", "unused")
+    del event["headers"]["authorization"]
+    event.update(routeKey="GET /health", rawPath="/health", body=None)
+    event["requestContext"]["http"].update(method="GET", path="/health")
+    event["headers"].pop("content-length", None)
+    # When the classify function handles it
+    status, out = invoke(deployed["classify"], event, lambda_context)
+    # Then it answers {"status": "ok"} with the models this deployment serves
+    assert status == 200, out
+    assert out["status"] == "ok" and "multilingual-e5-small" in out["models"] and out["version"]
+
+
 def test_bad_key_is_401_in_lambda(deployed: dict[str, Any], lambda_context: Any) -> None:
     status, out = invoke(
         deployed["classify"], load_event("classify-zero-shot.json", "lw_wrong"), lambda_context

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -110,6 +111,10 @@ def test_layer_ships_built_models_with_manifests() -> None:
                 import hashlib
 
                 assert hashlib.sha256((model_dir / file_name).read_bytes()).hexdigest() == digest, file_name
+        # And every file is readable by the function's user (0644), every directory searchable (0755)
+        assert stat.S_IMODE(model_dir.stat().st_mode) == 0o755, name
+        for path in model_dir.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o644, (name, path.name)
 
 
 def test_function_artifacts_hold_the_handler_and_the_package_but_not_the_layer() -> None:

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from labelwise.errors import StoreUnavailable
 from labelwise.quota import MemoryRateLimiter, QuotaExceeded, RateLimiter
+from labelwise.settings import Settings
 from labelwise.storage.aws_quota import DynamoRateLimiter
-from tests.support.moto_server import aws_clients, create_table_and_bucket, moto_server
+from tests.support.moto_server import FAKE_AWS_ENV, aws_clients, create_table_and_bucket, moto_server
 
 TABLE = "quota-test"
 
@@ -24,11 +26,16 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def dynamodb() -> Iterator[Any]:
+def moto_endpoint() -> Iterator[str]:
     with moto_server() as endpoint:
-        db, s3 = aws_clients(endpoint)
-        create_table_and_bucket(db, s3, TABLE, "quota-test-bucket")
-        yield db
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def dynamodb(moto_endpoint: str) -> Any:
+    db, s3 = aws_clients(moto_endpoint)
+    create_table_and_bucket(db, s3, TABLE, "quota-test-bucket")
+    return db
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -85,15 +92,55 @@ def test_items_expire_through_the_table_ttl(dynamodb: Any) -> None:
     assert int(item["Item"]["expires_at"]["N"]) > Clock.now
 
 
-def test_store_down_fails_open() -> None:
+def _unreachable_dynamodb() -> Any:
     import boto3
     from botocore.config import Config
 
-    db = boto3.client(
+    return boto3.client(
         "dynamodb", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
         aws_access_key_id="x", aws_secret_access_key="x",
         config=Config(retries={"max_attempts": 1}, connect_timeout=0.5, read_timeout=0.5),
     )  # fmt: skip
-    limiter = DynamoRateLimiter(TABLE, 1, 0, dynamodb=db)
+
+
+def test_unreachable_store_fails_closed_by_default() -> None:
+    # Given a limiter whose DynamoDB cannot be reached, with the default settings
+    limiter = DynamoRateLimiter(TABLE, 1, 0, dynamodb=_unreachable_dynamodb())
+    # When a request asks to be admitted
+    # Then it is refused as 503 SERVICE_UNAVAILABLE, not silently let through without a quota
+    with pytest.raises(StoreUnavailable):
+        limiter.admit("k")
+
+
+def test_missing_table_fails_closed_by_default(dynamodb: Any) -> None:
+    # Given a limiter on a table that does not exist (moto answers ResourceNotFoundException)
+    limiter = DynamoRateLimiter("no-such-table", 5, 0, dynamodb=dynamodb)
+    # When a request asks to be admitted
+    # Then it is refused (503), every time
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable):
+            limiter.admit("k")
+
+
+def test_store_errors_fail_open_when_configured(
+    dynamodb: Any, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    # Given LABELWISE_RATE_LIMIT_FAIL_OPEN=true and a table that does not exist
+    for k, v in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(k, v)
+    configured = Settings.from_environ(
+        {
+            "LABELWISE_DATA_DIR": str(settings.data_dir),
+            "LABELWISE_CACHE_DIR": str(settings.cache_dir),
+            "LABELWISE_TABLE_NAME": "no-such-table",
+            "LABELWISE_AWS_ENDPOINT_URL": moto_endpoint,
+            "LABELWISE_RATE_LIMIT_REQUESTS_PER_MINUTE": "1",
+            "LABELWISE_RATE_LIMIT_FAIL_OPEN": "true",
+        }
+    )
+    limiter = DynamoRateLimiter.from_settings(configured)
+    # When requests ask to be admitted, past the limit of 1
+    # Then each is admitted (the operator chose availability over the quota), and so with no store
     limiter.admit("k")
-    limiter.admit("k")  # would be refused if counted: the limiter admits while its store is down
+    limiter.admit("k")
+    DynamoRateLimiter(TABLE, 1, 0, dynamodb=_unreachable_dynamodb(), fail_open=True).admit("k")

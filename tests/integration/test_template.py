@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from labelwise.settings import Settings
 from tests.support.moto_server import moto_server
 from tests.support.template import (
     BUCKET,
@@ -438,6 +439,12 @@ def test_uploads_function_allows_its_own_queue_loop_and_caps_its_concurrency(
     # Then Lambda's recursive-loop detection does not stop a file after ~16 continuations (the
     # function's own hop cap, labelwise.uploads, bounds the chain instead)
     assert function["RecursiveLoop"] == "Allow"
+    # And the function's own hop cap is a parameter (1,000 follow-up messages per file by default)
+    assert function["Environment"]["Variables"]["LABELWISE_UPLOADS_MAX_HOPS"] == {
+        "Ref": "UploadsMaxContinuations"
+    }
+    hops = template["Parameters"]["UploadsMaxContinuations"]
+    assert hops["Type"] == "Number" and hops["Default"] == 1000 and hops["MinValue"] == 1
     # And the queue's event source polls with a bounded number of concurrent invocations
     assert event["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "UploadsMaximumConcurrency"}}
     spec = template["Parameters"]["UploadsMaximumConcurrency"]
@@ -504,6 +511,19 @@ def test_cors_is_a_parameter(template: dict[str, Any]) -> None:
     assert template["Parameters"]["CorsAllowOrigins"]["Type"] == "CommaDelimitedList"
     assert evaluate_conditions(template)[condition] is False
     assert evaluate_conditions(template, {"CorsAllowOrigins": "https://app.example.com"})[condition] is True
+
+
+def test_quota_limiter_fails_closed_unless_the_parameter_says_open(template: dict[str, Any]) -> None:
+    # Given the environment every function gets
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    # Then the quota limiter's behaviour on table errors is a parameter, fail-closed by default
+    assert env["LABELWISE_RATE_LIMIT_FAIL_OPEN"] == {"Ref": "QuotaFailOpen"}
+    spec = template["Parameters"]["QuotaFailOpen"]
+    assert spec["Default"] == "false" and set(spec["AllowedValues"]) == {"true", "false"}
+    # And the value parses as the setting the limiter reads
+    for value, fail_open in (("false", False), ("true", True)):
+        environ = {"LABELWISE_RATE_LIMIT_FAIL_OPEN": value, "LABELWISE_DATA_DIR": "/tmp/d"}
+        assert Settings.from_environ(environ).rate_limit_fail_open is fail_open
 
 
 def test_endpoint_variant_pins_an_inference_ami(template: dict[str, Any]) -> None:

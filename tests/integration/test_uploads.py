@@ -375,3 +375,79 @@ def test_large_file_continues_from_checkpoints_until_done(
         "results/big/lines.txt.jsonl",
         "results/big/lines.txt.summary.json",
     ]
+
+
+# ------------------------------------------------------------- continuation chains and the hop cap
+def _hashing_jobs(deployed: Deployed, monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> Settings:
+    """Replace the handler's runner by one with the hashing embedder and ``overrides`` settings."""
+    real = deployed.module.jobs
+    settings = real.services.settings.model_copy(update={"default_model": "fake-model", **overrides})
+    services = Services(
+        settings=settings,
+        registry=ModelRegistry.from_embedders([CachedHashingEmbedder()]),
+        store=real.services.store,
+        keys=real.services.keys,
+    )
+    monkeypatch.setattr(
+        deployed.module, "jobs", UploadJobs(services, real.objects, real.continuations, bucket=real.bucket)
+    )
+    return settings
+
+
+def test_file_needing_more_than_16_continuations_completes(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the handler as deployed (hop cap from the template's default) but parts of 5 records and
+    # a 1 s safety margin, and a budget of the margin plus 1 ms per invocation (one part each)
+    assert deployed.settings.uploads_max_hops == 1000  # LABELWISE_UPLOADS_MAX_HOPS from template.yaml
+    _hashing_jobs(deployed, monkeypatch, uploads_part_records=5, uploads_safety_margin_ms=1000)
+    words = ["invoice charge", "password login", "parcel delivery late"]
+    texts = [f"{words[i % 3]} {i}" for i in range(120)]
+    put(deployed, "uploads/chain/long.jsonl", jsonl(texts), labels=json.dumps(LABELS))
+    # When the queue is drained (each follow-up goes through the same SQS queue: SQS -> Lambda -> SQS)
+    responses = drain(deployed, BudgetContext(aws_request_id="chain", remaining_ms=1001))
+    # Then 24 invocations, chained by 23 follow-up messages (more than Lambda's ~16-hop loop
+    # detection would let through), none failed
+    assert len(responses) == 24 and all(r == {"batchItemFailures": []} for r in responses)
+    # And every record is in the results, once, in order
+    summary = get_json(deployed, "results/chain/long.jsonl.summary.json")
+    assert (summary["records_read"], summary["classified"], summary["parts"]) == (120, 120, 24)
+    assert summary["invocations"] == 24
+    rows = get_lines(deployed, "results/chain/long.jsonl.jsonl")
+    assert [r["id"] for r in rows] == [f"t{i}" for i in range(120)]
+    assert keys(deployed, "results/chain/") == [
+        "results/chain/long.jsonl.jsonl",
+        "results/chain/long.jsonl.summary.json",
+    ]
+    assert keys(deployed, "errors/chain/") == []
+
+
+def test_hop_cap_stops_a_job_with_a_recorded_error(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a hop cap of 4 follow-up messages, parts of 5 records, one part per invocation
+    _hashing_jobs(
+        deployed, monkeypatch, uploads_part_records=5, uploads_safety_margin_ms=1000, uploads_max_hops=4
+    )
+    # And a 40-record file (8 parts: 7 follow-ups needed)
+    put(
+        deployed,
+        "uploads/capped/long.jsonl",
+        jsonl([f"invoice {i}" for i in range(40)]),
+        labels=json.dumps(LABELS),
+    )
+    # When the queue is drained
+    responses = drain(deployed, BudgetContext(aws_request_id="capped", remaining_ms=1001))
+    # Then the chain stopped after 4 follow-ups (5 invocations), every message succeeded (no retry
+    # or dead letter: retrying would not help) and the queue is empty
+    assert len(responses) == 5 and all(r == {"batchItemFailures": []} for r in responses)
+    attributes = deployed.sqs.get_queue_attributes(
+        QueueUrl=deployed.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    # And errors/<path>.json records the cap; no results, summary or parts are left
+    error = get_json(deployed, "errors/capped/long.jsonl.json")
+    assert error["code"] == "UPLOAD_TOO_MANY_CONTINUATIONS"
+    assert "more than 4 follow-up messages" in error["message"]
+    assert error["source"]["key"] == "uploads/capped/long.jsonl"
+    assert keys(deployed, "results/capped/") == []

@@ -221,6 +221,56 @@ def test_file_replaced_mid_job_stops_without_results(settings: Settings) -> None
     assert world.objects.keys("results/") == []
 
 
+def test_job_needing_more_continuations_than_the_hop_cap_fails_with_a_recorded_error(
+    settings: Settings,
+) -> None:
+    # Given parts of 2 records, one part per invocation, and at most 3 follow-up messages per job
+    world = World(settings, uploads_part_records=2, uploads_safety_margin_ms=1000, uploads_max_hops=3)
+    # When a 10-record file (5 parts: 4 follow-ups) is processed
+    outcome = world.deliver(world.upload("uploads/long.jsonl", lines(10), **LABEL_META), lambda: 1000)
+    # Then the job stops after the 3 follow-ups it may send, instead of sending a 4th
+    assert outcome.status == "error"
+    assert [c.hops for c in world.queue.sent] == [1, 2, 3]
+    # And errors/<path>.json records why, with the cap and the setting that raises it
+    error = world.error("uploads/long.jsonl")
+    assert error["code"] == "UPLOAD_TOO_MANY_CONTINUATIONS"
+    assert "3 follow-up" in error["message"] and "LABELWISE_UPLOADS_MAX_HOPS" in error["message"]
+    # And no results, summary or parts are left
+    assert world.objects.keys("results/") == []
+
+
+def test_job_within_the_hop_cap_completes(settings: Settings) -> None:
+    # Given the same cap of 3 follow-up messages
+    world = World(settings, uploads_part_records=2, uploads_safety_margin_ms=1000, uploads_max_hops=3)
+    # When an 8-record file (4 parts: exactly 3 follow-ups) is processed
+    outcome = world.deliver(world.upload("uploads/ok.jsonl", lines(8), **LABEL_META), lambda: 1000)
+    # Then it completes normally
+    assert outcome.status == "done"
+    assert world.summary("uploads/ok.jsonl")["invocations"] == 4
+    assert world.objects.get("errors/ok.jsonl.json") is None
+
+
+def test_checkpoint_already_past_the_hop_cap_fails(settings: Settings) -> None:
+    # Given a follow-up sent under a higher cap (3), then the cap lowered to 1
+    world = World(settings, uploads_part_records=2, uploads_safety_margin_ms=1000, uploads_max_hops=3)
+    event = world.upload("uploads/late.jsonl", lines(10), **LABEL_META)
+    world.jobs.start(event, lambda: 1000)
+    (first,) = world.queue.drain()
+    world.jobs.resume(first, lambda: 1000)
+    (second,) = world.queue.drain()
+    assert second.hops == 2
+    lowered = World(settings, uploads_part_records=2, uploads_safety_margin_ms=1000, uploads_max_hops=1)
+    lowered.objects = world.objects
+    lowered.jobs = UploadJobs(lowered.services, world.objects, lowered.queue, bucket=BUCKET)
+    # When that checkpoint is delivered
+    outcome = lowered.jobs.resume(second, unlimited)
+    # Then it fails at once with the recorded error, and nothing more is sent or left
+    assert outcome.status == "error"
+    assert lowered.queue.sent == []
+    assert lowered.error("uploads/late.jsonl")["code"] == "UPLOAD_TOO_MANY_CONTINUATIONS"
+    assert world.objects.keys("results/") == []
+
+
 # -------------------------------------------------------------------------------------- few-shot
 def test_few_shot_by_path_convention_with_the_uploaders_key(settings: Settings) -> None:
     # Given a classifier trained by a key, and an upload under uploads/<classifier id>/ naming that key

@@ -3,8 +3,13 @@
 One item per key and minute: ``pk=RATE#<key id>``, ``sk=W#<window>``, attributes ``requests``,
 ``tokens`` and ``expires_at`` (the table's TTL attribute, so old windows disappear by themselves).
 Admission is one conditional ``UpdateItem`` (``ADD requests 1`` only while both counters are under
-their limits), so concurrent instances never admit more than the limit. If DynamoDB is unreachable
-the limiter fails open (logs a warning): quotas protect the service, they must not take it down.
+their limits), so concurrent instances never admit more than the limit.
+
+When the table errors or cannot be reached, admission **fails closed** by default: the request is
+refused with :class:`~labelwise.errors.StoreUnavailable` (503 ``SERVICE_UNAVAILABLE``), so a broken
+or missing table (or a missing IAM permission) never silently lifts every quota. With
+``rate_limit_fail_open`` (``LABELWISE_RATE_LIMIT_FAIL_OPEN=true``) it admits and logs a warning
+instead. Charging tokens after a request never fails it (the answer exists): a failure is logged.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from labelwise.errors import StoreUnavailable
 from labelwise.quota import WINDOW_SECONDS, RateLimiter
 from labelwise.settings import Settings
 
@@ -37,10 +43,12 @@ class DynamoRateLimiter(RateLimiter):
         *,
         dynamodb: DynamoDBClient,
         clock: Callable[[], float] = time.time,
+        fail_open: bool = False,
     ) -> None:
         super().__init__(requests_per_minute, tokens_per_minute, clock)
         self._table = table
         self._db = dynamodb
+        self.fail_open = fail_open
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DynamoRateLimiter:
@@ -52,7 +60,16 @@ class DynamoRateLimiter(RateLimiter):
             settings.rate_limit_requests_per_minute,
             settings.rate_limit_tokens_per_minute,
             dynamodb=dynamodb,
+            fail_open=settings.rate_limit_fail_open,
         )
+
+    def _store_failed(self, reason: str) -> tuple[int, int, bool]:
+        """Admission when the counters cannot be read: admit (fail-open) or refuse with a 503."""
+        if self.fail_open:
+            logger.warning("quota store unavailable, admitting (fail-open): %s", reason)
+            return 0, 0, True
+        logger.warning("quota store unavailable, refusing (fail-closed): %s", reason)
+        raise StoreUnavailable("The quota store is unavailable; the request was not admitted. Retry later.")
 
     def _key(self, key_id: str, window: int) -> dict[str, Any]:
         return {"pk": {"S": f"RATE#{key_id}"}, "sk": {"S": f"W#{window}"}}
@@ -87,13 +104,9 @@ class DynamoRateLimiter(RateLimiter):
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 requests, tokens = self._counts(exc.response.get("Item", {}))  # type: ignore[arg-type]
                 return requests, tokens, False
-            logger.warning(
-                "quota store unavailable, admitting: %s", exc.response.get("Error", {}).get("Code")
-            )
-            return 0, 0, True
+            return self._store_failed(str(exc.response.get("Error", {}).get("Code")))
         except BotoCoreError as exc:
-            logger.warning("quota store unreachable, admitting: %s", type(exc).__name__)
-            return 0, 0, True
+            return self._store_failed(type(exc).__name__)
         requests, tokens = self._counts(out.get("Attributes", {}))
         return requests, tokens, True
 

@@ -23,6 +23,11 @@ Errors: a file that cannot be used at all (unknown format, no or bad configurati
 uploader may not use, a CSV without ``text``) gets ``errors/<path>.json`` and the message succeeds;
 anything transient (:class:`~labelwise.errors.ServiceUnavailable`, unexpected exceptions) propagates
 so the queue retries and finally dead-letters the message.
+
+Hop cap: each checkpoint carries ``hops``, the follow-up messages sent so far. A job that would send
+more than ``uploads_max_hops`` (or receives a checkpoint already past it) stops with
+``errors/<path>.json`` (``UPLOAD_TOO_MANY_CONTINUATIONS``) and deletes its parts, so the
+SQS -> Lambda -> SQS chain (``RecursiveLoop: Allow`` in template.yaml) always ends.
 """
 
 from __future__ import annotations
@@ -71,6 +76,13 @@ Budget = Callable[[], int]
 def unlimited() -> int:
     """A budget that never runs out (local runs)."""
     return 2**62
+
+
+class TooManyContinuations(InvalidInput):
+    """The file needed more follow-up messages than ``uploads_max_hops``: the job stops with
+    ``errors/<path>.json`` instead of chaining through the queue without end."""
+
+    code = "UPLOAD_TOO_MANY_CONTINUATIONS"
 
 
 #: Errors that make a file unusable (reported in errors/, not retried).
@@ -155,6 +167,10 @@ class UploadJobs:
         return self.services.settings.uploads_part_records
 
     @property
+    def max_hops(self) -> int:
+        return self.services.settings.uploads_max_hops
+
+    @property
     def batch_size(self) -> int:
         s = self.services.settings
         return max(1, min(s.uploads_batch_size, s.max_inputs))
@@ -229,6 +245,8 @@ class UploadJobs:
             return Outcome("stale", key, "the object version of this checkpoint is gone")
         if self._done(info, checkpoint.config):
             return Outcome("already-done", key, "results exist for this object version")
+        if checkpoint.hops > self.max_hops:  # sent under a higher cap (or forged): stop here too
+            return self._too_many_hops(checkpoint, info, f"{info.token}.{checkpoint.config.digest}")
         try:
             plan = prepare(self.services, checkpoint.config, resolve_caller(self.services, checkpoint.config))
         except PERMANENT_ERRORS as exc:
@@ -247,6 +265,8 @@ class UploadJobs:
                 meta = self._read_meta(info.key, token, checkpoint.part)
                 if meta is None:
                     if outcome.parts and budget() - margin <= slowest_ms:  # another part may not fit
+                        if checkpoint.hops >= self.max_hops:
+                            return self._too_many_hops(checkpoint, info, token)
                         follow_up = checkpoint.model_copy(update={"hops": checkpoint.hops + 1})
                         self.continuations.send(follow_up)
                         outcome.checkpoint = follow_up
@@ -439,6 +459,18 @@ class UploadJobs:
         self.objects.delete([self.layout.results(key), self.layout.summary(key)])
         logger.info("upload %s is unusable: %s", key, exc.detail)
         return Outcome("error", key, exc.detail, error=document)
+
+    def _too_many_hops(self, checkpoint: Checkpoint, info: ObjectInfo, token: str) -> Outcome:
+        """The hop cap: fail the job (errors/<path>.json, parts deleted) instead of continuing."""
+        self._delete_parts(info.key, token, upto=checkpoint.part)
+        error = TooManyContinuations(
+            f"The file needs more than {self.max_hops} follow-up messages (continuations) to finish;"
+            f" stopped before part {checkpoint.part} (line {checkpoint.cursor.line}) after"
+            f" {checkpoint.hops} follow-ups. Split the file, or raise LABELWISE_UPLOADS_MAX_HOPS"
+            " (UploadsMaxContinuations) or LABELWISE_UPLOADS_PART_RECORDS."
+        )
+        logger.warning("upload %s stopped by the hop cap (%d follow-ups)", info.key, checkpoint.hops)
+        return self._fail(info, self._source(checkpoint), error)
 
     # -- helpers -----------------------------------------------------------------------------------
 
