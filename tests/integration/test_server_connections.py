@@ -64,7 +64,7 @@ class ServerProcess:
             conn.close()
 
 
-def _limit_open_files() -> None:
+def limit_open_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
 
@@ -79,7 +79,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        preexec_fn=_limit_open_files,
+        preexec_fn=limit_open_files,
     )
     assert process.stdout is not None
     output: list[str] = []
@@ -109,32 +109,43 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         process.stdout.close()
 
 
-def test_thousands_of_fresh_connections_at_nofile_256_leak_no_files(server: ServerProcess) -> None:
-    # Given the local server (SQLite stores) at RLIMIT_NOFILE=256, and a trained classifier
-    limits = Path(f"/proc/{server.process.pid}/limits").read_text()
-    assert re.search(rf"Max open files\s+{NOFILE}\s+{NOFILE}", limits), limits
+def train_one(server: ServerProcess) -> str:
     status, trained = server.request(
         "POST",
         "/v1/train",
         {"input": [{"text": "refund my order", "label": "refund"}, {"text": "late", "label": "delay"}]},
     )
     assert status == 200, trained
-    classifier_id = trained["classifier_id"]
+    return str(trained["classifier_id"])
 
-    # When 2,000 clients each open a new TCP connection and make one request that reads (and some
-    # that write) the store: listing, classifying with the classifier, training it further
+
+def fresh_connections(
+    server: ServerProcess, classifier_id: str, count: int = CONNECTIONS
+) -> tuple[Counter[int | str], dict[int, int]]:
+    """``count`` requests, each on a new TCP connection: their statuses, and the server's open files
+    after 100, 1,000 and ``count`` of them (stops early once 20 have failed)."""
     statuses: Counter[int | str] = Counter()
     files: dict[int, int] = {}
-    for i in range(1, CONNECTIONS + 1):
+    for i in range(1, count + 1):
         status = send(server, i, classifier_id)
         statuses[status] += 1
-        if i in (100, 1_000, CONNECTIONS):
+        if i in (100, 1_000, count):
             time.sleep(0.3)  # let the last connections' threads finish
             files[i] = server.open_files()
         if sum(n for s, n in statuses.items() if s != 200) >= 20:
             files[i] = server.open_files()
             break  # the server is failing: no need to wait out 2,000 time-outs
+    return statuses, files
 
+
+def test_thousands_of_fresh_connections_at_nofile_256_leak_no_files(server: ServerProcess) -> None:
+    # Given the local server (SQLite stores) at RLIMIT_NOFILE=256, and a trained classifier
+    limits = Path(f"/proc/{server.process.pid}/limits").read_text()
+    assert re.search(rf"Max open files\s+{NOFILE}\s+{NOFILE}", limits), limits
+    classifier_id = train_one(server)
+    # When 2,000 clients each open a new TCP connection and make one request that reads (and some
+    # that write) the store: listing, classifying with the classifier, training it further
+    statuses, files = fresh_connections(server, classifier_id)
     # Then every request was served, and the process holds no more files after 2,000 connections
     # than after 100
     assert statuses == Counter({200: CONNECTIONS}), (statuses, files)
