@@ -15,6 +15,7 @@ import re
 import resource
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -97,6 +98,10 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     if port is None or key is None:
         process.kill()
         pytest.fail("server did not start:\n" + "".join(output))
+    # Keep reading its output, so its logging (a warning per 503) never blocks on a full pipe.
+    stdout = process.stdout
+    drain = threading.Thread(target=lambda: [None for _ in stdout], daemon=True)
+    drain.start()
     try:
         yield ServerProcess(process, port, key)
     finally:
@@ -106,6 +111,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        drain.join(timeout=5)
         process.stdout.close()
 
 
