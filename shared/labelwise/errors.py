@@ -155,10 +155,16 @@ class InvalidContentLength(MalformedBody):
     code = "INPUT_INVALID_CONTENT_LENGTH"
 
 
-class LengthRequired(LabelwiseError):
-    """A body without ``Content-Length`` (e.g. ``Transfer-Encoding: chunked``) (411)."""
+class InvalidChunkedBody(MalformedBody):
+    """A ``Transfer-Encoding: chunked`` body whose framing is broken or cut short (400)."""
 
-    code = "INPUT_LENGTH_REQUIRED"
+    code = "INPUT_INVALID_CHUNKED_BODY"
+
+
+class UnsupportedTransferEncoding(LabelwiseError):
+    """A transfer coding other than ``chunked`` (``gzip``, ``identity``, ...) (501, RFC 9112 6.1)."""
+
+    code = "INPUT_UNSUPPORTED_TRANSFER_ENCODING"
 
 
 class MethodNotAllowed(LabelwiseError):

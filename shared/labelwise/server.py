@@ -26,10 +26,23 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from labelwise import __version__
 from labelwise.api.app import OPENAPI_INFO, create_app
 from labelwise.api.errors import error_response, status_for
-from labelwise.errors import InvalidContentLength, LabelwiseError, LengthRequired, PayloadTooLarge
+from labelwise.errors import (
+    InvalidChunkedBody,
+    InvalidContentLength,
+    LabelwiseError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedTransferEncoding,
+)
 from labelwise.runtime import Services
 
 _DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+#: Longest chunk-size or trailer line read from a chunked body, and the most trailer fields.
+_MAX_CHUNK_LINE = 4096
+_MAX_TRAILERS = 64
+#: Routes the server answers itself, not the resolver: their methods.
+_OWN_ROUTES = {"/openapi.json": ["GET", "HEAD"]}
 #: Codes of the errors ``http.server`` itself answers (``send_error``).
 _SERVER_ERROR_CODES = {
     400: "INPUT_MALFORMED_REQUEST",
@@ -134,30 +147,45 @@ def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the app logs
             return
 
-        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        def _send(self, status: int, headers: dict[str, str], body: bytes, close: bool = False) -> None:
             self.send_response(status)
             for key, value in headers.items():
                 if key.lower() not in ("content-length", "connection"):
                     self.send_header(key, value)
+            if close:
+                self.send_header("Connection", "close")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
 
         def _refuse(self, exc: LabelwiseError, request_id: str) -> None:
-            """Answer ``exc`` in the error envelope and close: the body (if any) is left unread."""
+            """Answer ``exc`` in the error envelope and close: the body (if any) may be left unread."""
             status = status_for(exc)
             response = error_response(status, exc.code, exc.detail, request_id, headers=exc.headers)
             self.close_connection = True
             headers = {k: str(v) for k, v in response.headers.items()}
-            self._send(status, {"Content-Type": "application/json", **headers}, str(response.body).encode())
+            body = str(response.body).encode()
+            self._send(status, {"Content-Type": "application/json", **headers}, body, close=True)
+
+        def _read_body(self) -> bytes:
+            """The request body, ``Content-Length`` bytes or a decoded chunked body, at most ``max_body``."""
+            codings = self.headers.get_all("Transfer-Encoding") or []
+            if not codings:
+                length = self._body_length()
+                return self.rfile.read(length) if length else b""
+            if self.headers.get_all("Content-Length"):  # both framings: the request-smuggling shape
+                raise InvalidContentLength("Send Content-Length or Transfer-Encoding: chunked, not both.")
+            names = [c.strip().lower() for value in codings for c in value.split(",") if c.strip()]
+            if names != ["chunked"]:
+                raise UnsupportedTransferEncoding(
+                    f"Transfer-Encoding {', '.join(names) or '(empty)'} is not supported; "
+                    "send the body chunked or with Content-Length."
+                )
+            return self._read_chunked()
 
         def _body_length(self) -> int:
             """The announced body size; only one non-negative decimal ``Content-Length`` is accepted."""
-            if self.headers.get("Transfer-Encoding") is not None:
-                raise LengthRequired(
-                    "Chunked (or otherwise transfer-encoded) bodies are not accepted; send Content-Length."
-                )
             values = self.headers.get_all("Content-Length") or []
             if not values:
                 return 0
@@ -166,32 +194,73 @@ def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
             digits = values[0].strip()
             if len(digits) > 18 or int(digits) > max_body:
                 raise PayloadTooLarge(f"The request body is {digits} bytes; at most {max_body} are accepted.")
-            length = int(digits)
-            return length
+            return int(digits)
+
+        def _chunk_line(self, what: str) -> bytes:
+            line = self.rfile.readline(_MAX_CHUNK_LINE + 1)
+            if not line.endswith(b"\n"):
+                raise InvalidChunkedBody(f"The chunked body ends early, or a {what} line is too long.")
+            return line.rstrip(b"\r\n")
+
+        def _read_chunked(self) -> bytes:
+            """Decode a chunked body (RFC 9112 7.1); refused as soon as it would pass ``max_body``."""
+            body = bytearray()
+            while True:
+                size_text = self._chunk_line("chunk size").split(b";", 1)[0].strip()
+                if not _HEX.fullmatch(size_text):
+                    raise InvalidChunkedBody("A chunk size must be a hexadecimal number.")
+                size_text = size_text.lstrip(b"0") or b"0"
+                size = int(size_text, 16) if len(size_text) <= 16 else max_body + 1
+                if size == 0:
+                    break
+                if len(body) + size > max_body:
+                    raise PayloadTooLarge(
+                        f"The chunked request body passes {max_body} bytes; at most {max_body} are accepted."
+                    )
+                data = self.rfile.read(size)
+                if len(data) != size:
+                    raise InvalidChunkedBody("The chunked body ends inside a chunk.")
+                body += data
+                if self._chunk_line("chunk end") != b"":
+                    raise InvalidChunkedBody("A chunk's data must be followed by CRLF.")
+            for _ in range(_MAX_TRAILERS + 1):  # trailer fields, read and dropped, then the empty line
+                if self._chunk_line("trailer") == b"":
+                    return bytes(body)
+            raise InvalidChunkedBody(f"A chunked body may carry at most {_MAX_TRAILERS} trailer fields.")
 
         def _serve(self) -> None:
             request_id = str(uuid.uuid4())
             path = urlsplit(self.path).path
-            if path == "/openapi.json" and self.command in ("GET", "HEAD"):
-                self._send(200, {"Content-Type": "application/json"}, api.openapi.encode())
-                return
             try:
-                length = self._body_length()
+                body = self._read_body()
+                own = _OWN_ROUTES.get(path)
+                if own is not None and self.command not in own:
+                    raise MethodNotAllowed(f"{self.command} is not served here; use {', '.join(own)}.", own)
             except LabelwiseError as exc:
                 self._refuse(exc, request_id)
                 return
-            body = self.rfile.read(length) if length else b""
+            if path == "/openapi.json":
+                self._send(200, {"Content-Type": "application/json"}, api.openapi.encode())
+                return
             method = "GET" if self.command == "HEAD" else self.command  # HEAD: GET without the body
-            event = http_event(
-                method, self.path, dict(self.headers.items()), body, self.client_address[0], request_id
-            )
+            headers = {
+                k: v
+                for k, v in self.headers.items()
+                if k.lower() not in ("transfer-encoding", "content-length")
+            }
+            if body:  # as API Gateway passes it on: de-chunked, with its length
+                headers["Content-Length"] = str(len(body))
+            event = http_event(method, self.path, headers, body, self.client_address[0], request_id)
             result = api.handle(event)
             payload = result.get("body") or ""
             data = (
                 base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode("utf-8")
             )
-            headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
-            self._send(int(result.get("statusCode", 500)), headers, data)
+            answer = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+            for key, value in answer.items():
+                if key.lower() == "allow":  # GET routes also answer HEAD here (not through API Gateway)
+                    answer[key] = _with_head(value)
+            self._send(int(result.get("statusCode", 500)), answer, data)
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             """The errors ``http.server`` answers itself (bad request line, unknown method, headers too
@@ -218,6 +287,13 @@ def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
 
     return Handler
+
+
+def _with_head(allow: str) -> str:
+    methods = {m.strip() for m in allow.split(",") if m.strip()}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 class LocalServer(ThreadingHTTPServer):

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +47,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+def start_server(
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> LiveServer:
+    """``labelwise serve`` on a free port; ``preexec_fn`` runs in the child first (e.g. setrlimit)."""
     port = free_port()
     env = {**os.environ, "LABELWISE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     process = subprocess.Popen(
@@ -56,6 +61,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=preexec_fn,
     )
     url = f"http://127.0.0.1:{port}"
     output: list[str] = []

@@ -12,6 +12,7 @@ import pytest
 from labelwise.classify import fewshot
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.learning.mixture import load_learner
+from labelwise.storage import local
 from labelwise.storage.ports import ApiKeyRecord
 from tests.integration.test_store_contract import make_stores
 from tests.support.fakes import HashingEmbedder
@@ -75,3 +76,41 @@ def test_concurrent_writers_lose_no_updates(kind, tmp_path: Path, request, setti
     assert learner.num_samples == meta.num_samples
     assert learner.pa.steps == learner.num_iters * meta.num_samples
     assert learner.counts.sum() == pytest.approx(learner.num_iters / 10 * meta.num_samples)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd (linux)")
+def test_threads_that_come_and_go_leave_no_sqlite_connections_open(tmp_path: Path) -> None:
+    # Given the local stores, and this process's open files once they are in use
+    store, keys = local.LocalClassifierStore(tmp_path), local.LocalKeyStore(tmp_path)
+    key, _ = keys.create("tenant-a", "k")
+    store.list_by_owner("tenant-a")
+
+    def use_the_stores() -> None:
+        assert keys.authenticate(key) is not None
+        store.list_by_owner("tenant-a")
+        store.count_by_owner("tenant-a")
+
+    def open_files() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    before = open_files()
+    # When 300 short-lived threads use them one after another, then 16 at once
+    for _ in range(300):
+        t = threading.Thread(target=use_the_stores)
+        t.start()
+        t.join()
+    after_sequential = open_files()
+    start = threading.Barrier(16)
+    burst = [threading.Thread(target=lambda: (start.wait(), use_the_stores())) for _ in range(16)]
+    for t in burst:
+        t.start()
+    for t in burst:
+        t.join()
+    # Then no connection outlives its thread, and a burst keeps at most the pool's idle size open
+    assert after_sequential <= before + 2, (before, after_sequential)
+    assert store._db.idle_connections <= local.MAX_IDLE_CONNECTIONS
+    assert keys._db.idle_connections <= local.MAX_IDLE_CONNECTIONS
+    store.close()
+    keys.close()
+    assert store._db.idle_connections == keys._db.idle_connections == 0
+    assert open_files() <= before

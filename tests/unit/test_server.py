@@ -172,14 +172,126 @@ def test_conflicting_content_lengths_are_a_400(base_url: str) -> None:
     assert status == 400 and envelope(body)["code"] == "INPUT_INVALID_CONTENT_LENGTH"
 
 
-def test_a_chunked_body_is_answered_411_not_ignored(base_url: str) -> None:
-    # Given a chunked request body (no Content-Length)
-    chunk = f"{len(CLASSIFY):x}\r\n".encode() + CLASSIFY + b"\r\n0\r\n\r\n"
-    request = b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk
+SMALL_BODY_LIMIT = 2048
+
+
+@pytest.fixture
+def small_limit_url(settings: Settings) -> Iterator[str]:
+    """A server accepting bodies of at most ``SMALL_BODY_LIMIT`` bytes."""
+    small = settings.model_copy(update={"require_auth": False, "max_body_bytes": SMALL_BODY_LIMIT})
+    services = Services(settings=small, registry=ModelRegistry.from_embedders([HashingEmbedder()]))
+    with running_server(services) as url:
+        yield url
+
+
+def chunked(*pieces: bytes, trailer: bytes = b"") -> bytes:
+    return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in pieces) + b"0\r\n" + trailer + b"\r\n"
+
+
+def test_a_chunked_post_is_decoded_and_served(base_url: str) -> None:
+    # Given a classify request whose body is sent chunked (no Content-Length), in three pieces
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    pieces = [CLASSIFY[:10], CLASSIFY[10:30], CLASSIFY[30:]]
+    # When it is posted, and then a second request is sent on the same connection
+    conn.request(
+        "POST", "/v1/classify", body=iter(pieces), headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )  # fmt: skip
+    first = conn.getresponse()
+    first_body = json.loads(first.read())
+    conn.request("GET", "/health")
+    second = conn.getresponse()
+    # Then the decoded body is classified, and the connection stays usable (the body was consumed)
+    assert first.status == 200, first_body
+    assert first_body["data"][0]["prediction"] == "refund"
+    assert second.status == 200 and json.loads(second.read())["status"]
+    conn.close()
+
+
+def test_chunk_extensions_and_trailers_are_accepted(base_url: str) -> None:
+    # Given a chunked body with a chunk extension and a trailer field
+    body = f"{len(CLASSIFY):x};name=value\r\n".encode() + CLASSIFY + b"\r\n0\r\nX-Checksum: none\r\n\r\n"
+    request = b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body
     # When it is sent
-    status, _, body = raw_exchange(base_url, request)
-    # Then the server asks for a Content-Length instead of treating the body as empty
-    assert status == 411 and envelope(body)["code"] == "INPUT_LENGTH_REQUIRED"
+    status, _, answer = raw_exchange(base_url, request)
+    # Then it is served like the plain body
+    assert status == 200 and json.loads(answer)["data"][0]["prediction"] == "refund"
+
+
+@pytest.mark.parametrize("sizes", [[SMALL_BODY_LIMIT + 1], [1000, 1000, 49]])
+def test_an_oversized_chunked_body_is_a_413(small_limit_url: str, sizes: list[int]) -> None:
+    # Given chunks adding up to more than the body limit (one huge chunk, or several that pass it);
+    # the chunk that passes the limit is announced but not sent, as a client would wait for the answer
+    *sent, last = sizes
+    head = b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"".join(f"{n:x}\r\n".encode() + b"a" * n + b"\r\n" for n in sent) + f"{last:x}\r\n".encode()
+    # When it is sent
+    status, headers, answer = raw_exchange(small_limit_url, head + body)
+    # Then the server refuses it with a 413 in the envelope, as for an oversized Content-Length
+    assert status == 413 and envelope(answer)["code"] == "INPUT_PAYLOAD_TOO_LARGE"
+    assert headers["connection"] == "close"
+
+
+def test_a_chunked_body_within_the_limit_is_served(small_limit_url: str) -> None:
+    # Given a chunked body of exactly the limit (padded JSON)
+    padded = CLASSIFY[:-1] + b" " * (SMALL_BODY_LIMIT - len(CLASSIFY)) + b"}"
+    assert len(padded) == SMALL_BODY_LIMIT
+    request = b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    # When it is sent in two chunks
+    status, _, answer = raw_exchange(small_limit_url, request + chunked(padded[:1500], padded[1500:]))
+    # Then it is served
+    assert status == 200, answer
+
+
+MALFORMED_CHUNKED = {
+    "size-not-hex": b"zz\r\n" + CLASSIFY + b"\r\n0\r\n\r\n",
+    "negative-size": b"-5\r\n" + CLASSIFY + b"\r\n0\r\n\r\n",
+    "no-crlf-after-data": f"{len(CLASSIFY):x}\r\n".encode() + CLASSIFY + b"XX0\r\n\r\n",
+    "ends-inside-a-chunk": f"{len(CLASSIFY) + 40:x}\r\n".encode() + CLASSIFY,
+    "no-last-chunk": f"{len(CLASSIFY):x}\r\n".encode() + CLASSIFY + b"\r\n",
+    "no-end-of-trailers": f"{len(CLASSIFY):x}\r\n".encode() + CLASSIFY + b"\r\n0\r\n",
+    "size-line-too-long": b"1" + b" " * 4096,  # one byte past the longest line read, no CRLF
+}
+
+
+@pytest.mark.parametrize("body", list(MALFORMED_CHUNKED.values()), ids=list(MALFORMED_CHUNKED))
+def test_a_malformed_chunked_body_is_a_400(base_url: str, body: bytes) -> None:
+    # Given a chunked body whose framing is broken
+    request = b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    # When it is sent (and the client stops sending)
+    status, headers, answer = raw_exchange(base_url, request)
+    # Then the answer is a 400 in the envelope, not a hang, a traceback or an empty reply
+    assert status == 400
+    assert headers["content-type"].startswith("application/json")
+    assert envelope(answer)["code"] == "INPUT_INVALID_CHUNKED_BODY"
+
+
+def test_chunked_with_a_content_length_is_refused(base_url: str) -> None:
+    # Given both framings at once (the request-smuggling shape)
+    request = (
+        b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunked(CLASSIFY)
+    )
+    # When it is sent
+    status, _, answer = raw_exchange(base_url, request)
+    # Then neither is trusted: 400
+    assert status == 400 and envelope(answer)["code"] == "INPUT_INVALID_CONTENT_LENGTH"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "gzip, chunked", "identity"])
+def test_a_transfer_coding_other_than_chunked_is_a_501(base_url: str, coding: str) -> None:
+    # Given a body in a transfer coding the server does not decode
+    request = (
+        b"POST /v1/classify HTTP/1.1\r\nHost: x\r\n"
+        + f"Transfer-Encoding: {coding}\r\n\r\n".encode()
+        + chunked(CLASSIFY)
+    )
+    # When it is sent
+    status, headers, answer = raw_exchange(base_url, request)
+    # Then the server says it is not implemented (RFC 9112 6.1), in the envelope
+    assert status == 501 and headers["content-type"].startswith("application/json")
+    assert envelope(answer)["code"] == "INPUT_UNSUPPORTED_TRANSFER_ENCODING"
 
 
 @pytest.mark.parametrize(
@@ -187,8 +299,13 @@ def test_a_chunked_body_is_answered_411_not_ignored(base_url: str) -> None:
     [
         ("PATCH", "/v1/classify", "POST"),
         ("TRACE", "/v1/classify", "POST"),
-        ("PUT", "/health", "GET"),
-        ("PATCH", "/v1/classifiers/abc", "DELETE, GET"),
+        ("PUT", "/health", "GET, HEAD"),
+        ("PATCH", "/v1/classifiers/abc", "DELETE, GET, HEAD"),
+        ("DELETE", "/v1/classifiers", "GET, HEAD, POST"),
+        ("TRACE", "/health", "GET, HEAD"),
+        ("PATCH", "/openapi.json", "GET, HEAD"),
+        ("TRACE", "/openapi.json", "GET, HEAD"),
+        ("POST", "/docs", "GET, HEAD"),
     ],
 )
 def test_a_wrong_method_on_a_route_is_405_with_allow(

@@ -29,10 +29,10 @@ STATUS_BY_ERROR: dict[type[errors.LabelwiseError], int] = {
     errors.ResourceNotFound: 404,
     errors.MethodNotAllowed: 405,
     errors.Conflict: 409,
-    errors.LengthRequired: 411,
     errors.PayloadTooLarge: 413,
     errors.ResponseTooLarge: 413,
     errors.RateLimited: 429,
+    errors.UnsupportedTransferEncoding: 501,
     errors.ServiceUnavailable: 503,
 }
 

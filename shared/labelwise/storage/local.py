@@ -8,7 +8,8 @@ Layout under ``data_dir``::
 Weights file names carry a random token so two writers racing for the same version never
 overwrite each other's blob; the metadata row points at the winner's file. Files are written to a
 temporary name, fsynced and ``os.replace``d into place before the row flips (conditional update in
-a ``BEGIN IMMEDIATE`` transaction). Thread-safe: one connection per thread.
+a ``BEGIN IMMEDIATE`` transaction). Thread-safe: each operation borrows a connection from a small
+pool (none is tied to a thread, so a server's thread per client leaks none).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 DB_FILE = "labelwise.sqlite3"
 WEIGHTS_DIR = "weights"
 BUSY_TIMEOUT_MS = 10_000
+#: Connections kept open between operations, per store (more are opened under load, then closed).
+MAX_IDLE_CONNECTIONS = 4
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 _SCHEMA = """
@@ -80,54 +83,95 @@ CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant_id, created_at, k
 
 
 class _Database:
-    """One SQLite file, one connection per thread, autocommit mode with explicit transactions."""
+    """One SQLite file; a small pool of connections, each lent to one operation at a time.
 
-    def __init__(self, path: Path) -> None:
+    Connections are not tied to threads: the local server starts a thread per client connection,
+    and a connection per thread that lived until shutdown exhausted the open-file limit after a few
+    hundred clients (issue 12 item 1). A connection is borrowed for one query or transaction and put
+    back; at most ``max_idle`` stay open between uses, the rest are closed on return. Autocommit
+    mode with explicit transactions.
+    """
+
+    def __init__(self, path: Path, max_idle: int = MAX_IDLE_CONNECTIONS) -> None:
         self.path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self.max_idle = max_idle
+        self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by close(): connections lent before it are closed on return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self.connection()
-            conn.executescript(_SCHEMA)
+            with self.connection() as conn:
+                conn.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"Local store at {path} is not usable.") from exc
 
-    def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a connection for one operation (finish reading its results inside the block)."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+            generation = self._generation
+        if conn is None:
+            conn = self._open()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn, generation)
+
+    def _give_back(self, conn: sqlite3.Connection, generation: int) -> None:
+        keep = True
+        try:
+            if conn.in_transaction:  # never lend a connection in the middle of someone's transaction
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            keep = False
+        if keep:
+            with self._lock:
+                keep = generation == self._generation and len(self._idle) < self.max_idle
+                if keep:
+                    self._idle.append(conn)
+        if not keep:
+            conn.close()
+
+    @property
+    def idle_connections(self) -> int:
+        with self._lock:
+            return len(self._idle)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` (takes the write lock up front) ... ``COMMIT`` / ``ROLLBACK``."""
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Close the idle connections now, and those lent out when they come back."""
         with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+            idle, self._idle = self._idle, []
+            self._generation += 1
+        for conn in idle:
+            conn.close()
 
 
 @contextlib.contextmanager
@@ -207,12 +251,10 @@ class LocalClassifierStore(ClassifierStore):
             raise
 
     def _row(self, classifier_id: str) -> sqlite3.Row | None:
-        with _wrap_errors("read a classifier"):
-            row: sqlite3.Row | None = (
-                self._db.connection()
-                .execute("SELECT * FROM classifiers WHERE id = ?", (classifier_id,))
-                .fetchone()
-            )
+        with _wrap_errors("read a classifier"), self._db.connection() as conn:
+            row: sqlite3.Row | None = conn.execute(
+                "SELECT * FROM classifiers WHERE id = ?", (classifier_id,)
+            ).fetchone()
         return row
 
     @staticmethod
@@ -284,21 +326,15 @@ class LocalClassifierStore(ClassifierStore):
             _remove_quietly(self._weights_path(meta.id, obsolete))
 
     def list_by_owner(self, tenant_id: str) -> list[ClassifierMeta]:
-        with _wrap_errors("list classifiers"):
-            rows = (
-                self._db.connection()
-                .execute("SELECT * FROM classifiers WHERE owner = ? ORDER BY created_at, id", (tenant_id,))
-                .fetchall()
-            )
+        with _wrap_errors("list classifiers"), self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT * FROM classifiers WHERE owner = ? ORDER BY created_at, id", (tenant_id,)
+            ).fetchall()
         return [self._meta(row) for row in rows]
 
     def count_by_owner(self, tenant_id: str) -> int:
-        with _wrap_errors("count classifiers"):
-            row = (
-                self._db.connection()
-                .execute("SELECT COUNT(*) FROM classifiers WHERE owner = ?", (tenant_id,))
-                .fetchone()
-            )
+        with _wrap_errors("count classifiers"), self._db.connection() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM classifiers WHERE owner = ?", (tenant_id,)).fetchone()
         return int(row[0])
 
     def delete(self, classifier_id: str) -> bool:
@@ -310,10 +346,12 @@ class LocalClassifierStore(ClassifierStore):
 
     def record_use(self, classifier_id: str) -> None:
         try:
-            self._db.connection().execute(
-                "UPDATE classifiers SET classify_count = classify_count + 1, last_used_at = ? WHERE id = ?",
-                (_iso(utcnow()), classifier_id),
-            )
+            with self._db.connection() as conn:
+                conn.execute(
+                    "UPDATE classifiers SET classify_count = classify_count + 1, last_used_at = ?"
+                    " WHERE id = ?",
+                    (_iso(utcnow()), classifier_id),
+                )
         except sqlite3.Error:
             logger.warning("could not record use of classifier %s", classifier_id, exc_info=True)
 
@@ -349,19 +387,16 @@ class LocalKeyStore(KeyStore):
         return plaintext, record
 
     def authenticate(self, plaintext: str) -> ApiKeyRecord | None:
-        with _wrap_errors("authenticate"):
-            row = (
-                self._db.connection()
-                .execute("SELECT * FROM api_keys WHERE key_hash = ?", (hash_api_key(plaintext),))
-                .fetchone()
-            )
+        with _wrap_errors("authenticate"), self._db.connection() as conn:
+            row = conn.execute(
+                "SELECT * FROM api_keys WHERE key_hash = ?", (hash_api_key(plaintext),)
+            ).fetchone()
         if row is None or row["revoked"]:
             return None
         return self._record(row)
 
     def list(self, tenant_id: str | None = None) -> list[ApiKeyRecord]:
-        with _wrap_errors("list API keys"):
-            conn = self._db.connection()
+        with _wrap_errors("list API keys"), self._db.connection() as conn:
             if tenant_id is None:
                 rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at, key_id").fetchall()
             else:
@@ -371,10 +406,8 @@ class LocalKeyStore(KeyStore):
         return [self._record(row) for row in rows]
 
     def get(self, key_id: str) -> ApiKeyRecord | None:
-        with _wrap_errors("read an API key"):
-            row = (
-                self._db.connection().execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
-            )
+        with _wrap_errors("read an API key"), self._db.connection() as conn:
+            row = conn.execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
         return None if row is None else self._record(row)
 
     def revoke(self, key_id: str) -> None:

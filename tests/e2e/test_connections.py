@@ -1,0 +1,65 @@
+"""The real ``labelwise serve`` (int8 model, SQLite stores) at RLIMIT_NOFILE=256: 2,000 fresh
+connections, no 5xx, open files flat (issue 12 item 1; the integration test runs the same over the
+hashing embedder)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.e2e.conftest import LiveServer, require_models, start_server, stop_server
+from tests.integration.test_server_connections import (
+    CONNECTIONS,
+    FD_MARGIN,
+    NOFILE,
+    ServerProcess,
+    fresh_connections,
+    limit_open_files,
+    train_one,
+)
+
+pytestmark = [
+    pytest.mark.model,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/<pid>/fd (linux)"),
+]
+
+
+@pytest.fixture
+def limited_server(tmp_path: Path) -> Iterator[LiveServer]:
+    require_models()
+    quotas_off = {
+        "LABELWISE_RATE_LIMIT_REQUESTS_PER_MINUTE": "0",
+        "LABELWISE_RATE_LIMIT_TOKENS_PER_MINUTE": "0",
+    }
+    server = start_server(tmp_path / "data", quotas_off, preexec_fn=limit_open_files)
+    # Keep reading its output, so its logging never blocks on a full pipe.
+    stdout = server.process.stdout
+    threading.Thread(target=lambda: [None for _ in stdout or ()], daemon=True).start()
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def test_labelwise_serve_at_nofile_256_serves_2000_fresh_connections(limited_server: LiveServer) -> None:
+    # Given `labelwise serve` at RLIMIT_NOFILE=256, and a classifier trained on it
+    assert limited_server.key
+    server = ServerProcess(
+        limited_server.process, int(urlsplit(limited_server.url).port or 0), limited_server.key
+    )
+    limits = Path(f"/proc/{server.process.pid}/limits").read_text()
+    assert re.search(rf"Max open files\s+{NOFILE}\s+{NOFILE}", limits), limits
+    classifier_id = train_one(server)
+    # When 2,000 clients each open a new connection: list, classify with the classifier, train it
+    statuses, files = fresh_connections(server, classifier_id)
+    # Then all are served and the open files stay flat
+    assert statuses == Counter({200: CONNECTIONS}), (statuses, files)
+    assert files[CONNECTIONS] <= files[100] + FD_MARGIN, files
+    print(f"\nlabelwise serve, {CONNECTIONS} connections at NOFILE={NOFILE}: {dict(statuses)}, fds {files}")
