@@ -109,6 +109,24 @@ def test_log_loss_and_mixture_weights_match_their_definitions():
     assert_allclose(ex.mixture_weights(losses + 1000.0), pi)
 
 
+def test_tempered_mixture_weights_match_the_naive_formula_and_its_limits():
+    # Given cumulative losses and a log prior
+    losses = np.array([30.0, 10.0, 20.0, 10.5])
+    prior = np.log([0.1, 0.2, 0.3, 0.4])
+    for eta in (0.0, 0.02, 0.5, 1.0):
+        # When the weights are tempered by eta
+        pi = ex.mixture_weights(losses, prior, learning_rate=eta)
+        # Then they are prior * exp(-eta L), normalised
+        naive = np.exp(prior) * np.exp(-eta * losses)
+        assert_allclose(pi, naive / naive.sum(), rtol=1e-12)
+    # And eta = 0 is the prior, a smaller eta is closer to it, and a negative one is refused
+    assert_allclose(ex.mixture_weights(losses, learning_rate=0.0), np.full(4, 0.25))
+    soft, hard = ex.mixture_weights(losses, learning_rate=0.02), ex.mixture_weights(losses)
+    assert soft.max() < hard.max()
+    with pytest.raises(ValueError):
+        ex.mixture_weights(losses, learning_rate=-0.1)
+
+
 def test_functions_do_not_modify_their_inputs():
     # Given inputs and aggregates, and copies of them
     X, y, w, L = _data(4)

@@ -1,0 +1,166 @@
+#!/usr/bin/env python
+"""Study of the few-shot mixture's learning rate (eta of the exponential weights) on the development
+group: order robustness and macro-F1 (issue 11; docs/fewshot.md, "What was tried").
+
+For each development set, size k and seed, the product's learner is trained in-process exactly as
+``POST /v1/train`` trains it (:func:`labelwise.evaluation.fewshot.replay_product`): once with the
+k examples per label in one call, and once with the same examples shuffled over three calls. The
+experts' probabilities and cumulative held-out losses are kept, and the mixture is re-weighted for
+each ``eta`` (``mixture_weights(losses, learning_rate=eta)``): the share of test inputs whose top
+label is the same in both classifiers (order agreement) and the one-call classifier's macro-F1.
+
+Only the development group is read: this is where the rate is chosen.
+
+    python scripts/study_mixture_rate.py [--sizes 4,8,32] [--etas 1,0.1,0.05,0.02,0] [--seeds 3]
+        [--out results/mixture-rate-dev.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from labelwise.classify.labels import distinctive_labels
+from labelwise.embedding.onnx_embedder import OnnxEmbedder
+from labelwise.evaluation import datasets
+from labelwise.evaluation import fewshot as fs
+from labelwise.evaluation.metrics import macro_f1
+from labelwise.learning import experts as ex
+from labelwise.learning.mixture import MixtureLearner, load_learner
+from labelwise.learning.pa import seed_for
+from labelwise.settings import Settings
+
+ORDER_CALLS = 3
+
+
+def log(msg: str) -> None:
+    print(f"[mixture-rate] {msg}", file=sys.stderr, flush=True)
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def label_vectors(emb: OnnxEmbedder) -> Any:
+    """``labels -> (n, dim)``: each label's distinctive part embedded once (as the service does)."""
+    remembered: dict[str, npt.NDArray[np.float32]] = {}
+
+    def vectors(labels: Sequence[str]) -> npt.NDArray[np.float32]:
+        texts = distinctive_labels(labels)
+        for t in texts:
+            if t not in remembered:
+                remembered[t] = emb.embed([t], "label").vectors[0]
+        return np.stack([remembered[t] for t in texts]).astype(np.float32)
+
+    return vectors
+
+
+def train_in_calls(
+    X: npt.NDArray[np.float32], ys: Sequence[str], calls: Sequence[Sequence[int]], vectors: Any, T: float
+) -> MixtureLearner:
+    """The learner after one ``/v1/train`` call per part of ``calls`` (serialised in between)."""
+    learner: MixtureLearner | None = None
+    for version, part in enumerate(calls, start=1):
+        xb, yb = X[list(part)], [ys[j] for j in part]
+        if learner is None:
+            learner = fs.replay_product(xb, yb, vectors, "study", T)
+            continue
+        learner = load_learner(learner.to_bytes(), zero_shot_temperature=T)
+        old = learner.labels
+        new = [label for label in dict.fromkeys(yb) if label not in old]
+        rows = vectors([*old, *new])
+        learner.add_labels(new, rows[len(old) :])
+        learner.set_label_vectors(rows)
+        learner.partial_fit(xb, yb, seed=seed_for("study", version), num_iters=fs.API_NUM_ITERS)
+    assert learner is not None
+    return learner
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="multilingual-e5-small")
+    ap.add_argument("--sizes", default="4,8,32")
+    ap.add_argument("--etas", default="1,0.1,0.05,0.02,0")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--test-max", type=int, default=600)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    sizes = [int(k) for k in args.sizes.split(",")]
+    etas = [float(e) for e in args.etas.split(",")]
+    settings = Settings.from_environ()
+    model_dir = settings.model_dir / args.model
+    emb = OnnxEmbedder.from_dir(model_dir, intra_op_threads=args.threads)
+    key = fs.model_cache_key(model_dir)
+    T = emb.manifest.temperature
+    revision = git_revision()
+    rows: list[dict[str, Any]] = []
+    for name in datasets.GROUPS["dev"]:
+        ds = datasets.load(name, settings.cache_dir, 3000)
+        cache = settings.cache_dir / "fewshot-embeddings"
+        X = fs.cached_embeddings(
+            lambda t: emb.embed(t, "input").vectors, list(ds.texts), cache, f"{key}-{name}-input", log=log
+        )
+        vectors = label_vectors(emb)
+
+        splits = fs.make_splits(ds.labels, test_max=args.test_max)
+        cands, ev = splits.train_candidates(True), list(splits.test)
+        text_labels = [ds.verbalizer[c] for c in ds.labels]
+        class_of = {ds.verbalizer[c]: i for i, c in enumerate(ds.classes)}
+        for k in sizes:
+            for seed in range(args.seeds):
+                idx, _ = fs.sample_per_label(ds.labels, cands, k, seed)
+                ys = [text_labels[i] for i in idx]
+                one = train_in_calls(X[idx], ys, [range(len(idx))], vectors, T)
+                split = train_in_calls(
+                    X[idx], ys, fs.split_calls(len(idx), ORDER_CALLS, seed, ys), vectors, T
+                )
+                cols = [split.labels.index(label) for label in one.labels]
+                P1 = np.stack(one.expert_proba(X[ev]))
+                P3 = np.stack([p[:, cols] for p in split.expert_proba(X[ev])])
+                to_class = np.array([class_of[label] for label in one.labels])
+                for eta in etas:
+                    mixed1 = np.einsum("e,eij->ij", ex.mixture_weights(one.losses, learning_rate=eta), P1)
+                    mixed3 = np.einsum("e,eij->ij", ex.mixture_weights(split.losses, learning_rate=eta), P3)
+                    rows.append({
+                        "dataset": name, "k": k, "seed": seed, "eta": eta,
+                        "order_agreement": float(np.mean(mixed1.argmax(1) == mixed3.argmax(1))),
+                        "macro_f1": macro_f1(ds.y[ev], to_class[mixed1.argmax(1)]),
+                    })  # fmt: skip
+            log(f"{name} k={k} done")
+    print("| eta | order agreement (mean) | lowest (set, k; mean over seeds) | macro-F1 (mean) |")
+    print("|---:|---:|---:|---:|")
+    summary = []
+    for eta in etas:
+        mine = [r for r in rows if r["eta"] == eta]
+        cells: dict[tuple[str, int], list[float]] = {}
+        for r in mine:
+            cells.setdefault((r["dataset"], r["k"]), []).append(r["order_agreement"])
+        lowest = min(cells.items(), key=lambda kv: np.mean(kv[1]))
+        agree = float(np.mean([r["order_agreement"] for r in mine]))
+        f1 = float(np.mean([r["macro_f1"] for r in mine]))
+        summary.append({"eta": eta, "order_agreement": agree, "macro_f1": f1})
+        (low_set, low_k), low = lowest
+        print(f"| {eta:g} | {agree:.3f} | {np.mean(low):.3f} ({low_set}, k={low_k}) | {f1:.4f} |")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump({"group": "dev", "git_revision": revision, "model_fingerprint": key,
+                       "args": vars(args), "summary": summary, "rows": rows}, f, indent=1)  # fmt: skip
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
