@@ -585,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"--datasets {names} are not all in the {args.group} group")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     t0 = time.perf_counter()
+    revision = git_revision()  # the code this run imported, before anything can change the checkout
     sets = load_sets(names, settings, args.max_texts)
     if args.meaningless:
         sets += [meaningless(ds) for ds in sets]
@@ -602,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     info: dict[str, Any] = {
         "group": args.group,
-        "git_revision": git_revision(),
+        "git_revision": revision,
         "model_fingerprints": {m: fs.model_cache_key(settings.model_dir / m) for m in models},
     }
     if args.mode == "http":
