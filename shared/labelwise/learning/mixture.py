@@ -65,8 +65,8 @@ PA_TEMPERATURE = 0.25
 #: Learning rate of the exponential weights (:func:`labelwise.learning.experts.mixture_weights`).
 #: Chosen on the development group (``scripts/study_mixture_rate.py``, docs/fewshot.md): at 4, 8 and
 #: 32 examples per label, eta = 1 (plain Bayesian model averaging) let near-equal experts take all
-#: the weight in turn, so the same examples sent over three calls agreed with one call on 93.9% of
-#: predictions (lowest 67.2%); eta = 0.02 gave 97.7% (lowest 91.2%) and macro-F1 0.884 vs 0.881.
+#: the weight in turn, so the same examples sent over three calls agreed with one call on 94.7% of
+#: predictions (lowest 68.8%); eta = 0.02 gave 97.8% (lowest 90.6%) and macro-F1 0.886 vs 0.884.
 LEARNING_RATE = 0.02
 #: A classifier migrated from format 1 starts with PA holding ``1 - 1 / MIGRATED_ODDS`` of the weight.
 MIGRATED_ODDS = 1000.0
