@@ -38,10 +38,10 @@ from labelwise.api.schemas import (
     TrainResponse,
 )
 from labelwise.errors import PayloadTooLarge
-from labelwise.quota import current_tokens
+from labelwise.request_context import current_tokens, record_caller
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord
-from labelwise.telemetry import TelemetryResolver, record_caller
+from labelwise.telemetry import TelemetryResolver
 
 Scope = Literal["classify", "train", "all"]
 

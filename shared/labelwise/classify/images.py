@@ -25,7 +25,7 @@ import numpy as np
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
 from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
 from labelwise.errors import ModelNotFound, UnsupportedInput
-from labelwise.quota import record_tokens
+from labelwise.request_context import record_tokens
 
 #: Image URLs fetched at once per request.
 FETCH_WORKERS = 4
