@@ -30,8 +30,7 @@ AWS_ADAPTERS = {
     "labelwise.storage.aws_quota",  # DynamoDB rate limiter
     "labelwise.uploads.aws",  # S3 upload jobs
     "labelwise.endpoint.client",  # SageMaker runtime transport
-    # Known debt: the CLIP loader's s3:// source (download_s3) lives in the embedding package.
-    "labelwise.embedding.clip",
+    "labelwise.embedding.s3_source",  # s3:// model sources (a configured CLIP model)
 }
 
 
