@@ -5,17 +5,16 @@ consumes one request. After the request, the tokens it embedded are charged (the
 known then, so one large request may overshoot; the next one is refused). Answers past a limit are
 429 with Jina's ``X-RateLimit-Remaining-Requests`` / ``X-RateLimit-Remaining-Tokens`` headers.
 In AWS the counters live in DynamoDB (shared by every Lambda instance); locally in memory. API
-Gateway's throttling settings in ``template.yaml`` are the outer guard.
+Gateway's throttling settings in ``template.yaml`` are the outer guard. The tokens a request
+embedded are metered by :mod:`labelwise.request_context`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from labelwise.errors import RateLimited, TokenRateLimited
@@ -155,32 +154,3 @@ class UnlimitedRateLimiter(RateLimiter):
 
     def _add_tokens(self, key_id: str, window: int, tokens: int) -> tuple[int, int]:
         return 0, 0
-
-
-# -- token metering: every embedding call of a request adds its tokens --------------------------
-
-_meter: ContextVar[list[int] | None] = ContextVar("labelwise_token_meter", default=None)
-
-
-def record_tokens(tokens: int) -> None:
-    """Called by embedders: count ``tokens`` toward the current request, if one is metered."""
-    meter = _meter.get()
-    if meter is not None:
-        meter[0] += tokens
-
-
-def current_tokens() -> int:
-    """Tokens embedded so far by the current (metered) request."""
-    meter = _meter.get()
-    return meter[0] if meter is not None else 0
-
-
-@contextlib.contextmanager
-def metering() -> Iterator[list[int]]:
-    """Meter the block: yields a one-element list holding the tokens embedded so far."""
-    meter = [0]
-    token = _meter.set(meter)
-    try:
-        yield meter
-    finally:
-        _meter.reset(token)

@@ -1,13 +1,16 @@
-"""The process's services, built once per cold start from :class:`Settings`."""
+"""The process's services, built once per cold start from :class:`Settings` (the composition root:
+the one place that picks adapters — stores, ONNX/endpoint embedders, image routers, CLIP)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
-from labelwise.classify.images import FewShotRegistry, ImageModels
+from labelwise.classify.images import FewShotRegistry, ImageModel, ImageModels, text_model_for
 from labelwise.classify.zeroshot import LabelEmbeddingCache, LabelLimits
+from labelwise.embedding.manifest import ModelManifest
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.quota import MemoryRateLimiter, RateLimiter, UnlimitedRateLimiter
 from labelwise.settings import Settings
@@ -32,10 +35,7 @@ class Services:
 
     def text_model_for(self, requested: str | None) -> str:
         """The text model of a request: the named one, or the text side of a named image model."""
-        image = self.images.matches(requested)
-        if image is not None:
-            return self.images.manifest(image).text_model or self.registry.default_model
-        return self.registry.resolve_name(requested)
+        return text_model_for(self.registry, self.images, requested)
 
     def warm_up(self) -> None:
         """Load the default model now (cold start), if one is installed."""
@@ -44,22 +44,52 @@ class Services:
 
     @property
     def label_limits(self) -> LabelLimits:
-        s = self.settings
-        return LabelLimits(
-            max_labels=s.max_labels,
-            max_groups=s.max_label_groups,
-            max_group_labels=s.max_labels_per_group,
-            max_label_chars=s.max_label_chars,
-        )
+        return LabelLimits.from_settings(self.settings)
 
 
 def _no_image_model(*args: object) -> NoReturn:
     raise AssertionError("no image models are configured")
 
 
+CLIP_ALIASES = ("jina-clip-v1", "jina-clip-v2", "clip-*")
+
+
+def build_image_models(settings: Any, clip: Any | None = None) -> tuple[ImageModels, Any]:
+    """Image models from ``settings.model_dir`` (and ``clip``, a configured ClipEmbedder), routed
+    through the endpoint when one is configured."""
+    from labelwise.embedding.image import image_embedder_factory
+    from labelwise.endpoint.routing import image_router
+    from labelwise.images import ImageLoader
+
+    loader = ImageLoader.from_settings(settings)
+
+    def make(manifest: ModelManifest, path: Path) -> ImageModel:
+        local = image_embedder_factory(path) if any(path.glob("*.onnx")) or (path / "onnx").is_dir() else None
+        return ImageModel(manifest=manifest, router=image_router(settings, local), loader=loader)
+
+    models = ImageModels.discover(settings.model_dir, make)
+    if clip is not None:
+        models.add(ImageModel(manifest=clip.manifest, router=image_router(settings, clip), loader=loader))
+    return models, loader
+
+
+def load_configured_clip(settings: Any) -> Any | None:
+    """The CLIP model ``settings.clip_source`` names (downloaded once), served as ``settings.clip_name``
+    with Jina's CLIP model names as aliases; None when none is configured."""
+    if not settings.clip_source:
+        return None
+    from labelwise.embedding.clip import load_clip
+
+    clip = load_clip(settings.clip_source, name=settings.clip_name, download_root=settings.cache_dir / "clip")
+    aliases = tuple(dict.fromkeys((*clip.manifest.aliases, *CLIP_ALIASES)))
+    clip._manifest = clip.manifest.replace(
+        name=settings.clip_name, aliases=aliases, text_model=settings.clip_name
+    )
+    return clip
+
+
 def build_services(settings: Settings) -> Services:
     """Wire the real adapters: ONNX models from ``settings.model_dir``, the store ``settings.store`` names."""
-    from labelwise.classify.images import build_image_models, load_configured_clip
     from labelwise.endpoint.routing import routing_factory
     from labelwise.storage import open_stores
 

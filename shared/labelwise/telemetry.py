@@ -4,6 +4,8 @@ What is logged about a request: method, route (ids replaced by placeholders), st
 key *id*, tokens, latency. Never a key, never a request body, never an input or example text.
 The resolver wraps Powertools' ``resolve`` so that every answer is counted, errors included
 (validation and authentication errors are answered before any route middleware runs).
+Request-scoped state (tokens, model, key id, backend) is :mod:`labelwise.request_context`'s; this
+module opens one :func:`~labelwise.request_context.request_scope` per request and reports it.
 """
 
 from __future__ import annotations
@@ -11,19 +13,19 @@ from __future__ import annotations
 import logging
 import re
 import time
-from contextvars import ContextVar
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from labelwise.endpoint.routing import BACKEND_HEADER, track_backend
-from labelwise.quota import metering
+from labelwise.request_context import (
+    BACKEND_HEADER,
+    current_key_id,
+    current_model,
+    current_request_id,
+    request_scope,
+)
 
 logger = logging.getLogger("labelwise.access")
-
-request_id_var: ContextVar[str] = ContextVar("labelwise_request_id", default="-")
-model_var: ContextVar[str | None] = ContextVar("labelwise_model", default=None)
-key_id_var: ContextVar[str | None] = ContextVar("labelwise_key_id", default=None)
 
 _ID_SEGMENT = re.compile(r"^(/v1/classifiers/)[^/]+$")
 
@@ -33,21 +35,11 @@ def route_of(path: str) -> str:
     return _ID_SEGMENT.sub(r"\1{classifier_id}", path)
 
 
-def record_model(name: str) -> None:
-    """Called when a model is chosen for the current request."""
-    model_var.set(name)
-
-
-def record_caller(key_id: str) -> None:
-    """Called when the request's API key is known (its id, never the key)."""
-    key_id_var.set(key_id)
-
-
 class RequestIdFilter(logging.Filter):
     """Adds ``request_id`` to every record (for the local server's log format)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        record.request_id = current_request_id()
         return True
 
 
@@ -65,32 +57,24 @@ class TelemetryResolver(APIGatewayHttpResolver):
     def resolve(self, event: Any, context: Any) -> dict[str, Any]:
         started = time.perf_counter()
         request_id = str((event.get("requestContext") or {}).get("requestId") or "-")
-        tokens_request = request_id_var.set(request_id)
-        tokens_model = model_var.set(None)
-        tokens_key = key_id_var.set(None)
-        try:
-            with metering() as tokens, track_backend() as backend:
-                result = super().resolve(event, context)
-            result.setdefault("headers", {})[BACKEND_HEADER] = backend.value
+        with request_scope(request_id) as scope:
+            result = super().resolve(event, context)
+            result.setdefault("headers", {})[BACKEND_HEADER] = scope.backend
             http = (event.get("requestContext") or {}).get("http") or {}
             self._record(
                 str(http.get("method", "-")),
                 route_of(str(event.get("rawPath") or http.get("path") or "-")),
                 int(result.get("statusCode", 500)),
-                tokens[0],
+                scope.tokens,
                 time.perf_counter() - started,
-                backend.value,
+                scope.backend,
             )
             return result
-        finally:
-            key_id_var.reset(tokens_key)
-            model_var.reset(tokens_model)
-            request_id_var.reset(tokens_request)
 
     def _record(
         self, method: str, route: str, status: int, tokens: int, seconds: float, backend: str
     ) -> None:
-        model = model_var.get() or "-"
+        model = current_model() or "-"
         logger.info(
             "%s %s -> %d",
             method,
@@ -101,7 +85,7 @@ class TelemetryResolver(APIGatewayHttpResolver):
                 "route": route,
                 "status": status,
                 "model": model,
-                "key_id": key_id_var.get() or "-",
+                "key_id": current_key_id() or "-",
                 "tokens": tokens,
                 "latency_ms": round(seconds * 1000, 1),
             },

@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler.request import Request
 from pydantic import Discriminator, Tag
 
 from labelwise import __version__
-from labelwise.api import jsonbody
+from labelwise.api import cohere_mapping, jsonbody, mapping
 from labelwise.api.auth import authenticate
 from labelwise.api.cohere_schemas import CohereClassifyRequest, CohereClassifyResponse, CohereError
 from labelwise.api.embedding_schemas import EmbeddingsRequest, EmbeddingsResponse
@@ -37,12 +37,11 @@ from labelwise.api.schemas import (
     TrainRequest,
     TrainResponse,
 )
-from labelwise.classify import cohere, service
 from labelwise.errors import PayloadTooLarge
-from labelwise.quota import current_tokens
+from labelwise.request_context import current_tokens, record_caller
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord
-from labelwise.telemetry import TelemetryResolver, record_caller
+from labelwise.telemetry import TelemetryResolver
 
 Scope = Literal["classify", "train", "all"]
 
@@ -166,8 +165,8 @@ def create_app(
             request: Annotated[AnyClassifyRequest, Body()], caller: Caller
         ) -> ClassifyResponse | CohereClassifyResponse:
             if isinstance(request, CohereClassifyRequest):
-                return cohere.classify(request, services, caller)
-            return service.classify(request, services, caller)
+                return cohere_mapping.classify(request, services, caller)
+            return mapping.classify(request, services, caller)
 
         @app.post(
             "/v1/embeddings",
@@ -176,7 +175,7 @@ def create_app(
             responses=responses("One embedding per input text."),
         )
         def embeddings(request: Annotated[EmbeddingsRequest, Body()], caller: Caller) -> EmbeddingsResponse:
-            return service.embeddings(request, services, caller)
+            return mapping.embeddings(request, services, caller)
 
     if scope in ("train", "all"):
 
@@ -187,7 +186,7 @@ def create_app(
             responses=responses("The classifier after this batch."),
         )
         def train(request: Annotated[TrainRequest, Body()], caller: Caller) -> TrainResponse:
-            return service.train(request, services, caller)
+            return mapping.train(request, services, caller)
 
         @app.route(
             "/v1/classifiers",
@@ -197,7 +196,7 @@ def create_app(
             responses=responses("The caller's classifiers, oldest first (Jina's bare array)."),
         )
         def list_classifiers(caller: Caller) -> list[ClassifierSummary]:
-            return service.list_classifiers(services, caller)
+            return mapping.list_classifiers(services, caller)
 
         @app.get(
             "/v1/classifiers/<classifier_id>",
@@ -206,7 +205,7 @@ def create_app(
             responses=responses("The classifier's metadata."),
         )
         def get_classifier(classifier_id: Annotated[str, Path()], caller: Caller) -> ClassifierInfo:
-            return service.get_classifier(classifier_id, services, caller)
+            return mapping.get_classifier(classifier_id, services, caller)
 
         @app.delete(
             "/v1/classifiers/<classifier_id>",
@@ -215,7 +214,7 @@ def create_app(
             responses=responses("Deleted."),
         )
         def delete_classifier(classifier_id: Annotated[str, Path()], caller: Caller) -> DeleteResponse:
-            return service.delete_classifier(classifier_id, services, caller)
+            return mapping.delete_classifier(classifier_id, services, caller)
 
     return app
 

@@ -12,23 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-from labelwise.api.cohere_schemas import (
-    CohereBilledUnits,
-    CohereClassification,
-    CohereClassifyRequest,
-    CohereClassifyResponse,
-    CohereLabelConfidence,
-    CohereMeta,
-)
 from labelwise.classify import fewshot
 from labelwise.classify.response_size import check_response_size, cohere_bytes_bound
-from labelwise.classify.zeroshot import zeroshot_label_vectors
+from labelwise.classify.zeroshot import LabelEmbeddingCache, zeroshot_label_vectors
 from labelwise.embedding.port import Embedder, Truncate
 from labelwise.errors import (
     InputLimitExceeded,
@@ -39,8 +30,8 @@ from labelwise.errors import (
 )
 from labelwise.learning.mixture import MixtureLearner
 from labelwise.learning.pa import seed_for
-from labelwise.runtime import Services
-from labelwise.storage.ports import ApiKeyRecord
+from labelwise.settings import Settings
+from labelwise.storage.ports import ApiKeyRecord, ClassifierStore
 
 MAX_INPUTS = 96
 MAX_EXAMPLES = 2500
@@ -137,7 +128,9 @@ def _validate_examples(
     return list(counts)
 
 
-def _learn(services: Services, embedder: Embedder, examples: list[tuple[str, str]]) -> _Learned:
+def _learn(
+    settings: Settings, label_cache: LabelEmbeddingCache, embedder: Embedder, examples: list[tuple[str, str]]
+) -> _Learned:
     """The classifier of ``examples``, learned now or taken from the process-wide cache.
 
     The cache is shared by every tenant, so what a request is billed must not depend on a hit:
@@ -147,11 +140,9 @@ def _learn(services: Services, embedder: Embedder, examples: list[tuple[str, str
     cached = EXAMPLE_CLASSIFIERS.get(key)
     if cached is not None:
         return cached
-    labels = _validate_examples(
-        examples, embedder, services.settings.max_labels, services.settings.max_label_chars
-    )
+    labels = _validate_examples(examples, embedder, settings.max_labels, settings.max_label_chars)
     batch = embedder.embed([text for text, _ in examples], "input")
-    label_vectors, label_tokens = zeroshot_label_vectors(services.label_cache, embedder, labels)
+    label_vectors, label_tokens = zeroshot_label_vectors(label_cache, embedder, labels)
     learner = fewshot.new_learner(embedder.manifest.dimension, embedder.manifest.temperature)
     learner.add_labels(labels, label_vectors)
     learner.partial_fit(batch.vectors, [label for _, label in examples], seed=seed_for(key, 1))
@@ -160,53 +151,43 @@ def _learn(services: Services, embedder: Embedder, examples: list[tuple[str, str
     return learned
 
 
-def _response(
-    inputs: list[str], labels: list[str], probabilities: np.ndarray, tokens: int, warnings: list[str]
-) -> CohereClassifyResponse:
-    rows = []
-    for text, probs in zip(inputs, probabilities, strict=True):
-        best = int(np.argmax(probs))
-        rows.append(
-            CohereClassification(
-                id=str(uuid.uuid4()),
-                input=text,
-                prediction=labels[best],
-                predictions=[labels[best]],
-                confidence=float(probs[best]),
-                confidences=[float(probs[best])],
-                labels={
-                    label: CohereLabelConfidence(confidence=float(p))
-                    for label, p in zip(labels, probs, strict=True)
-                },
-            )
-        )
-    return CohereClassifyResponse(
-        id=str(uuid.uuid4()),
-        classifications=rows,
-        meta=CohereMeta(
-            billed_units=CohereBilledUnits(input_tokens=tokens, classifications=len(rows)),
-            warnings=warnings or None,
-        ),
-    )
+@dataclass(frozen=True)
+class CohereResult:
+    """Probabilities of each input (rows, in ``inputs`` order) over ``labels``."""
+
+    inputs: list[str]
+    labels: list[str]
+    probabilities: np.ndarray  # (len(inputs), len(labels))
+    total_tokens: int
+    warnings: list[str]
 
 
 def classify(
-    request: CohereClassifyRequest, services: Services, caller: ApiKeyRecord
-) -> CohereClassifyResponse:
-    """Answer a Cohere-shaped classify request."""
-    if request.preset is not None:
+    registry: fewshot.EmbedderRegistry,
+    store: ClassifierStore,
+    settings: Settings,
+    label_cache: LabelEmbeddingCache,
+    caller: ApiKeyRecord,
+    *,
+    inputs: list[str],
+    examples: list[tuple[str, str]],
+    model: str | None = None,
+    truncate: str = "END",
+    preset: str | None = None,
+) -> CohereResult:
+    """Answer a Cohere-shaped classify request (``truncate`` is Cohere's ``END``/``START``/``NONE``)."""
+    if preset is not None:
         raise InvalidInput(
             "`preset` is not supported by labelwise: send `examples` (and optionally `model`)."
         )
-    _validate_inputs(request.inputs)
-    truncate = TRUNCATE[request.truncate]
-    examples = [(e.text, e.label) for e in request.examples or []]
+    _validate_inputs(inputs)
+    how = TRUNCATE[truncate]
 
     model_name: str | None
     try:
-        model_name = services.registry.resolve_name(request.model)
+        model_name = registry.resolve_name(model)
     except ModelNotFound:
-        if request.model is None:
+        if model is None:
             raise
         model_name = None  # not a model: a stored classifier's id
     if model_name is None:
@@ -216,27 +197,26 @@ def classify(
                 "add examples to it with POST /v1/train."
             )
         result = fewshot.classify_with_classifier(
-            services.registry, services.store, services.settings, caller,
-            classifier_id=str(request.model), texts=request.inputs, truncate=truncate,
-        )  # fmt: skip
+            registry, store, settings, caller, classifier_id=str(model), texts=inputs, truncate=how
+        )
         check_response_size(
-            cohere_bytes_bound(request.inputs, list(result.labels)),
-            services.settings.max_response_bytes,
+            cohere_bytes_bound(inputs, list(result.labels)),
+            settings.max_response_bytes,
             "Send fewer inputs per request.",
         )
-        return _response(request.inputs, result.labels, result.probabilities, result.total_tokens, [])
+        return CohereResult(inputs, list(result.labels), result.probabilities, result.total_tokens, [])
 
     if not examples:
         raise InvalidInput("`examples` is required unless `model` is the id of a stored classifier.")
-    embedder = services.registry.get(model_name)
-    learned = _learn(services, embedder, examples)
+    embedder = registry.get(model_name)
+    learned = _learn(settings, label_cache, embedder, examples)
     check_response_size(
-        cohere_bytes_bound(request.inputs, learned.learner.labels),
-        services.settings.max_response_bytes,
+        cohere_bytes_bound(inputs, learned.learner.labels),
+        settings.max_response_bytes,
         "Send fewer inputs per request.",
     )
-    batch = embedder.embed(request.inputs, "input", truncate=truncate)
+    batch = embedder.embed(inputs, "input", truncate=how)
     probabilities = learned.learner.predict_proba(batch.vectors)
     warnings = [f"inputs[{i}] was truncated to the model window" for i, t in enumerate(batch.truncated) if t]
     tokens = batch.total_tokens + learned.tokens
-    return _response(request.inputs, learned.learner.labels, probabilities, tokens, warnings)
+    return CohereResult(inputs, list(learned.learner.labels), probabilities, tokens, warnings)

@@ -6,7 +6,8 @@ labelled fallback, weak off ImageNet's domain: docs/images.md), so labels and an
 the same request are embedded by e5. Few-shot image classifiers learn on the image model's pooled
 features (1280-d) instead; :class:`ImageFeatureEmbedder` presents those as an ``Embedder`` whose
 "texts" are image references (URL or base64), so the few-shot logic needs no image code. Images
-are embedded in-process or by the SageMaker endpoint, as :mod:`labelwise.endpoint.routing` decides.
+are embedded in-process or by the SageMaker endpoint, as :mod:`labelwise.endpoint.routing` decides
+(the routers are wired by :func:`labelwise.runtime.build_image_models`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
 from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
 from labelwise.errors import ModelNotFound, UnsupportedInput
-from labelwise.quota import record_tokens
+from labelwise.request_context import record_tokens
 
 #: Image URLs fetched at once per request.
 FETCH_WORKERS = 4
@@ -177,41 +178,12 @@ class ImageModels:
         return self.get(name)
 
 
-CLIP_ALIASES = ("jina-clip-v1", "jina-clip-v2", "clip-*")
-
-
-def build_image_models(settings: Any, clip: Any | None = None) -> tuple[ImageModels, Any]:
-    """Image models from ``settings.model_dir`` (and ``clip``, a configured ClipEmbedder), routed
-    through the endpoint when one is configured."""
-    from labelwise.embedding.image import image_embedder_factory
-    from labelwise.endpoint.routing import image_router
-    from labelwise.images import ImageLoader
-
-    loader = ImageLoader.from_settings(settings)
-
-    def make(manifest: ModelManifest, path: Path) -> ImageModel:
-        local = image_embedder_factory(path) if any(path.glob("*.onnx")) or (path / "onnx").is_dir() else None
-        return ImageModel(manifest=manifest, router=image_router(settings, local), loader=loader)
-
-    models = ImageModels.discover(settings.model_dir, make)
-    if clip is not None:
-        models.add(ImageModel(manifest=clip.manifest, router=image_router(settings, clip), loader=loader))
-    return models, loader
-
-
-def load_configured_clip(settings: Any) -> Any | None:
-    """The CLIP model ``settings.clip_source`` names (downloaded once), served as ``settings.clip_name``
-    with Jina's CLIP model names as aliases; None when none is configured."""
-    if not settings.clip_source:
-        return None
-    from labelwise.embedding.clip import load_clip
-
-    clip = load_clip(settings.clip_source, name=settings.clip_name, download_root=settings.cache_dir / "clip")
-    aliases = tuple(dict.fromkeys((*clip.manifest.aliases, *CLIP_ALIASES)))
-    clip._manifest = clip.manifest.replace(
-        name=settings.clip_name, aliases=aliases, text_model=settings.clip_name
-    )
-    return clip
+def text_model_for(registry: Any, images: ImageModels, requested: str | None) -> str:
+    """The text model of a request: the named one, or the text side of a named image model."""
+    image = images.matches(requested)
+    if image is not None:
+        return images.manifest(image).text_model or str(registry.default_model)
+    return str(registry.resolve_name(requested))
 
 
 class FewShotRegistry:
@@ -221,6 +193,15 @@ class FewShotRegistry:
         self._text = text
         self._images = images
         self._features: dict[str, ImageFeatureEmbedder] = {}
+
+    @property
+    def text(self) -> Any:
+        """The text models (a :class:`labelwise.embedding.registry.ModelRegistry`)."""
+        return self._text
+
+    @property
+    def images(self) -> ImageModels:
+        return self._images
 
     def resolve_name(self, requested: str | None) -> str:
         image = self._images.matches(requested)

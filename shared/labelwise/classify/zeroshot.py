@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,9 @@ from labelwise.classify.labels import distinctive_labels
 from labelwise.classify.scoring import cosine_similarity, softmax
 from labelwise.embedding.port import Embedder
 from labelwise.errors import InvalidLabels, LabelLimitExceeded
+
+if TYPE_CHECKING:
+    from labelwise.settings import Settings
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -33,6 +37,15 @@ class LabelLimits:
     max_groups: int = 8
     max_group_labels: int = 64
     max_label_chars: int = 256
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LabelLimits:
+        return cls(
+            max_labels=settings.max_labels,
+            max_groups=settings.max_label_groups,
+            max_group_labels=settings.max_labels_per_group,
+            max_label_chars=settings.max_label_chars,
+        )
 
 
 def validate_label_list(labels: Sequence[str], limits: LabelLimits, where: str = "labels") -> list[str]:

@@ -14,8 +14,8 @@ A CLIP model directory holds:
   ``config.json`` + ``preprocessor_config.json`` from which :func:`manifest_from_hf` derives one.
 
 :func:`resolve_clip_source` turns a configured source into such a directory: a local path, an
-``s3://bucket/prefix`` URI (downloaded once with boto3), or a Hugging Face hub id
-(``hf://org/name[@revision]``, downloaded once over HTTPS with urllib).
+``s3://bucket/prefix`` URI (downloaded once with boto3, by :mod:`labelwise.embedding.s3_source`),
+or a Hugging Face hub id (``hf://org/name[@revision]``, downloaded once over HTTPS with urllib).
 
 Text is cleaned like OpenAI's ``simple_tokenizer`` (HTML unescaped twice, whitespace collapsed,
 lower-cased; ``ftfy`` is not applied), wrapped as ``<|startoftext|> ... <|endoftext|>`` and cut to
@@ -438,35 +438,6 @@ def _download_dir(root: Path, source: str) -> Path:
     return root / "labelwise-clip" / hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def download_s3(uri: str, dest: Path, client: Any = None) -> Path:
-    """Copy every object under ``s3://bucket/prefix`` into ``dest`` (keys relative to the prefix)."""
-    parsed = urllib.parse.urlparse(uri)
-    bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    try:
-        if client is None:
-            import boto3
-
-            client = boto3.client("s3")
-        paginator = client.get_paginator("list_objects_v2")
-        n = 0
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                rel = obj["Key"][len(prefix) :]
-                if not rel or rel.endswith("/") or ".." in Path(rel).parts:
-                    continue
-                target = dest / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                client.download_file(bucket, obj["Key"], str(target))
-                n += 1
-    except Exception as exc:  # botocore's ClientError / NoCredentialsError and friends
-        raise EmbedderUnavailable(f"cannot download CLIP model from {uri}: {exc}") from exc
-    if n == 0:
-        raise EmbedderUnavailable(f"no objects under {uri}")
-    return dest
-
-
 def download_hub(
     repo: str, dest: Path, *, revision: str = "main", endpoint: str = HF_ENDPOINT, timeout: float = 60.0
 ) -> Path:
@@ -505,6 +476,8 @@ def resolve_clip_source(source: str, download_root: Path | None = None, *, s3_cl
         return dest
     dest.mkdir(parents=True, exist_ok=True)
     if source.startswith("s3://"):
+        from labelwise.embedding.s3_source import download_s3
+
         download_s3(source, dest, s3_client)
     else:
         repo = source.removeprefix("hf://")

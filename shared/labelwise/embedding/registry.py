@@ -10,8 +10,7 @@ from pathlib import Path
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
 from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
 from labelwise.errors import EmbedderUnavailable, ModelNotFound
-from labelwise.quota import record_tokens
-from labelwise.telemetry import record_model
+from labelwise.request_context import record_model, record_tokens
 
 EmbedderFactory = Callable[[Path], Embedder]
 

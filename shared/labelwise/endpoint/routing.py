@@ -6,21 +6,15 @@
 in-process. When the endpoint fails, ``Settings.endpoint_fallback`` decides: ``local`` embeds
 in-process instead, ``fail`` raises :class:`labelwise.errors.EmbedderUnavailable` (503).
 
-Each choice is logged and recorded for the current request; the route layer reads it with
-:func:`current_backend` inside :func:`track_backend` and sends it as ``x-labelwise-backend``::
-
-    with track_backend() as backend:
-        response = next_middleware(app)
-    response.headers[BACKEND_HEADER] = backend.value
+Each choice is logged and recorded for the current request with
+:func:`labelwise.request_context.note_backend`; the HTTP layer reads it from its request scope and
+sends it as ``x-labelwise-backend`` (:data:`labelwise.request_context.BACKEND_HEADER`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,51 +31,14 @@ from labelwise.endpoint.client import (
     Transport,
 )
 from labelwise.errors import EmbedderUnavailable, UnsupportedInput
+from labelwise.request_context import Backend, note_backend
 from labelwise.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Backend = Literal["local", "endpoint", "fallback"]
-BACKEND_HEADER = "x-labelwise-backend"
-#: A request that used several backends reports the most notable: fallback > endpoint > local.
-_RANK: dict[str, int] = {"local": 0, "endpoint": 1, "fallback": 2}
-
-
-@dataclass
-class BackendRecord:
-    """The backend(s) one request used; ``value`` is what the header says."""
-
-    value: Backend = "local"
-
-    def note(self, backend: Backend) -> None:
-        if _RANK[backend] > _RANK[self.value]:
-            self.value = backend
-
-
-_current: ContextVar[BackendRecord | None] = ContextVar("labelwise_backend", default=None)
-
-
-@contextlib.contextmanager
-def track_backend() -> Iterator[BackendRecord]:
-    """Record the embedding backends used inside the block (one request)."""
-    record = BackendRecord()
-    token = _current.set(record)
-    try:
-        yield record
-    finally:
-        _current.reset(token)
-
-
-def current_backend() -> Backend | None:
-    """The backend of the request being tracked, or None outside :func:`track_backend`."""
-    record = _current.get()
-    return record.value if record is not None else None
-
 
 def _note(backend: Backend, what: str, count: int, model: str, reason: str) -> None:
-    record = _current.get()
-    if record is not None:
-        record.note(backend)
+    note_backend(backend)
     log = logger.warning if backend == "fallback" else logger.info
     log(
         "embedding %d %s with %s on %s (%s)",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from labelwise.classify import fewshot
-from labelwise.classify.service import build_classifications
+from labelwise.classify.ranking import LabelScore, RankedInput, rank
 from labelwise.classify.zeroshot import (
     UNGROUPED,
     GroupScores,
@@ -113,11 +113,24 @@ class Plan(ABC):
     def classify(self, texts: Sequence[str]) -> BatchResult: ...
 
 
+def _scores(ranked: list[LabelScore]) -> list[dict[str, object]]:
+    return [{"label": s.label, "score": s.score} for s in ranked]
+
+
+def _row(row: RankedInput) -> dict[str, object]:
+    """``prediction``, ``score`` and ``predictions`` as ``/v1/classify`` answers them."""
+    if not row.grouped:
+        best = row.ranked[UNGROUPED]
+        return {"prediction": best[0].label, "score": best[0].score, "predictions": _scores(best)}
+    return {
+        "prediction": {name: r[0].label for name, r in row.ranked.items()},
+        "score": {name: r[0].score for name, r in row.ranked.items()},
+        "predictions": {name: _scores(r) for name, r in row.ranked.items()},
+    }
+
+
 def _rows(groups: dict[str, GroupScores], truncated: list[bool]) -> list[dict[str, object]]:
-    return [
-        c.model_dump(include={"prediction", "score", "predictions"})
-        for c in build_classifications(groups, truncated)
-    ]
+    return [_row(row) for row in rank(groups, truncated)]
 
 
 class ZeroShotPlan(Plan):

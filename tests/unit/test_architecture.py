@@ -1,0 +1,187 @@
+"""Dependencies run one way (issue 14; docs/architecture.md): the package-level import graph of
+``shared/labelwise``, read with ``ast`` (imports inside functions and ``TYPE_CHECKING`` blocks count)."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "shared" / "labelwise"
+
+#: The node of ``labelwise/__init__.py`` (it holds only ``__version__``).
+ROOT = "labelwise"
+
+#: Package-level cycles not yet removed, as sorted tuples of the packages in one cycle. Known debt:
+#: add nothing here without naming it in docs/architecture.md.
+KNOWN_CYCLES: set[tuple[str, ...]] = set()
+
+#: What the domain (``classify``, ``learning``) must never import: the interface, the composition
+#: root, the entry points, upload jobs, the endpoint adapter and the storage adapters.
+DOMAIN = ("classify", "learning")
+FORBIDDEN_FOR_DOMAIN = ("api", "runtime", "server", "cli", "uploads", "endpoint")
+#: The one storage module the domain may use (ports and record types).
+STORAGE_PORTS = "labelwise.storage.ports"
+
+#: The modules that may import boto3 / botocore: the AWS adapters.
+AWS_ADAPTERS = {
+    "labelwise.storage.aws",  # DynamoDB + S3 stores
+    "labelwise.storage.aws_quota",  # DynamoDB rate limiter
+    "labelwise.uploads.aws",  # S3 upload jobs
+    "labelwise.endpoint.client",  # SageMaker runtime transport
+    "labelwise.embedding.s3_source",  # s3:// model sources (a configured CLIP model)
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _is_module(dotted: str) -> bool:
+    base = SRC.parent.joinpath(*dotted.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports (absolute names; ``from m import x`` counts x when x is a module)."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            found.add(source)
+            found.update(f"{source}.{a.name}" for a in node.names if _is_module(f"{source}.{a.name}"))
+    return found
+
+
+def _modules() -> dict[str, set[str]]:
+    return {_module_name(p): _imports(p) for p in sorted(SRC.rglob("*.py"))}
+
+
+def _package(module: str) -> str:
+    """The top-level package or module under labelwise (``labelwise.api.app`` -> ``api``)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ROOT
+
+
+def package_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = defaultdict(set)
+    for module, imported in _modules().items():
+        graph[_package(module)]
+        for target in imported:
+            inside = target == ROOT or target.startswith(ROOT + ".")
+            if inside and _package(target) != _package(module):
+                graph[_package(module)].add(_package(target))
+    return dict(graph)
+
+
+def cycles(graph: dict[str, set[str]]) -> set[tuple[str, ...]]:
+    """The strongly connected components of more than one package (Tarjan), as sorted tuples."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: set[tuple[str, ...]] = set()
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.add(tuple(sorted(component)))
+
+    for v in sorted(set(graph) | {w for ws in graph.values() for w in ws}):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_graph_sees_every_package() -> None:
+    # Given the package graph of shared/labelwise
+    graph = package_graph()
+    # Then it knows the packages this test guards, and a known edge (imports inside functions count)
+    for package in ("api", "classify", "learning", "embedding", "storage", "runtime", "uploads", "cli"):
+        assert package in graph, package
+    assert "endpoint" in graph["runtime"]  # imported inside build_services only
+
+
+def test_cycle_detection_finds_a_cycle() -> None:
+    # Given a graph with a -> b -> c -> a and an acyclic d -> a
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    # Then exactly the cycle is reported
+    assert cycles(graph) == {("a", "b", "c")}
+
+
+def test_packages_have_no_import_cycles() -> None:
+    # Given the package-level import graph
+    graph = package_graph()
+    # When its cycles are computed
+    found = cycles(graph)
+    # Then there are none besides the listed known debt, and the debt list holds no fixed cycle
+    assert found - KNOWN_CYCLES == set(), (
+        f"new import cycle(s) between packages: {sorted(found - KNOWN_CYCLES)}"
+    )
+    assert KNOWN_CYCLES - found == set(), f"remove fixed cycles from KNOWN_CYCLES: {KNOWN_CYCLES - found}"
+
+
+def test_domain_imports_no_interface_runtime_or_adapter() -> None:
+    # Given every module of classify/ and learning/
+    offending = []
+    for module, imported in _modules().items():
+        if _package(module) not in DOMAIN:
+            continue
+        for target in sorted(imported):
+            if not target.startswith(ROOT + "."):
+                continue
+            # When it imports the interface, the composition root, an entry point or an adapter
+            forbidden = _package(target) in FORBIDDEN_FOR_DOMAIN
+            storage_adapter = _package(target) == "storage" and target != STORAGE_PORTS
+            if forbidden or storage_adapter:
+                offending.append(f"{module} -> {target}")
+    # Then there is no such import
+    assert offending == []
+
+
+def test_embedding_and_request_context_stay_low() -> None:
+    # Given the package graph
+    graph = package_graph()
+    # Then embedding records request state without knowing telemetry, the endpoint or the API
+    assert graph["embedding"] & {"telemetry", "endpoint", "api", "runtime", "classify", "quota"} == set()
+    # And request_context, which every layer may import, imports no labelwise module
+    assert graph.get("request_context", set()) == set()
+
+
+def test_boto3_only_in_aws_adapters() -> None:
+    # Given every module's imports
+    users = {
+        module
+        for module, imported in _modules().items()
+        if any(t.split(".")[0] in ("boto3", "botocore") for t in imported)
+    }
+    # Then only the listed AWS adapters import boto3/botocore, and each listed one still does
+    assert users == AWS_ADAPTERS
