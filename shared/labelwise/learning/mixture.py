@@ -21,8 +21,9 @@ second-moment matrices of ridge, PA's weight rows, and each expert's running los
 
 :meth:`MixtureLearner.predict_proba` is ``sum_e pi_e p_e(x)`` with
 ``pi = mixture_weights(losses, learning_rate=LEARNING_RATE)`` (exponential weights with log-loss:
-Bayesian model averaging, tempered by ``eta = 0.02`` so that close experts share the weight). When zero-shot is right it keeps the
-weight; when it is wrong the learned experts take over within a few examples.
+Bayesian model averaging, tempered by ``eta = 0.02`` so that close experts share the weight). When
+zero-shot is right it keeps much of the weight; when it is wrong the learned experts take over as
+examples accumulate.
 
 Serialised form: a compressed ``.npz`` with a JSON header (:data:`FORMAT_VERSION` 2); classifiers
 stored by earlier releases as a bare PA learner (format 1) load through :func:`load_learner`.
