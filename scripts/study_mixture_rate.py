@@ -11,7 +11,7 @@ label is the same in both classifiers (order agreement) and the one-call classif
 
 Only the development group is read: this is where the rate is chosen.
 
-    python scripts/study_mixture_rate.py [--sizes 4,8,32] [--etas 1,0.1,0.05,0.02,0] [--seeds 3]
+    python scripts/study_mixture_rate.py [--sizes 4,8,32] [--etas 1,0.5,0.1,0.05,0.02,0] [--seeds 3]
         [--out results/mixture-rate-dev.json]
 """
 
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="multilingual-e5-small")
     ap.add_argument("--sizes", default="4,8,32")
-    ap.add_argument("--etas", default="1,0.1,0.05,0.02,0")
+    ap.add_argument("--etas", default="1,0.5,0.1,0.05,0.02,0")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--test-max", type=int, default=600)
     ap.add_argument("--threads", type=int, default=1)

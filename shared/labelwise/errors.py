@@ -167,6 +167,12 @@ class UnsupportedTransferEncoding(LabelwiseError):
     code = "INPUT_UNSUPPORTED_TRANSFER_ENCODING"
 
 
+class UnsupportedMediaType(LabelwiseError):
+    """The body is declared as something other than JSON (415)."""
+
+    code = "INPUT_UNSUPPORTED_MEDIA_TYPE"
+
+
 class MethodNotAllowed(LabelwiseError):
     """The path is a route, but not for this method (405, with an ``Allow`` header)."""
 

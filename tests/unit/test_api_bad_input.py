@@ -127,3 +127,32 @@ def test_an_escaped_backslash_before_u_is_not_a_surrogate(call: Any) -> None:
     status, body = call("POST", "/v1/classify", raw)
     # Then it is ordinary text
     assert status == 200, body
+
+
+POST_ROUTES = [("POST", "/v1/classify"), ("POST", "/v1/train"), ("POST", "/v1/embeddings")]
+GOOD_BODY = '{"input": ["refund please"], "labels": ["billing", "shipping"]}'
+
+
+@pytest.mark.parametrize(("method", "path"), POST_ROUTES)
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "8:@)Q", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"],
+)
+@pytest.mark.parametrize("with_key", [True, False])
+def test_a_body_that_is_not_declared_json_is_a_415_in_the_envelope(
+    services: Services, api_event: Any, lambda_context: Any, api_key: str, method: str, path: str,
+    content_type: str, with_key: bool,
+) -> None:  # fmt: skip
+    # Given a JSON body sent with a Content-Type other than JSON (curl -d sends form-urlencoded)
+    app = create_app(services, scope="all")
+    headers = {"content-type": content_type, **({"authorization": f"Bearer {api_key}"} if with_key else {})}
+    event = api_event(method, path, raw=GOOD_BODY.encode(), headers=headers)
+    # When it is sent
+    response = app.resolve(event, lambda_context)
+    body = json.loads(response["body"])
+    # Then it is refused in the envelope, naming the fix (401 first when the key is missing)
+    if with_key:
+        assert response["statusCode"] == 415, body
+        assert body["code"] == "INPUT_UNSUPPORTED_MEDIA_TYPE" and "application/json" in body["detail"]
+    else:
+        assert response["statusCode"] == 401, body

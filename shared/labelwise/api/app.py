@@ -75,7 +75,9 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
         409: "Too many concurrent updates of this classifier; retry.",
         429: "The key's requests (`RATE_REQUEST_LIMIT_EXCEEDED`) or tokens (`RATE_TOKEN_LIMIT_EXCEEDED`) "
         "per minute are used up (see the X-RateLimit-* headers).",
-        413: "Request body too large.",
+        413: "Request body too large (`INPUT_PAYLOAD_TOO_LARGE`), or an answer that could not fit in one "
+        "6 MB response (`RESPONSE_TOO_LARGE`: ask for `top_n`, or send fewer inputs).",
+        415: "The body is not declared as JSON (`INPUT_UNSUPPORTED_MEDIA_TYPE`).",
         422: "The body does not match the schema.",
         500: "An unexpected error (`INTERNAL_ERROR`); the body reveals only the request id.",
         503: "A dependency (model, store) is unavailable; retry later.",

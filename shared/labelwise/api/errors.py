@@ -13,7 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from labelwise import errors
 from labelwise.api.cohere_schemas import CohereError
@@ -31,6 +34,7 @@ STATUS_BY_ERROR: dict[type[errors.LabelwiseError], int] = {
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.ResponseTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
     errors.RateLimited: 429,
     errors.UnsupportedTransferEncoding: 501,
     errors.ServiceUnavailable: 503,
@@ -156,11 +160,36 @@ def register_error_handlers(
             logger.warning("dependency unavailable: %s", type(exc).__name__, exc_info=exc)
         return respond(status, exc.code, exc.detail, headers=exc.headers)
 
+    def declared_media_type() -> str:
+        headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+        return str(headers.get("content-type", "")).strip()
+
+    def not_json() -> Response:
+        refused = errors.UnsupportedMediaType(
+            "The body must be JSON, sent with `Content-Type: application/json` "
+            f"(this request declared {declared_media_type()!r}; `curl -d` needs "
+            "`-H 'Content-Type: application/json'`)."
+        )
+        return respond(415, refused.code, refused.detail)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_media_type(exc: RequestUnsupportedContentType) -> Response:
+        # Powertools parses only JSON and form bodies; anything else is a 415, not a 500.
+        denied = unauthenticated()
+        if denied is not None:
+            return denied
+        return not_json()
+
     @app.exception_handler(RequestValidationError)
     def _validation_error(exc: RequestValidationError) -> Response:
         denied = unauthenticated()
         if denied is not None:
             return denied
+        media = declared_media_type().split(";")[0].strip().lower()
+        if media and media != "application/json" and not media.endswith("+json"):
+            # Powertools parsed the body as a form (curl -d's default) or multipart, so every field
+            # looks missing: say what is wrong instead.
+            return not_json()
         details = validation_details(exc)
         if any(d.type == "json_invalid" for d in details):
             reason = next(
