@@ -58,6 +58,22 @@ def test_readme_examples_answer_in_jinas_shape(live_server: LiveServer, example:
     assert out["usage"]["total_tokens"] > 0
 
 
+def test_readme_few_shot_example_gets_the_five_pages_right(live_server: LiveServer) -> None:
+    # Given the README's eight training examples, and the five pages of its zero-shot example
+    train = json.loads((EXAMPLES / "train_blocked_or_accessible.json").read_text())
+    pages = json.loads((EXAMPLES / "blocked_or_accessible.json").read_text())["input"]
+    # When a classifier is trained with the default num_iters and classifies the pages
+    created = requests.post(
+        f"{live_server.url}/v1/train", json=train, headers=live_server.headers(), timeout=120
+    ).json()
+    out = requests.post(
+        f"{live_server.url}/v1/classify", json={"classifier_id": created["classifier_id"], "input": pages},
+        headers=live_server.headers(), timeout=120,
+    ).json()  # fmt: skip
+    # Then every page gets the label the README says (three blocked, two accessible)
+    assert [row["prediction"] for row in out["data"]] == ["Blocked"] * 3 + ["Accessible"] * 2
+
+
 def test_routing_example_predictions(live_server: LiveServer) -> None:
     out = curl(live_server, "/v1/classify", "route_llm_queries.json")
     predictions = [row["prediction"] for row in out["data"]]
