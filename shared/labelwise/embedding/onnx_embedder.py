@@ -27,9 +27,8 @@ MODEL_FILE = "model.onnx"
 #: the weights out of the protobuf, which takes about a third off session creation (docs/performance.md).
 MODEL_DATA_FILE = "model.onnx.data"
 TOKENIZER_FILE = "tokenizer.json"
-#: Windows per onnxruntime call. Dynamic int8 quantisation picks one activation scale per batch, so
-#: a text's vector moves slightly with its batch-mates; 8 keeps that small (cosine ~0.995 to the
-#: text alone) and measured no slower than 32 on 2 cores.
+#: Windows per onnxruntime call when neither the caller nor the manifest says (``ModelManifest.batch_size``:
+#: 1 for a model whose answers must not depend on batch-mates under dynamic int8).
 DEFAULT_BATCH_SIZE = 8
 
 
@@ -85,7 +84,7 @@ class OnnxEmbedder:
         model_dir: Path,
         *,
         intra_op_threads: int | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         model_file: str = MODEL_FILE,
         providers: Sequence[str] | None = None,
     ) -> OnnxEmbedder:
@@ -109,7 +108,7 @@ class OnnxEmbedder:
             raise EmbedderUnavailable(f"cannot load model from {model_dir}: {exc}") from exc
         tokenizer.no_truncation()
         tokenizer.no_padding()
-        return cls(session, tokenizer, manifest, batch_size=batch_size)
+        return cls(session, tokenizer, manifest, batch_size=batch_size or manifest.batch_size)
 
     @property
     def manifest(self) -> ModelManifest:

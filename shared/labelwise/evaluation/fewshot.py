@@ -408,9 +408,12 @@ def cached_embeddings(
 
 
 def model_cache_key(model_dir: Path) -> str:
-    """A short id of a built model (its manifest's file hashes), for cache file names."""
+    """A short id of a built model (its manifest's file hashes, and its windows per call, which
+    change the vectors under dynamic int8), for cache file names and result files."""
     manifest = json.loads((model_dir / "manifest.json").read_text())
     blob = json.dumps(manifest.get("files", {}), sort_keys=True) + manifest.get("name", "")
+    if manifest.get("batch_size", 8) != 8:
+        blob += f"/batch_size={manifest['batch_size']}"
     return f"{manifest.get('name', model_dir.name)}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 

@@ -90,6 +90,9 @@ class ModelSpec:
     # scales, for inputs whose outliers sit in a few tokens
     row_scaled_linears: tuple[str, ...]
     loader: Callable[[dict[str, Path]], Loaded]
+    # windows per onnxruntime call at run time (ModelManifest.batch_size): 1 = a text's answer does
+    # not depend on its batch-mates (dynamic int8 has one activation scale per call)
+    batch_size: int = 8
     semantic_checks: bool = True  # paraphrase/translation checks (off only for random test models)
 
 
@@ -140,6 +143,10 @@ SPECS: dict[str, ModelSpec] = {
         float_linears=(),
         row_scaled_linears=(),
         loader=_load_e5,
+        # The default model answers the same for a text alone or among 1,023 others (issue 11,
+        # section 2): one window per call. It costs about 40% of the batched throughput on short
+        # texts; the speed goals of `make bench` are measured at it (docs/benchmarks.md).
+        batch_size=1,
     ),
     "all-minilm-l6-v2": ModelSpec(
         name="all-minilm-l6-v2",
@@ -198,6 +205,7 @@ def recipe_for(spec: ModelSpec, wheels: dict[str, Path]) -> dict[str, str]:
             "float_linears": ",".join(spec.float_linears),
             "row_scaled_linears": ",".join(spec.row_scaled_linears),
             "temperature": repr(spec.temperature),
+            "batch_size": str(spec.batch_size),
         }
     )
     r["hash"] = hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()
@@ -400,6 +408,7 @@ def build_model(
         sep_token_id=spec.sep_token_id,
         pad_token_id=spec.pad_token_id,
         temperature=spec.temperature,
+        batch_size=spec.batch_size,
         optimized_for=optimized_for,
         quantization="int8-dynamic-per-channel"
         + (f"+word-table-{spec.word_table}" if word_table is not None else "")
