@@ -77,6 +77,24 @@ class PayloadTooLarge(LabelwiseError):
     code = "INPUT_PAYLOAD_TOO_LARGE"
 
 
+class WorkLimitExceeded(PayloadTooLarge):
+    """A request asking for more work than one request may do (413); send less, or use S3 uploads."""
+
+    code = "INPUT_WORK_LIMIT_EXCEEDED"
+
+
+class TokenLimitExceeded(WorkLimitExceeded):
+    """More tokens to embed than ``max_request_tokens`` (counted before embedding)."""
+
+    code = "INPUT_TOKEN_LIMIT_EXCEEDED"
+
+
+class PixelLimitExceeded(WorkLimitExceeded):
+    """Image inputs with more pixels in all than ``max_request_pixels`` (read from their headers)."""
+
+    code = "INPUT_PIXEL_LIMIT_EXCEEDED"
+
+
 class ResponseTooLarge(LabelwiseError):
     """The answer to this request could not fit in one response (Lambda's 6 MB; 413)."""
 
@@ -139,6 +157,12 @@ class ServiceUnavailable(LabelwiseError):
     """A dependency (store, model file, endpoint) is down; the request may be retried."""
 
     code = "SERVICE_UNAVAILABLE"
+
+
+class RequestTimeout(LabelwiseError):
+    """The request ran past a time budget of its own (504), e.g. fetching its image URLs."""
+
+    code = "SERVICE_TIMEOUT"
 
 
 class StoreUnavailable(ServiceUnavailable):
