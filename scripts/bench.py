@@ -71,6 +71,16 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
+def git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 # =========================================================================== parent helpers
 @dataclass
 class Result:
@@ -500,6 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(ROOT / "shared"))
+    from labelwise.evaluation.fewshot import model_cache_key
     from labelwise.settings import Settings
 
     settings = Settings.from_environ()
@@ -516,6 +527,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rounds": args.rounds,
         "cold_runs": args.cold_runs,
         "notes": [],
+        "git_revision": git_revision(),
+        "model_fingerprints": {
+            m: model_cache_key(settings.model_dir / m)
+            for m in (E5, MINILM)
+            if (settings.model_dir / m / "manifest.json").exists()
+        },
     }
     texts = bench_texts(settings.cache_dir, args.n_texts, args.seed)
     report["mean_chars"] = sum(map(len, texts)) / len(texts)
