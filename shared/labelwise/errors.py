@@ -141,6 +141,14 @@ class ServiceUnavailable(LabelwiseError):
     code = "SERVICE_UNAVAILABLE"
 
 
+class ServiceTimeout(LabelwiseError):
+    """The request ran past its time budget (``request_budget_s``, and in Lambda the invocation's
+    remaining time less a margin) before its work finished (504). Checked between units of work, so
+    the caller gets an answer instead of API Gateway's or Lambda's cut-off."""
+
+    code = "SERVICE_TIMEOUT"
+
+
 class StoreUnavailable(ServiceUnavailable):
     pass
 
