@@ -57,6 +57,15 @@ class World:
             (outcome,) = self.jobs.handle_message(body, budget)
         return outcome
 
+    def deliver_pending(self, budget: Callable[[], int] = unlimited) -> Outcome:
+        """Every queued follow-up message until the queue is empty; the last outcome."""
+        outcome = None
+        for checkpoint in self.queue.drain():
+            body = json.dumps({CHECKPOINT_MESSAGE: checkpoint.model_dump(mode="json")})
+            (outcome,) = self.jobs.handle_message(body, budget)
+        assert outcome is not None
+        return outcome
+
     def results(self, key: str) -> list[dict[str, Any]]:
         body = self.objects.get(BUCKET_LAYOUT.results(key))
         assert body is not None
@@ -512,3 +521,28 @@ def test_retrained_classifier_and_a_repeated_event_keep_the_version_pinned_at_th
         assert scores == pytest.approx(dict(zip(v1.labels, probabilities.tolist(), strict=True)), abs=1e-6)
     # And the job's snapshot of the weights went with its parts
     assert world.objects.keys("results/") == ["results/pinned.txt.jsonl", "results/pinned.txt.summary.json"]
+
+
+def test_classifier_deleted_mid_file_fails_the_job_and_leaves_no_copy_of_its_weights(
+    settings: Settings,
+) -> None:
+    # Given a 6-record file for a classifier, in parts of 2, one part per invocation
+    world = World(settings, uploads_part_records=2, uploads_safety_margin_ms=1000)
+    s = world.services
+    _, owner = s.keys.create("tenant-a", "owner")
+    examples = [("invoice billing charge", "billing"), ("login password reset", "account")]
+    trained = fewshot.train(s.registry, s.store, s.settings, owner, examples=examples * 3)
+    key = "uploads/deleted.txt"
+    event = world.upload(
+        key, b"invoice\nlogin\n" * 3, **{"classifier-id": trained.classifier_id, "api-key-id": owner.key_id}
+    )
+    # When the first part runs, then the owner deletes the classifier, then the follow-up runs
+    assert world.jobs.start(event, lambda: 1000).status == "continued"
+    assert any(k.endswith("/classifier.weights") for k in world.objects.keys("results/"))
+    fewshot.delete_classifier(s.store, owner, trained.classifier_id)
+    outcome = world.deliver_pending(lambda: 1000)
+    # Then the job fails with an error document, and neither its parts nor the snapshot of the
+    # deleted classifier's weights are left
+    assert outcome.status == "error" and "does not exist" in outcome.detail
+    assert world.error(key)["code"] == "UPLOAD_UNUSABLE"
+    assert world.objects.keys("results/") == []

@@ -280,7 +280,8 @@ class UploadJobs:
             return self._too_many_hops(checkpoint, info, f"{info.token}.{checkpoint.config.digest}")
         try:
             plan = prepare(self.services, checkpoint.config, resolve_caller(self.services, checkpoint.config))
-        except PERMANENT_ERRORS as exc:
+        except PERMANENT_ERRORS as exc:  # e.g. the classifier was deleted: drop the job's parts too
+            self._delete_parts(key, f"{info.token}.{checkpoint.config.digest}", upto=checkpoint.part)
             return self._fail(info, self._source(checkpoint), exc)
         return self._run(checkpoint, info, plan, budget)
 
@@ -322,7 +323,8 @@ class UploadJobs:
         except ObjectChanged as exc:
             self._delete_parts(checkpoint.key, token, upto=checkpoint.part)
             return Outcome("stale", checkpoint.key, exc.detail)
-        except PERMANENT_ERRORS as exc:
+        except PERMANENT_ERRORS as exc:  # the parts (and a classifier snapshot) are of no further use
+            self._delete_parts(checkpoint.key, token, upto=checkpoint.part)
             return self._fail(info, self._source(checkpoint), exc)
 
     def _run_part(self, checkpoint: Checkpoint, info: ObjectInfo, token: str, plan: Plan) -> PartMeta:
