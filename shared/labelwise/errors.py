@@ -77,6 +77,24 @@ class PayloadTooLarge(LabelwiseError):
     code = "INPUT_PAYLOAD_TOO_LARGE"
 
 
+class WorkLimitExceeded(PayloadTooLarge):
+    """A request asking for more work than one request may do (413); send less, or use S3 uploads."""
+
+    code = "INPUT_WORK_LIMIT_EXCEEDED"
+
+
+class TokenLimitExceeded(WorkLimitExceeded):
+    """More tokens to embed than ``max_request_tokens`` (counted before embedding)."""
+
+    code = "INPUT_TOKEN_LIMIT_EXCEEDED"
+
+
+class PixelLimitExceeded(WorkLimitExceeded):
+    """Image inputs with more pixels in all than ``max_request_pixels`` (read from their headers)."""
+
+    code = "INPUT_PIXEL_LIMIT_EXCEEDED"
+
+
 class ResponseTooLarge(LabelwiseError):
     """The answer to this request could not fit in one response (Lambda's 6 MB; 413)."""
 
@@ -141,10 +159,11 @@ class ServiceUnavailable(LabelwiseError):
     code = "SERVICE_UNAVAILABLE"
 
 
-class ServiceTimeout(LabelwiseError):
-    """The request ran past its time budget (``request_budget_s``, and in Lambda the invocation's
-    remaining time less a margin) before its work finished (504). Checked between units of work, so
-    the caller gets an answer instead of API Gateway's or Lambda's cut-off."""
+class RequestTimeout(LabelwiseError):
+    """The request ran past a time budget of its own (504): fetching its image URLs
+    (``image_fetch_deadline_s``), or its work as a whole (``request_budget_s``, and in Lambda the
+    invocation's remaining time less a margin; checked between units of work, so the caller gets an
+    answer instead of API Gateway's or Lambda's cut-off)."""
 
     code = "SERVICE_TIMEOUT"
 

@@ -1,8 +1,10 @@
 """Per-key quotas: requests and embedded tokens per minute (fixed one-minute windows).
 
 A request is admitted when its key has requests *and* tokens left in the current minute; admission
-consumes one request. After the request, the tokens it embedded are charged (the figure is only
-known then, so one large request may overshoot; the next one is refused). Answers past a limit are
+consumes one request. After the request, the tokens it embedded are charged, whatever its outcome
+(a request failing after some embedding pays for it; images count 1 token each). The figure is
+only known then, so one large request may overshoot (at most ``max_request_tokens``); the next one
+is refused. Answers past a limit are
 429 with Jina's ``X-RateLimit-Remaining-Requests`` / ``X-RateLimit-Remaining-Tokens`` headers.
 In AWS the counters live in DynamoDB (shared by every Lambda instance); locally in memory. API
 Gateway's throttling settings in ``template.yaml`` are the outer guard. The tokens a request

@@ -52,6 +52,15 @@ class Settings(BaseModel):
         description="Largest answer a request may need (Lambda's 6 MB synchronous response limit, "
         "counted on the serialised proxy envelope); requests whose answer could exceed it get 413.",
     )
+    max_request_tokens: int = Field(
+        90_000,
+        ge=0,
+        description="Tokens one request may embed (inputs, labels, examples; images count 1 each), "
+        "counted with the model's tokenizer before any embedding; more is refused with 413 "
+        "INPUT_TOKEN_LIMIT_EXCEEDED (0: no cap). Basis: multilingual-e5-small int8 embeds about 4,700 "
+        "tokens/s on one thread (scripts/measure_token_rate.py), so 90,000 tokens are ~20 s of work "
+        "at one vCPU, inside the API's 30 s. Bulk work goes through S3 uploads (docs/uploads.md).",
+    )
     label_cache_size: int = Field(4096, ge=0, description="Label embeddings kept per process.")
     request_budget_s: float = Field(
         25.0,
@@ -97,7 +106,20 @@ class Settings(BaseModel):
     # --- Images and the SageMaker embedding endpoint (labelwise.images, labelwise.endpoint) ---
     image_max_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest image (fetched or base64).")
     image_max_pixels: int = Field(50_000_000, ge=1, description="Images with more pixels are refused.")
+    max_request_pixels: int = Field(
+        64_000_000,
+        ge=1,
+        description="Pixels of all of a request's images together, read from their headers before "
+        "any is decoded; more is refused with 413 INPUT_PIXEL_LIMIT_EXCEEDED. Images are then decoded "
+        "and embedded in chunks of at most 8 images and 16 MP, so one chunk's pixels are alive at once.",
+    )
     image_fetch_timeout_s: float = Field(10.0, gt=0, description="Total time to fetch one image URL.")
+    image_fetch_deadline_s: float = Field(
+        15.0,
+        gt=0,
+        description="Time for fetching all of a request's image URLs (4 at a time), under the API's 30 s; "
+        "fetches not done by then are abandoned and the request answers 504 SERVICE_TIMEOUT.",
+    )
     image_max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed per image URL.")
     sagemaker_endpoint_name: str | None = Field(
         None, description="SageMaker endpoint embedding images and large batches (unset: all in-process)."

@@ -17,7 +17,7 @@ pytest.importorskip("onnx")
 
 from labelwise.embedding.manifest import ModelManifest, Prefixes
 from labelwise.embedding.onnx_embedder import OnnxEmbedder, is_pre_optimised, max_content_tokens, tokens_read
-from labelwise.errors import EmbedderUnavailable, ServiceTimeout
+from labelwise.errors import EmbedderUnavailable, RequestTimeout
 from labelwise.modelbuild.tiny import CLS_ID, SEP_ID, WORDS, write_tiny_model
 from labelwise.request_context import request_deadline
 
@@ -255,7 +255,7 @@ def test_embedding_stops_between_calls_once_the_request_is_past_its_budget(model
     emb = OnnxEmbedder(slow, real._tokenizer, real.manifest, batch_size=1)
     texts = [words(3, i) for i in range(20)]
     # When 20 one-window texts are embedded inside a request with a 0.1 s budget
-    with request_deadline(0.1), pytest.raises(ServiceTimeout, match="S3 uploads"):
+    with request_deadline(0.1), pytest.raises(RequestTimeout, match="S3 uploads"):
         emb.embed(texts, "input")
     # Then it stopped at the budget, between calls: a few calls, not 20
     assert 2 <= slow.runs <= 6

@@ -9,6 +9,7 @@ local server all of them.
 # No `from __future__ import annotations`: Powertools reads the route signatures at run time,
 # and the `Caller` dependency is a closure over this app's services.
 
+import logging
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -37,11 +38,13 @@ from labelwise.api.schemas import (
     TrainRequest,
     TrainResponse,
 )
-from labelwise.errors import PayloadTooLarge
+from labelwise.errors import LabelwiseError, PayloadTooLarge
 from labelwise.request_context import current_tokens, record_caller
 from labelwise.runtime import Services
 from labelwise.storage.ports import ApiKeyRecord
 from labelwise.telemetry import TelemetryResolver
+
+logger = logging.getLogger(__name__)
 
 Scope = Literal["classify", "train", "all"]
 
@@ -75,14 +78,18 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
         409: "Too many concurrent updates of this classifier; retry.",
         429: "The key's requests (`RATE_REQUEST_LIMIT_EXCEEDED`) or tokens (`RATE_TOKEN_LIMIT_EXCEEDED`) "
         "per minute are used up (see the X-RateLimit-* headers).",
-        413: "Request body too large (`INPUT_PAYLOAD_TOO_LARGE`), or an answer that could not fit in one "
-        "6 MB response (`RESPONSE_TOO_LARGE`: ask for `top_n`, or send fewer inputs).",
+        413: "Request body too large (`INPUT_PAYLOAD_TOO_LARGE`), more tokens to embed than one request "
+        "may (`INPUT_TOKEN_LIMIT_EXCEEDED`, `max_request_tokens`: use S3 uploads), images with more "
+        "pixels in all than one request may (`INPUT_PIXEL_LIMIT_EXCEEDED`, `max_request_pixels`), or an "
+        "answer that could not fit in one 6 MB response (`RESPONSE_TOO_LARGE`: ask for `top_n`, or send "
+        "fewer inputs).",
         415: "The body is not declared as JSON (`INPUT_UNSUPPORTED_MEDIA_TYPE`).",
         422: "The body does not match the schema.",
         500: "An unexpected error (`INTERNAL_ERROR`); the body reveals only the request id.",
         503: "A dependency (model, store) is unavailable; retry later.",
-        504: "The request ran past its time budget (`SERVICE_TIMEOUT`; 25 s by default, below API Gateway's "
-        "30 s): send fewer or shorter inputs, or classify large batches with S3 uploads (docs/uploads.md).",
+        504: "The request ran past its time budget (`SERVICE_TIMEOUT`): its work (`request_budget_s`, 25 s "
+        "by default, below API Gateway's 30 s) or its image URL fetches (`image_fetch_deadline_s`); send "
+        "fewer or shorter inputs, or classify large batches with S3 uploads (docs/uploads.md).",
     }.items()
 }
 
@@ -150,7 +157,19 @@ def create_app(
         return response
 
     def charge_quota(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-        response = next_middleware(app)
+        # What was embedded is charged whatever the outcome: a request failing after some work (a
+        # bad 21st input) pays for the work done. An error's answer is built by the exception
+        # handlers after this middleware, so only a normal answer carries the rate-limit headers.
+        try:
+            response = next_middleware(app)
+        except Exception:
+            key_id = app.context.get("quota_key_id")
+            if key_id and current_tokens():
+                try:
+                    services.limiter.charge(key_id, current_tokens())
+                except LabelwiseError:  # the request's own error is the answer; say the charge failed
+                    logger.warning("quota charge of a failed request failed", exc_info=True)
+            raise
         key_id = app.context.get("quota_key_id")
         if key_id:
             response.headers.update(services.limiter.charge(key_id, current_tokens()).headers())

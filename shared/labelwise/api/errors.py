@@ -38,7 +38,7 @@ STATUS_BY_ERROR: dict[type[errors.LabelwiseError], int] = {
     errors.RateLimited: 429,
     errors.UnsupportedTransferEncoding: 501,
     errors.ServiceUnavailable: 503,
-    errors.ServiceTimeout: 504,
+    errors.RequestTimeout: 504,
 }
 
 

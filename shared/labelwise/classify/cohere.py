@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labelwise.classify import fewshot
+from labelwise.classify.budget import check_request_tokens, count_tokens
 from labelwise.classify.response_size import check_response_size, cohere_bytes_bound
 from labelwise.classify.zeroshot import LabelEmbeddingCache, zeroshot_label_vectors
 from labelwise.embedding.port import Embedder, Truncate
@@ -197,8 +198,9 @@ def classify(
                 "add examples to it with POST /v1/train."
             )
         result = fewshot.classify_with_classifier(
-            registry, store, settings, caller, classifier_id=str(model), texts=inputs, truncate=how
-        )
+            registry, store, settings, caller, classifier_id=str(model), texts=inputs, truncate=how,
+            max_tokens=settings.max_request_tokens,
+        )  # fmt: skip
         check_response_size(
             cohere_bytes_bound(inputs, list(result.labels)),
             settings.max_response_bytes,
@@ -209,6 +211,13 @@ def classify(
     if not examples:
         raise InvalidInput("`examples` is required unless `model` is the id of a stored classifier.")
     embedder = registry.get(model_name)
+    # Counted whether or not the examples' classifier is cached (as they are billed either way).
+    check_request_tokens(
+        count_tokens(embedder, [text for text, _ in examples], "input")
+        + count_tokens(embedder, sorted({label for _, label in examples}), "label")
+        + count_tokens(embedder, inputs, "input"),
+        settings.max_request_tokens,
+    )
     learned = _learn(settings, label_cache, embedder, examples)
     check_response_size(
         cohere_bytes_bound(inputs, learned.learner.labels),

@@ -30,6 +30,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from labelwise.classify.budget import check_request_tokens, count_tokens
 from labelwise.classify.labels import distinctive_labels
 from labelwise.embedding.port import Embedder, Truncate
 from labelwise.errors import (
@@ -210,6 +211,7 @@ def train(
     access: Access | None = None,
     num_iters: int | None = None,
     max_attempts: int = MAX_ATTEMPTS,
+    max_tokens: int | None = None,
 ) -> TrainResult:
     """Create a classifier (``classifier_id`` None) or update one with ``(text, label)`` examples.
 
@@ -217,19 +219,32 @@ def train(
     batch, :class:`ResourceLimitExceeded` past ``max_labels`` labels or ``max_classifiers_per_key``
     classifiers, :class:`ModelMismatch` when ``model`` names another model than the classifier's,
     :class:`ResourceNotFound` for an unknown or foreign classifier, :class:`Conflict` when
-    ``max_attempts`` conditional commits all lost to concurrent writers.
+    ``max_attempts`` conditional commits all lost to concurrent writers, and
+    :class:`~labelwise.errors.TokenLimitExceeded` (before embedding) past ``max_tokens`` (None: no cap).
     """
     if num_iters is not None and num_iters < 1:
         raise InvalidInput("`num_iters` must be at least 1.")
     batch_labels = _validate_examples(examples, settings)
     if classifier_id is None:
         return _create(
-            embedder_registry, store, settings, caller, examples, batch_labels, model, access, num_iters
-        )
+            embedder_registry, store, settings, caller, examples, batch_labels, model, access, num_iters,
+            max_tokens,
+        )  # fmt: skip
     return _update(
         embedder_registry, store, settings, caller, classifier_id, examples, batch_labels, model, access,
-        num_iters, max_attempts,
+        num_iters, max_attempts, max_tokens,
     )  # fmt: skip
+
+
+def _check_examples_tokens(
+    embedder: Embedder, examples: Sequence[tuple[str, str]], labels: Sequence[str], max_tokens: int | None
+) -> None:
+    if max_tokens:
+        check_request_tokens(
+            count_tokens(embedder, [text for text, _ in examples], "input")
+            + count_tokens(embedder, labels, "label"),
+            max_tokens,
+        )
 
 
 def _create(
@@ -242,6 +257,7 @@ def _create(
     model: str | None,
     access: Access | None,
     num_iters: int | None,
+    max_tokens: int | None,
 ) -> TrainResult:
     if len(labels) < 2:
         raise InvalidLabels("A new classifier needs examples of at least 2 distinct labels.")
@@ -252,6 +268,7 @@ def _create(
         )
     model_name = registry.resolve_name(model)
     embedder = registry.get(model_name)
+    _check_examples_tokens(embedder, examples, labels, max_tokens)
     batch = embedder.embed([text for text, _ in examples], "input")
     classifier_id = str(uuid.uuid4())
     learner = new_learner(embedder.manifest.dimension, embedder.manifest.temperature)
@@ -289,11 +306,13 @@ def _update(
     access: Access | None,
     num_iters: int | None,
     max_attempts: int,
+    max_tokens: int | None,
 ) -> TrainResult:
     meta = _visible(store.get_meta(classifier_id), caller)
     if model is not None and registry.resolve_name(model) != meta.model:
         raise ModelMismatch(f"Classifier {classifier_id} uses model '{meta.model}', not '{model}'.")
     embedder = registry.get(meta.model)
+    _check_examples_tokens(embedder, examples, batch_labels, max_tokens)
     batch = embedder.embed([text for text, _ in examples], "input")
     targets = [label for _, label in examples]
     vectors_of: dict[tuple[str, ...], FloatArray] = {}
@@ -397,6 +416,7 @@ def classify_with_classifier(
     texts: Sequence[str],
     model: str | None = None,
     truncate: Truncate = "pool",
+    max_tokens: int | None = None,
     pinned: PinnedLearner | None = None,
 ) -> FewShotScores:
     """Classify ``texts`` with a stored classifier.
@@ -406,6 +426,8 @@ def classify_with_classifier(
     per request; weights come from the process-wide :data:`WEIGHTS_CACHE`, or are ``pinned``: one
     version's learner held by the caller (:func:`learner_from_weights`), used whatever the current
     version is (visibility and the model are still checked against the current metadata).
+    ``max_tokens`` caps the tokens of ``texts`` before any embedding (None: no cap; bulk uploads
+    pass none).
     """
     if not texts:
         raise InvalidInput("`input` must contain at least one item.")
@@ -417,6 +439,8 @@ def classify_with_classifier(
     if model is not None and embedder_registry.resolve_name(model) != meta.model:
         raise ModelMismatch(f"Classifier {classifier_id} uses model '{meta.model}', not '{model}'.")
     embedder = embedder_registry.get(meta.model)
+    if max_tokens:
+        check_request_tokens(count_tokens(embedder, texts, "input"), max_tokens)
     temperature = embedder.manifest.temperature
     if pinned is not None:
         learner = pinned

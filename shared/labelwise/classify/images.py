@@ -15,7 +15,6 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
 from labelwise.errors import ModelNotFound, UnsupportedInput
 from labelwise.request_context import record_tokens
 
-#: Image URLs fetched at once per request.
-FETCH_WORKERS = 4
 #: What one image counts for in ``usage`` (images have no tokens; Jina bills them separately).
 IMAGE_TOKENS = 1
 
@@ -45,21 +42,30 @@ class ImageModel:
     def name(self) -> str:
         return self.manifest.name
 
-    def load(self, references: Sequence[str], indices: Sequence[int] | None = None) -> list[Any]:
-        """Decoded images, fetched concurrently; a failure names the request index of the first bad
-        one (``indices[i]`` is the request index of ``references[i]``; default: their positions)."""
+    def _embed(self, method: str, references: Sequence[str], indices: Sequence[int] | None) -> np.ndarray:
+        """``router.<method>`` over the decoded images, one bounded chunk at a time (the loader
+        fetches and size-checks every image first, then decodes a chunk only when the previous one
+        is embedded and dropped). Each chunk's images are metered as they are embedded, so work done
+        before a later image fails is still charged."""
         where = list(indices) if indices is not None else list(range(len(references)))
-        if len(references) <= 1:
-            return [self.loader.load(ref, i) for ref, i in zip(references, where, strict=True)]
-        with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(references))) as pool:
-            return list(pool.map(self.loader.load, references, where))
+        embed = getattr(self.router, method)
+        parts: list[np.ndarray] = []
+        for chunk in self.loader.chunks(references, where):
+            vectors = embed(chunk)
+            parts.append(np.asarray(getattr(vectors, "vectors", vectors), dtype=np.float32))
+            record_tokens(IMAGE_TOKENS * len(chunk))
+            del chunk, vectors
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
     def zero_shot_vectors(
         self, references: Sequence[str], indices: Sequence[int] | None = None
     ) -> np.ndarray:
-        """One batch through the image model (in-process or the endpoint)."""
-        vectors = self.router.zero_shot_vectors(self.load(references, indices))
-        return np.asarray(getattr(vectors, "vectors", vectors), dtype=np.float32)
+        """Vectors in the text model's space (in-process or the endpoint); metered."""
+        return self._embed("zero_shot_vectors", references, indices)
+
+    def features(self, references: Sequence[str], indices: Sequence[int] | None = None) -> np.ndarray:
+        """Few-shot features (in-process or the endpoint); metered."""
+        return self._embed("features", references, indices)
 
 
 class ImageFeatureEmbedder:
@@ -81,10 +87,7 @@ class ImageFeatureEmbedder:
         n, dim = len(texts), self._manifest.dimension
         if role == "label" or n == 0:
             return EmbeddingBatch(np.zeros((n, dim), np.float32), [0] * n, [False] * n)
-        vectors = self._model.router.features(self._model.load(texts))
-        vectors = np.asarray(getattr(vectors, "vectors", vectors), dtype=np.float32)
-        record_tokens(IMAGE_TOKENS * n)
-        return EmbeddingBatch(vectors, [IMAGE_TOKENS] * n, [False] * n)
+        return EmbeddingBatch(self._model.features(texts), [IMAGE_TOKENS] * n, [False] * n)
 
 
 class ImageModels:

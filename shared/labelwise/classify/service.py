@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labelwise.classify import fewshot
+from labelwise.classify.budget import check_request_tokens, count_tokens
 from labelwise.classify.images import IMAGE_TOKENS, FewShotRegistry, ImageModels, text_model_for
 from labelwise.classify.response_size import (
     check_response_size,
@@ -117,10 +118,16 @@ def classify_zero_shot(
 
     embedder = registry.get(text_model_for(registry, images, model))
     manifest = embedder.manifest
+    text_at = [i for i, item in enumerate(inputs) if isinstance(item, str)]
+    check_request_tokens(
+        count_tokens(embedder, [str(inputs[i]) for i in text_at], "input")
+        + sum(count_tokens(embedder, group, "label") for group in groups.values())
+        + IMAGE_TOKENS * (len(inputs) - len(text_at)),
+        settings.max_request_tokens,
+    )
     vectors = np.zeros((len(inputs), manifest.dimension), np.float32)
     truncated = [False] * len(inputs)
     tokens = 0
-    text_at = [i for i, item in enumerate(inputs) if isinstance(item, str)]
     if text_at:
         batch = embedder.embed([str(inputs[i]) for i in text_at], role="input")
         vectors[text_at] = batch.vectors
@@ -161,8 +168,9 @@ def classify_few_shot(
         # an image input names the image model, so a text classifier answers with a clear mismatch
         model = models.images.require(None, models.text.default_model).name
     result = fewshot.classify_with_classifier(
-        models, store, settings, caller, classifier_id=classifier_id, texts=_references(inputs), model=model
-    )
+        models, store, settings, caller, classifier_id=classifier_id, texts=_references(inputs), model=model,
+        max_tokens=settings.max_request_tokens,
+    )  # fmt: skip
     # The classifier's labels are known once it is loaded: a classifier with very many labels can
     # only be refused here, after the work (its labels are bounded by `max_labels`).
     check_response_size(
@@ -205,6 +213,7 @@ def train(
     return fewshot.train(
         models, store, settings, caller,
         examples=pairs, classifier_id=classifier_id, model=chosen, access=access, num_iters=num_iters,
+        max_tokens=settings.max_request_tokens,
     )  # fmt: skip
 
 
@@ -234,6 +243,7 @@ def embed_texts(
         settings.max_response_bytes,
         "Ask for `embedding_type` `base64` (a third of the size), or send fewer texts per request.",
     )
+    check_request_tokens(count_tokens(embedder, texts, "input"), settings.max_request_tokens)
     batch = embedder.embed(list(texts), role="input")
     return EmbeddingsResult(
         model=embedder.manifest.name,

@@ -42,7 +42,7 @@ def _onnx_factory(model_dir: Path) -> Embedder:
 
 class MeteredEmbedder:
     """Delegates to an embedder and counts the tokens it embeds toward the current request's quota;
-    checks the request's deadline before each call (:class:`~labelwise.errors.ServiceTimeout`)."""
+    checks the request's deadline before each call (:class:`~labelwise.errors.RequestTimeout`)."""
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner

@@ -7,7 +7,8 @@ Order of checks (cheapest first, nothing decoded until the image is known to be 
 2. the format is sniffed from the magic bytes (PNG, JPEG, GIF, WebP, BMP); declared media types
    (``data:`` prefix, ``Content-Type``) are never trusted;
 3. the dimensions are read from the header (Pillow's ``Image.open`` is lazy) and images with more
-   than ``max_pixels`` pixels are refused *before* any pixel is decoded;
+   than ``max_pixels`` pixels are refused *before* any pixel is decoded (:func:`image_pixels` stops
+   here: the loader sums a request's pixels before decoding any of its images);
 4. only then is the first frame decoded, EXIF orientation applied, transparency composited over
    white, and the result returned as ``[height, width, 3]`` uint8.
 
@@ -22,6 +23,7 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +44,8 @@ class ImageLimits:
 
     max_bytes: int = 8 * 1024 * 1024
     max_pixels: int = 50_000_000
+    #: All of one request's images together (:meth:`labelwise.images.ImageLoader.chunks`).
+    max_request_pixels: int = 64_000_000
 
 
 def image_error(index: int, reason: str) -> InvalidImage:
@@ -97,9 +101,9 @@ def decode_base64(text: str, index: int, max_bytes: int) -> bytes:
     return data
 
 
-def decode_image(data: bytes, index: int, limits: ImageLimits) -> npt.NDArray[np.uint8]:
-    """Decode image bytes to ``[height, width, 3]`` RGB uint8, or raise InvalidImage."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def _open(data: bytes, index: int, limits: ImageLimits) -> tuple[Any, str]:
+    """The lazily opened image (header read, no pixel decoded) and its format, or InvalidImage."""
+    from PIL import Image, UnidentifiedImageError
 
     if len(data) > limits.max_bytes:
         raise image_error(index, f"larger than {limits.max_bytes} bytes")
@@ -113,15 +117,37 @@ def decode_image(data: bytes, index: int, limits: ImageLimits) -> npt.NDArray[np
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[kind]])  # header only
-        width, height = image.size
-        if width <= 0 or height <= 0:
-            raise image_error(index, "the image has no pixels")
-        if width * height > limits.max_pixels:
-            raise image_error(
-                index,
-                f"{width}x{height} is {width * height / 1e6:.1f} megapixels; "
-                f"at most {limits.max_pixels / 1e6:g} are accepted",
-            )
+    except Image.DecompressionBombError:
+        raise image_error(index, f"more than {limits.max_pixels / 1e6:g} megapixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise image_error(index, f"the {kind.upper()} data is corrupt or truncated") from exc
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise image_error(index, "the image has no pixels")
+    if width * height > limits.max_pixels:
+        raise image_error(
+            index,
+            f"{width}x{height} is {width * height / 1e6:.1f} megapixels; "
+            f"at most {limits.max_pixels / 1e6:g} are accepted",
+        )
+    return image, kind
+
+
+def image_pixels(data: bytes, index: int, limits: ImageLimits) -> int:
+    """The pixels of image bytes, from the header alone (nothing decoded), after the per-image
+    checks of :func:`decode_image`; or InvalidImage."""
+    image, _ = _open(data, index, limits)
+    width, height = image.size
+    image.close()
+    return int(width) * int(height)
+
+
+def decode_image(data: bytes, index: int, limits: ImageLimits) -> npt.NDArray[np.uint8]:
+    """Decode image bytes to ``[height, width, 3]`` RGB uint8, or raise InvalidImage."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    image, kind = _open(data, index, limits)
+    try:
         image.seek(0)  # first frame of an animation
         image.load()
         rgb = _to_rgb(ImageOps.exif_transpose(image) or image)

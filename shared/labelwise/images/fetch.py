@@ -179,9 +179,13 @@ class ImageFetcher:
         return candidates[0]
 
     # ----------------------------------------------------------------------------------- fetching
-    def fetch(self, url: str, index: int) -> bytes:
-        """The body of ``url`` (following vetted redirects), at most ``max_bytes``; or InvalidImage."""
-        deadline = time.monotonic() + self.policy.timeout_s
+    def fetch(self, url: str, index: int, deadline: float | None = None) -> bytes:
+        """The body of ``url`` (following vetted redirects), at most ``max_bytes``; or InvalidImage.
+
+        ``deadline`` (a ``time.monotonic()`` instant: the request's, for all its URLs) cuts the fetch
+        short when it comes before this URL's own ``timeout_s``."""
+        own = time.monotonic() + self.policy.timeout_s
+        deadline = own if deadline is None else min(own, deadline)
         current = url
         for hop in range(self.policy.max_redirects + 1):
             status, location, body = self._get_once(current, index, deadline)

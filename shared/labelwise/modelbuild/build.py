@@ -143,9 +143,9 @@ SPECS: dict[str, ModelSpec] = {
         float_linears=(),
         row_scaled_linears=(),
         loader=_load_e5,
-        # The default model answers the same for a text alone or among 1,023 others (issue 11,
-        # section 2): one window per call. It costs about 40% of the batched throughput on short
-        # texts; the speed goals of `make bench` are measured at it (docs/benchmarks.md).
+        # A text's answer is the same alone or among 1,023 others (issue 11, section 2): one window
+        # per onnxruntime call. It costs part of the batched throughput on short texts; the speed
+        # goals of `make bench` are measured at it (docs/benchmarks.md).
         batch_size=1,
     ),
     "all-minilm-l6-v2": ModelSpec(
@@ -173,6 +173,7 @@ SPECS: dict[str, ModelSpec] = {
         float_linears=(),
         row_scaled_linears=("l0.fo", "fi"),
         loader=_load_minilm,
+        batch_size=1,  # as e5: answers independent of batch-mates
     ),
 }
 # image models (labelwise.modelbuild.image) build after the text models: they embed class texts with one
