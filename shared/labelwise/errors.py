@@ -160,7 +160,10 @@ class ServiceUnavailable(LabelwiseError):
 
 
 class RequestTimeout(LabelwiseError):
-    """The request ran past a time budget of its own (504), e.g. fetching its image URLs."""
+    """The request ran past a time budget of its own (504): fetching its image URLs
+    (``image_fetch_deadline_s``), or its work as a whole (``request_budget_s``, and in Lambda the
+    invocation's remaining time less a margin; checked between units of work, so the caller gets an
+    answer instead of API Gateway's or Lambda's cut-off)."""
 
     code = "SERVICE_TIMEOUT"
 

@@ -8,17 +8,20 @@ The library records, the HTTP layer reads; neither side imports the other::
         record_model(name)                      #   ModelRegistry.get: the model chosen
         record_caller(key_id)                   #   the API layer, once the key is known
         note_backend("endpoint")                #   endpoint routing: where embeddings ran
+        deadline_passed()                       #   embedders, between units of work
     scope.tokens, scope.backend                 # what the request used (also after the block)
 
 Each item is a :class:`~contextvars.ContextVar`, so concurrent requests (threads, tasks) never
-mix. Outside a scope, tokens and backends are not recorded (reads give 0 / None); the smaller
-blocks :func:`metering` and :func:`track_backend` open one item each (tests, the CLI).
+mix. Outside a scope, tokens and backends are not recorded (reads give 0 / None) and there is no
+deadline; the smaller blocks :func:`metering`, :func:`track_backend` and :func:`request_deadline`
+open one item each (tests, the CLI).
 Nothing here may import another labelwise module: every layer may import this one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -134,6 +137,49 @@ def current_backend() -> Backend | None:
     return record.value if record is not None else None
 
 
+# -- deadline: the request's time budget ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the current request's budget runs out (``time.monotonic()`` seconds), and its size."""
+
+    at: float
+    budget_s: float
+
+    @classmethod
+    def after(cls, budget_s: float) -> Deadline:
+        return cls(time.monotonic() + budget_s, budget_s)
+
+    def remaining_s(self) -> float:
+        return self.at - time.monotonic()
+
+
+_deadline: ContextVar[Deadline | None] = ContextVar("labelwise_deadline", default=None)
+
+
+def current_deadline() -> Deadline | None:
+    """The current request's deadline, or None (no budget: outside a request, uploads, the CLI)."""
+    return _deadline.get()
+
+
+def deadline_passed() -> bool:
+    """Whether the current request has run past its budget (never, outside one)."""
+    deadline = _deadline.get()
+    return deadline is not None and time.monotonic() >= deadline.at
+
+
+@contextlib.contextmanager
+def request_deadline(budget_s: float | None) -> Iterator[Deadline | None]:
+    """Give the block a budget of ``budget_s`` seconds from now (None: no deadline)."""
+    deadline = None if budget_s is None else Deadline.after(budget_s)
+    token = _deadline.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _deadline.reset(token)
+
+
 # -- one request ---------------------------------------------------------------------------------
 
 
@@ -144,6 +190,7 @@ class RequestScope:
     request_id: str
     meter: list[int] = field(default_factory=lambda: [0])
     backend_record: BackendRecord = field(default_factory=BackendRecord)
+    deadline: Deadline | None = None
 
     @property
     def tokens(self) -> int:
@@ -155,9 +202,10 @@ class RequestScope:
 
 
 @contextlib.contextmanager
-def request_scope(request_id: str) -> Iterator[RequestScope]:
-    """One request: its id, and fresh token meter, model, key id and backend record."""
-    scope = RequestScope(request_id)
+def request_scope(request_id: str, budget_s: float | None = None) -> Iterator[RequestScope]:
+    """One request: its id, and fresh token meter, model, key id and backend record; a deadline
+    ``budget_s`` seconds from now when given."""
+    scope = RequestScope(request_id, deadline=None if budget_s is None else Deadline.after(budget_s))
     tokens = (
         _request_id.set(request_id),
         _model.set(None),
@@ -165,9 +213,11 @@ def request_scope(request_id: str) -> Iterator[RequestScope]:
         _meter.set(scope.meter),
         _backend.set(scope.backend_record),
     )
+    deadline_token = _deadline.set(scope.deadline)
     try:
         yield scope
     finally:
+        _deadline.reset(deadline_token)
         _backend.reset(tokens[4])
         _meter.reset(tokens[3])
         _key_id.reset(tokens[2])

@@ -62,6 +62,19 @@ class Settings(BaseModel):
         "at one vCPU, inside the API's 30 s. Bulk work goes through S3 uploads (docs/uploads.md).",
     )
     label_cache_size: int = Field(4096, ge=0, description="Label embeddings kept per process.")
+    request_budget_s: float = Field(
+        25.0,
+        gt=0,
+        description="Time one API request may spend working (checked between embedding calls and "
+        "model calls); past it the answer is 504 SERVICE_TIMEOUT pointing to S3 uploads. Below API "
+        "Gateway's 30 s integration limit and the functions' 30 s timeout.",
+    )
+    request_budget_margin_ms: int = Field(
+        2000,
+        ge=0,
+        description="In Lambda the budget is also at most the invocation's remaining time "
+        "(context.get_remaining_time_in_millis()) less this margin, kept to answer.",
+    )
 
     # Few-shot and storage
     store: Literal["local", "aws"] = Field("local", description="Classifier/key store adapter.")

@@ -48,16 +48,41 @@ class TelemetryResolver(APIGatewayHttpResolver):
 
     ``metrics`` (a Powertools ``Metrics``, in Lambda) gets ``Requests``/``Tokens``/``Latency`` with
     the dimensions route, status and model; locally it is None and only the log line is written.
+
+    Each request gets a deadline (:func:`budget_s`): ``budget_s`` seconds, and at most the Lambda
+    invocation's remaining time less ``margin_ms`` when the context tells it.
     """
 
-    def __init__(self, *args: Any, metrics: Any | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        metrics: Any | None = None,
+        budget_s: float | None = None,
+        margin_ms: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.metrics = metrics
+        self.budget_s = budget_s
+        self.margin_ms = margin_ms
+
+    def request_budget_s(self, context: Any) -> float | None:
+        """This request's budget: ``budget_s``, capped by the invocation's remaining time (Lambda's
+        ``context.get_remaining_time_in_millis()``) less the margin; None without either."""
+        budget = self.budget_s
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if callable(remaining):
+            try:
+                left = (float(remaining()) - self.margin_ms) / 1000
+            except (TypeError, ValueError):
+                return budget
+            budget = left if budget is None else min(budget, left)
+        return None if budget is None else max(budget, 0.0)
 
     def resolve(self, event: Any, context: Any) -> dict[str, Any]:
         started = time.perf_counter()
         request_id = str((event.get("requestContext") or {}).get("requestId") or "-")
-        with request_scope(request_id) as scope:
+        with request_scope(request_id, self.request_budget_s(context)) as scope:
             result = super().resolve(event, context)
             result.setdefault("headers", {})[BACKEND_HEADER] = scope.backend
             http = (event.get("requestContext") or {}).get("http") or {}

@@ -12,7 +12,9 @@ import io
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
+from labelwise.server import LocalLambdaContext
 from labelwise.settings import Settings, get_settings
 from labelwise.storage.aws import AwsKeyStore, make_clients
 from tests.support.moto_server import FAKE_AWS_ENV, moto_server
@@ -179,3 +182,31 @@ def test_logs_carry_request_ids_and_never_keys_or_example_text(
     emf = [line for line in lines if "_aws" in line]
     assert emf and emf[-1]["route"] == "POST /v1/train" and emf[-1]["status"] == "200"
     assert emf[-1]["Requests"] == [1.0] or emf[-1]["Requests"] == 1.0
+
+
+@dataclass
+class RemainingContext(LocalLambdaContext):
+    """A Lambda context whose invocation has ``remaining_ms`` left."""
+
+    remaining_ms: int = 30_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_request_that_would_outlive_its_invocation_answers_504_in_lambda(deployed: dict[str, Any]) -> None:
+    # Given an invocation with 2.6 s left (0.6 s of budget after the 2 s margin) and a request for the
+    # real e5 model that takes longer, within the token cap: 512 inputs of ~100 words (~57,000 tokens)
+    text = " ".join(["the parcel with my refund for the double charge has not arrived yet"] * 8)
+    body = {"input": [f"{i} {text}" for i in range(512)], "labels": ["billing", "shipping"]}
+    event = load_event("classify-zero-shot.json", deployed["key"], body)
+    context = RemainingContext(function_name="labelwise-classify", aws_request_id="r504", remaining_ms=2600)
+    # When the classify function handles it
+    started = time.perf_counter()
+    status, out = invoke(deployed["classify"], event, context)
+    elapsed = time.perf_counter() - started
+    # Then it answers 504 SERVICE_TIMEOUT in Jina's envelope, pointing to S3 uploads, before the
+    # invocation's time is up (Lambda would have killed it: API Gateway's 500/503 with no body)
+    assert status == 504, out
+    assert out["code"] == "SERVICE_TIMEOUT" and "S3 uploads" in out["detail"] and out["request_id"]
+    assert elapsed < 2.6

@@ -23,7 +23,10 @@ import boto3
 import numpy as np
 import pytest
 
+from labelwise.classify import fewshot
 from labelwise.embedding.registry import ModelRegistry
+from labelwise.errors import ResourceNotFound
+from labelwise.learning.mixture import load_learner
 from labelwise.runtime import Services
 from labelwise.server import LocalLambdaContext
 from labelwise.settings import Settings, get_settings
@@ -451,3 +454,74 @@ def test_hop_cap_stops_a_job_with_a_recorded_error(
     assert "more than 4 follow-up messages" in error["message"]
     assert error["source"]["key"] == "uploads/capped/long.jsonl"
     assert keys(deployed, "results/capped/") == []
+
+
+# ---------------------------------------------------------------- the classifier version is pinned
+def _deliver_one(d: Deployed, context: Any) -> dict[str, Any]:
+    """Deliver the next queued message to the handler (and delete it if it succeeded)."""
+    messages = d.sqs.receive_message(QueueUrl=d.queue_url, MaxNumberOfMessages=1)["Messages"]
+    response: dict[str, Any] = d.module.lambda_handler(sqs_event(messages), context)
+    if not response["batchItemFailures"]:
+        d.sqs.delete_message(QueueUrl=d.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+    return response
+
+
+def test_classifier_retrained_between_parts_scores_the_whole_file_with_the_pinned_version(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the handler with the hashing embedder, parts of 5 records, one part per invocation
+    _hashing_jobs(deployed, monkeypatch, uploads_part_records=5, uploads_safety_margin_ms=1000)
+    services = deployed.module.jobs.services
+    owner = services.keys.get(deployed.key_id)
+    assert owner is not None
+    # And a classifier at version 1 (its weights kept aside to score with later)
+    examples = [("invoice billing charge refund", "billing"), ("login password account locked", "account")]
+    trained = fewshot.train(
+        services.registry, services.store, services.settings, owner, examples=examples * 3
+    )
+    v1 = load_learner(services.store.load_weights(trained.classifier_id, 1), zero_shot_temperature=0.1)
+    # And a 20-record file (4 parts) uploaded for it
+    words = ["invoice charge", "password login", "billing refund", "account locked"]
+    texts = [f"{words[i % 4]} {i}" for i in range(20)]
+    key = "uploads/pinned/tickets.jsonl"
+    put(
+        deployed, key, jsonl(texts),
+        **{"classifier-id": trained.classifier_id, "api-key-id": deployed.key_id},
+    )  # fmt: skip
+    context = BudgetContext(aws_request_id="pinned", remaining_ms=1001)
+    # When the first part is processed, then the classifier is retrained twice (labels swapped), so
+    # version 1 is no longer kept by the store, and then the rest of the file is processed
+    assert _deliver_one(deployed, context) == {"batchItemFailures": []}
+    swapped = [(text, "account" if label == "billing" else "billing") for text, label in examples]
+    for _ in range(2):
+        fewshot.train(
+            services.registry, services.store, services.settings, owner,
+            examples=swapped * 5, classifier_id=trained.classifier_id,
+        )  # fmt: skip
+    with pytest.raises(ResourceNotFound):
+        services.store.load_weights(trained.classifier_id, 1)
+    responses = drain(deployed, context)
+    # Then the job finished (3 more invocations), none failed
+    assert len(responses) == 3 and all(r == {"batchItemFailures": []} for r in responses)
+    # And the summary names version 1
+    summary = get_json(deployed, "results/pinned/tickets.jsonl.summary.json")
+    assert (summary["classifier_id"], summary["classifier_version"]) == (trained.classifier_id, 1)
+    assert (summary["classified"], summary["parts"]) == (20, 4)
+    # And every row, in every part, has version 1's scores (version 3 would score them otherwise)
+    rows = get_lines(deployed, "results/pinned/tickets.jsonl.jsonl")
+    embedder = services.registry.get(None)
+    vectors = embedder.embed(texts, "input").vectors
+    expected = v1.predict_proba(vectors)
+    current = fewshot.classify_with_classifier(
+        services.registry, services.store, services.settings, owner,
+        classifier_id=trained.classifier_id, texts=texts,
+    )  # fmt: skip
+    assert current.probabilities.argmax(1).tolist() != expected.argmax(1).tolist()
+    for row, probabilities in zip(rows, expected, strict=True):
+        scores = {p["label"]: p["score"] for p in row["predictions"]}
+        assert scores == pytest.approx(dict(zip(v1.labels, probabilities.tolist(), strict=True)), abs=1e-6)
+    # And the pinned snapshot went with the parts
+    assert keys(deployed, "results/pinned/") == [
+        "results/pinned/tickets.jsonl.jsonl",
+        "results/pinned/tickets.jsonl.summary.json",
+    ]

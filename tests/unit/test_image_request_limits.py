@@ -232,3 +232,22 @@ def test_url_fetches_within_the_deadline_are_served(api: Any, slow_server: int) 
     status, out = call(body)
     assert status == 200, out
     assert router.batches == [4]
+
+
+def test_image_chunks_stop_at_the_request_deadline(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a request budget of 50 ms and an image model taking 100 ms per chunk
+    call, router = api(request_budget_s=0.05)
+    recorded = router._vectors
+
+    def slow(images: Sequence[np.ndarray]) -> np.ndarray:
+        time.sleep(0.1)
+        return recorded(images)
+
+    monkeypatch.setattr(router, "_vectors", slow)
+    # When 20 small images (3 chunks) are classified
+    body = {"labels": ["red", "blue"], "input": [{"image": png_b64((64, 48))} for _ in range(20)]}
+    status, out = call(body)
+    # Then the request stops after the first chunk with 504 SERVICE_TIMEOUT pointing to uploads
+    assert status == 504, out
+    assert out["code"] == "SERVICE_TIMEOUT" and "uploads" in out["detail"]
+    assert router.batches == [8]

@@ -6,6 +6,7 @@ batch tensor, so int8 vectors move slightly (cosine > 0.999) with what else is i
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,8 +17,9 @@ pytest.importorskip("onnx")
 
 from labelwise.embedding.manifest import ModelManifest, Prefixes
 from labelwise.embedding.onnx_embedder import OnnxEmbedder, is_pre_optimised, max_content_tokens, tokens_read
-from labelwise.errors import EmbedderUnavailable
+from labelwise.errors import EmbedderUnavailable, RequestTimeout
 from labelwise.modelbuild.tiny import CLS_ID, SEP_ID, WORDS, write_tiny_model
+from labelwise.request_context import request_deadline
 
 
 def words(n: int, start: int = 0) -> str:
@@ -230,3 +232,33 @@ def test_sessions_flush_denormals_to_zero(model_dir: Path) -> None:
     # Then its session flushes denormals (the masked softmax is several times slower without it)
     opts = emb._session.get_session_options()
     assert opts.get_session_config_entry("session.set_denormal_as_zero") == "1"
+
+
+class SlowSession:
+    """Delegates to an onnxruntime session, taking ``seconds`` per call and counting the calls."""
+
+    def __init__(self, inner: object, seconds: float) -> None:
+        self.inner = inner
+        self.seconds = seconds
+        self.runs = 0
+
+    def run(self, *args: object, **kwargs: object) -> object:
+        self.runs += 1
+        time.sleep(self.seconds)
+        return self.inner.run(*args, **kwargs)  # type: ignore[attr-defined]
+
+
+def test_embedding_stops_between_calls_once_the_request_is_past_its_budget(model_dir: Path) -> None:
+    # Given an embedder making one onnxruntime call per window, each taking 30 ms
+    real = OnnxEmbedder.from_dir(model_dir, intra_op_threads=1, batch_size=1)
+    slow = SlowSession(real._session, 0.03)
+    emb = OnnxEmbedder(slow, real._tokenizer, real.manifest, batch_size=1)
+    texts = [words(3, i) for i in range(20)]
+    # When 20 one-window texts are embedded inside a request with a 0.1 s budget
+    with request_deadline(0.1), pytest.raises(RequestTimeout, match="S3 uploads"):
+        emb.embed(texts, "input")
+    # Then it stopped at the budget, between calls: a few calls, not 20
+    assert 2 <= slow.runs <= 6
+    # And outside a request's budget the same texts are embedded in full
+    slow.runs = 0
+    assert emb.embed(texts, "input").vectors.shape[0] == 20 and slow.runs == 20

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from labelwise.classify import fewshot
 from labelwise.embedding.registry import ModelRegistry
+from labelwise.learning.mixture import load_learner
 from labelwise.runtime import Services
 from labelwise.settings import Settings
 from labelwise.storage.memory import MemoryClassifierStore, MemoryKeyStore
 from labelwise.uploads.classifying import config_from_upload
 from labelwise.uploads.jobs import BUCKET_LAYOUT, Outcome, UploadJobs, unlimited
-from labelwise.uploads.models import CHECKPOINT_MESSAGE, UploadEvent
+from labelwise.uploads.models import CHECKPOINT_MESSAGE, Checkpoint, UploadConfig, UploadEvent
 from labelwise.uploads.objects import MemoryObjectStore
 from labelwise.uploads.ports import InlineQueue
 from labelwise.uploads.readers import UnusableUpload
@@ -53,6 +55,15 @@ class World:
         for checkpoint in self.queue.drain():
             body = json.dumps({CHECKPOINT_MESSAGE: checkpoint.model_dump(mode="json")})
             (outcome,) = self.jobs.handle_message(body, budget)
+        return outcome
+
+    def deliver_pending(self, budget: Callable[[], int] = unlimited) -> Outcome:
+        """Every queued follow-up message until the queue is empty; the last outcome."""
+        outcome = None
+        for checkpoint in self.queue.drain():
+            body = json.dumps({CHECKPOINT_MESSAGE: checkpoint.model_dump(mode="json")})
+            (outcome,) = self.jobs.handle_message(body, budget)
+        assert outcome is not None
         return outcome
 
     def results(self, key: str) -> list[dict[str, Any]]:
@@ -442,3 +453,96 @@ def test_malformed_message_raises_so_the_queue_keeps_it(settings: Settings) -> N
     world = World(settings)
     with pytest.raises(ValueError):
         world.jobs.handle_message('{"unexpected": true, "Records": "nope"}', unlimited)
+
+
+@pytest.mark.parametrize(
+    ("bucket", "key", "detail"),
+    [
+        ("other-bucket", "uploads/team/a.jsonl", "bucket other-bucket is not bucket"),
+        (BUCKET, "private/payroll.jsonl", "not under uploads/"),
+        (BUCKET, "results/team/a.jsonl.jsonl", "not under uploads/"),
+        (BUCKET, "uploads/", "not under uploads/"),
+    ],
+)
+def test_checkpoint_for_another_bucket_or_outside_uploads_is_refused(
+    settings: Settings, bucket: str, key: str, detail: str
+) -> None:
+    # Given an object in the bucket at that key, and a follow-up message naming it (another bucket,
+    # or a key start() would never accept)
+    world = World(settings)
+    info = world.objects.upload(key, lines(3))
+    checkpoint = Checkpoint(
+        bucket=bucket, key=key, version_id=info.version_id, etag=info.etag, format="jsonl",
+        config=UploadConfig(mode="zero-shot", labels=LABELS), started_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    body = json.dumps({CHECKPOINT_MESSAGE: checkpoint.model_dump(mode="json")})
+    # When the message is handled
+    (outcome,) = world.jobs.handle_message(body, unlimited)
+    # Then it is refused with a recorded error, and nothing was read, classified or written
+    assert outcome.status == "error" and detail in outcome.detail
+    assert outcome.error is not None and outcome.error.code == "UPLOAD_CHECKPOINT_REFUSED"
+    assert (outcome.parts, outcome.records_read) == (0, 0)
+    assert world.objects.keys() == [key]
+    assert world.queue.sent == []
+
+
+def test_retrained_classifier_and_a_repeated_event_keep_the_version_pinned_at_the_start(
+    settings: Settings,
+) -> None:
+    # Given a classifier at version 1 and a 6-record file for it, in parts of 2, one part per invocation
+    world = World(settings, uploads_part_records=2, uploads_safety_margin_ms=1000)
+    s = world.services
+    _, owner = s.keys.create("tenant-a", "owner")
+    examples = [("invoice billing charge", "billing"), ("login password reset", "account")]
+    trained = fewshot.train(s.registry, s.store, s.settings, owner, examples=examples * 3)
+    v1 = load_learner(s.store.load_weights(trained.classifier_id, 1), zero_shot_temperature=0.1)
+    texts = ["my invoice billing charge", "password login fails"] * 3
+    key = "uploads/pinned.txt"
+    event = world.upload(
+        key, "\n".join(texts).encode(), **{"classifier-id": trained.classifier_id, "api-key-id": owner.key_id}
+    )
+    # When the first part runs, the classifier is retrained twice (labels swapped: version 1 is no
+    # longer stored), the same S3 event is delivered again, and then the follow-ups run
+    assert world.jobs.start(event, lambda: 1000).status == "continued"
+    swapped = [(text, "account" if label == "billing" else "billing") for text, label in examples]
+    for _ in range(2):
+        fewshot.train(
+            s.registry, s.store, s.settings, owner, examples=swapped * 5, classifier_id=trained.classifier_id
+        )
+    outcome = world.deliver(event, lambda: 1000)  # the last follow-up finds the job finished
+    # Then the file is done, the summary names version 1, and every row has version 1's scores
+    assert outcome.status == "already-done", outcome.detail
+    assert world.summary(key)["classifier_version"] == 1
+    expected = v1.predict_proba(s.registry.get(None).embed(texts, "input").vectors)
+    rows = world.results(key)
+    assert [r["prediction"] for r in rows] == ["billing", "account"] * 3
+    for row, probabilities in zip(rows, expected, strict=True):
+        scores = {p["label"]: p["score"] for p in row["predictions"]}
+        assert scores == pytest.approx(dict(zip(v1.labels, probabilities.tolist(), strict=True)), abs=1e-6)
+    # And the job's snapshot of the weights went with its parts
+    assert world.objects.keys("results/") == ["results/pinned.txt.jsonl", "results/pinned.txt.summary.json"]
+
+
+def test_classifier_deleted_mid_file_fails_the_job_and_leaves_no_copy_of_its_weights(
+    settings: Settings,
+) -> None:
+    # Given a 6-record file for a classifier, in parts of 2, one part per invocation
+    world = World(settings, uploads_part_records=2, uploads_safety_margin_ms=1000)
+    s = world.services
+    _, owner = s.keys.create("tenant-a", "owner")
+    examples = [("invoice billing charge", "billing"), ("login password reset", "account")]
+    trained = fewshot.train(s.registry, s.store, s.settings, owner, examples=examples * 3)
+    key = "uploads/deleted.txt"
+    event = world.upload(
+        key, b"invoice\nlogin\n" * 3, **{"classifier-id": trained.classifier_id, "api-key-id": owner.key_id}
+    )
+    # When the first part runs, then the owner deletes the classifier, then the follow-up runs
+    assert world.jobs.start(event, lambda: 1000).status == "continued"
+    assert any(k.endswith("/classifier.weights") for k in world.objects.keys("results/"))
+    fewshot.delete_classifier(s.store, owner, trained.classifier_id)
+    outcome = world.deliver_pending(lambda: 1000)
+    # Then the job fails with an error document, and neither its parts nor the snapshot of the
+    # deleted classifier's weights are left
+    assert outcome.status == "error" and "does not exist" in outcome.detail
+    assert world.error(key)["code"] == "UPLOAD_UNUSABLE"
+    assert world.objects.keys("results/") == []

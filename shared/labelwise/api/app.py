@@ -87,8 +87,9 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
         422: "The body does not match the schema.",
         500: "An unexpected error (`INTERNAL_ERROR`); the body reveals only the request id.",
         503: "A dependency (model, store) is unavailable; retry later.",
-        504: "The request ran past its time budget (`SERVICE_TIMEOUT`), e.g. fetching its image URLs "
-        "(`image_fetch_deadline_s`); send less, or use S3 uploads.",
+        504: "The request ran past its time budget (`SERVICE_TIMEOUT`): its work (`request_budget_s`, 25 s "
+        "by default, below API Gateway's 30 s) or its image URL fetches (`image_fetch_deadline_s`); send "
+        "fewer or shorter inputs, or classify large batches with S3 uploads (docs/uploads.md).",
     }.items()
 }
 
@@ -120,8 +121,14 @@ def create_app(
 
     ``metrics`` (a Powertools ``Metrics``, in Lambda) receives per-request metrics by route, status
     and model."""
-    app = TelemetryResolver(enable_validation=True, metrics=metrics, json_body_deserializer=jsonbody.loads)
     settings = services.settings
+    app = TelemetryResolver(
+        enable_validation=True,
+        metrics=metrics,
+        json_body_deserializer=jsonbody.loads,
+        budget_s=settings.request_budget_s,
+        margin_ms=settings.request_budget_margin_ms,
+    )
 
     def caller_of(headers: dict[str, str]) -> ApiKeyRecord:
         return authenticate(services.keys, headers, settings.require_auth)

@@ -158,7 +158,8 @@ def register_error_handlers(
     def _domain_error(exc: errors.LabelwiseError) -> Response:
         status = status_for(exc)
         if status >= 500:
-            logger.warning("dependency unavailable: %s", type(exc).__name__, exc_info=exc)
+            what = "past its time budget" if status == 504 else "dependency unavailable"
+            logger.warning("%s: %s", what, type(exc).__name__, exc_info=exc)
         return respond(status, exc.code, exc.detail, headers=exc.headers)
 
     def declared_media_type() -> str:

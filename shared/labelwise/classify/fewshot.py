@@ -383,6 +383,29 @@ def _learner_for(
     return learner
 
 
+def current_weights(
+    store: ClassifierStore, caller: ApiKeyRecord, classifier_id: str
+) -> tuple[ClassifierMeta, bytes]:
+    """The current version of a classifier ``caller`` may classify with, and that version's weights
+    (what a job that must use one version throughout, like an upload, keeps). Re-reads the meta once
+    when a newer version replaced the one read between the two reads."""
+    meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
+    try:
+        return meta, store.load_weights(classifier_id, meta.version)
+    except ResourceNotFound:
+        meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
+        return meta, store.load_weights(classifier_id, meta.version)
+
+
+#: One version's learner held by a caller for a whole job (:func:`learner_from_weights`, ``pinned=``).
+PinnedLearner = MixtureLearner
+
+
+def learner_from_weights(weights: bytes, zero_shot_temperature: float) -> PinnedLearner:
+    """A learner from the bytes of one version (see :func:`current_weights`), for ``pinned=``."""
+    return load_learner(weights, zero_shot_temperature=zero_shot_temperature)
+
+
 def classify_with_classifier(
     embedder_registry: EmbedderRegistry,
     store: ClassifierStore,
@@ -394,13 +417,17 @@ def classify_with_classifier(
     model: str | None = None,
     truncate: Truncate = "pool",
     max_tokens: int | None = None,
+    pinned: PinnedLearner | None = None,
 ) -> FewShotScores:
     """Classify ``texts`` with a stored classifier.
 
     Returns the classifier's labels (in its order), a ``(len(texts), len(labels))`` float32 matrix
     whose rows sum to 1, the tokens read and which inputs were truncated. Reads only the metadata
-    per request; weights come from the process-wide :data:`WEIGHTS_CACHE`. ``max_tokens`` caps the
-    tokens of ``texts`` before any embedding (None: no cap; bulk uploads pass none).
+    per request; weights come from the process-wide :data:`WEIGHTS_CACHE`, or are ``pinned``: one
+    version's learner held by the caller (:func:`learner_from_weights`), used whatever the current
+    version is (visibility and the model are still checked against the current metadata).
+    ``max_tokens`` caps the tokens of ``texts`` before any embedding (None: no cap; bulk uploads
+    pass none).
     """
     if not texts:
         raise InvalidInput("`input` must contain at least one item.")
@@ -415,11 +442,14 @@ def classify_with_classifier(
     if max_tokens:
         check_request_tokens(count_tokens(embedder, texts, "input"), max_tokens)
     temperature = embedder.manifest.temperature
-    try:
-        learner = _learner_for(store, meta, temperature)
-    except ResourceNotFound:  # a newer version replaced ours between the two reads
-        meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
-        learner = _learner_for(store, meta, temperature)
+    if pinned is not None:
+        learner = pinned
+    else:
+        try:
+            learner = _learner_for(store, meta, temperature)
+        except ResourceNotFound:  # a newer version replaced ours between the two reads
+            meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
+            learner = _learner_for(store, meta, temperature)
     batch = embedder.embed(list(texts), "input", truncate=truncate)
     probabilities = learner.predict_proba(batch.vectors)
     store.record_use(classifier_id)

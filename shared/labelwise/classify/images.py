@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from labelwise.embedding.budget import check_deadline
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
 from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
 from labelwise.errors import ModelNotFound, UnsupportedInput
@@ -46,11 +47,13 @@ class ImageModel:
         """``router.<method>`` over the decoded images, one bounded chunk at a time (the loader
         fetches and size-checks every image first, then decodes a chunk only when the previous one
         is embedded and dropped). Each chunk's images are metered as they are embedded, so work done
-        before a later image fails is still charged."""
+        before a later image fails is still charged. The request's deadline is checked before each
+        chunk."""
         where = list(indices) if indices is not None else list(range(len(references)))
         embed = getattr(self.router, method)
         parts: list[np.ndarray] = []
         for chunk in self.loader.chunks(references, where):
+            check_deadline()  # a request past its budget stops between chunks (504)
             vectors = embed(chunk)
             parts.append(np.asarray(getattr(vectors, "vectors", vectors), dtype=np.float32))
             record_tokens(IMAGE_TOKENS * len(chunk))

@@ -4,7 +4,9 @@ Long inputs are split into windows of ``window - 2`` content tokens, each wrappe
 ``cls ... sep``; a text's vector is the content-token-weighted mean of its window vectors,
 re-normalised. Inputs longer than ``manifest.max_input_tokens`` (tokens actually read, special
 tokens included) are truncated and flagged. Windows of a call are sorted by length and batched
-to cut padding. Nothing here imports ``onnx`` or :mod:`labelwise.modelbuild`.
+to cut padding. Before each onnxruntime call the request's deadline is checked
+(:func:`labelwise.embedding.budget.check_deadline`). Nothing here imports ``onnx`` or
+:mod:`labelwise.modelbuild`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from labelwise.embedding.budget import check_deadline
 from labelwise.embedding.manifest import ModelManifest
 from labelwise.embedding.port import EmbeddingBatch, Role, Truncate
 from labelwise.embedding.session import cpu_session
@@ -187,6 +190,7 @@ class OnnxEmbedder:
             for r, w in enumerate(batch):
                 batch_ids[r, : len(w.ids)] = w.ids
                 mask[r, : len(w.ids)] = 1
+            check_deadline()  # between onnxruntime calls: a request past its budget stops here (504)
             try:
                 (vecs,) = self._session.run(
                     ["sentence_embedding"], {"input_ids": batch_ids, "attention_mask": mask}

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from labelwise.embedding.budget import check_deadline
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
 from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
 from labelwise.errors import EmbedderUnavailable, ModelNotFound
@@ -40,7 +41,8 @@ def _onnx_factory(model_dir: Path) -> Embedder:
 
 
 class MeteredEmbedder:
-    """Delegates to an embedder and counts the tokens it embeds toward the current request's quota."""
+    """Delegates to an embedder and counts the tokens it embeds toward the current request's quota;
+    checks the request's deadline before each call (:class:`~labelwise.errors.RequestTimeout`)."""
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
@@ -50,6 +52,7 @@ class MeteredEmbedder:
         return self.inner.manifest
 
     def embed(self, texts: Sequence[str], role: Role, truncate: Truncate = "pool") -> EmbeddingBatch:
+        check_deadline()
         batch = self.inner.embed(texts, role, truncate)
         record_tokens(batch.total_tokens)
         return batch

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from labelwise.classify import fewshot
+from labelwise.classify.fewshot import PinnedLearner
 from labelwise.classify.ranking import LabelScore, RankedInput, rank
 from labelwise.classify.zeroshot import (
     UNGROUPED,
@@ -155,13 +156,34 @@ class ZeroShotPlan(Plan):
 
 
 class FewShotPlan(Plan):
+    """Classify with a stored classifier. A job pins one version for the whole file (:meth:`pin`,
+    with the bytes the job snapshotted from :meth:`current_weights`): parts read later still check
+    visibility and the model against the current metadata, but score with the pinned weights."""
+
     def __init__(self, services: Services, config: UploadConfig, caller: ApiKeyRecord) -> None:
         assert config.classifier_id is not None
         self._services = services
         self._caller = caller
+        self._pinned: PinnedLearner | None = None
         self.classifier_id = config.classifier_id
         self.requested_model = config.model
         self.refresh()
+
+    def current_weights(self) -> tuple[int, bytes]:
+        """The current version and its weights (what a new job pins)."""
+        meta, weights = fewshot.current_weights(self._services.store, self._caller, self.classifier_id)
+        return meta.version, weights
+
+    def weights_of(self, version: int) -> bytes:
+        """The stored weights of ``version``; :class:`~labelwise.errors.ResourceNotFound` once the
+        store no longer keeps it (only the last two versions are kept)."""
+        return self._services.store.load_weights(self.classifier_id, version)
+
+    def pin(self, version: int, weights: bytes) -> None:
+        """Score every later batch with these weights (``version``), whatever the current version."""
+        temperature = self._services.registry.get(self.model).manifest.temperature
+        self._pinned = fewshot.learner_from_weights(weights, temperature)
+        self.classifier_version = version
 
     def refresh(self) -> None:
         # Early, friendly check for a file-level error; classify_with_classifier re-checks per batch.
@@ -179,13 +201,14 @@ class FewShotPlan(Plan):
                     f" not '{self.requested_model}'."
                 )
         self.model = meta.model
-        self.classifier_version = meta.version
+        if self._pinned is None:
+            self.classifier_version = meta.version
 
     def classify(self, texts: Sequence[str]) -> BatchResult:
         s = self._services
         result = fewshot.classify_with_classifier(
             s.registry, s.store, s.settings, self._caller,
-            classifier_id=self.classifier_id, texts=texts, model=self.requested_model,
+            classifier_id=self.classifier_id, texts=texts, model=self.requested_model, pinned=self._pinned,
         )  # fmt: skip
         groups = {UNGROUPED: GroupScores(labels=list(result.labels), probabilities=result.probabilities)}
         return BatchResult(_rows(groups, result.truncated), result.total_tokens, sum(result.truncated))

@@ -24,6 +24,13 @@ uploader may not use, a CSV without ``text``) gets ``errors/<path>.json`` and th
 anything transient (:class:`~labelwise.errors.ServiceUnavailable`, unexpected exceptions) propagates
 so the queue retries and finally dead-letters the message.
 
+Pinned classifier: a few-shot job scores the whole file with the classifier version current when it
+started; its weights are snapshotted beside the parts (``classifier.weights`` / ``classifier.json``),
+and the checkpoint and summary carry that ``classifier_version``.
+
+A follow-up message for another bucket or a key outside ``uploads/`` is refused, as ``start`` ignores
+such events.
+
 Hop cap: each checkpoint carries ``hops``, the follow-up messages sent so far. A job that would send
 more than ``uploads_max_hops`` (or receives a checkpoint already past it) stops with
 ``errors/<path>.json`` (``UPLOAD_TOO_MANY_CONTINUATIONS``) and deletes its parts, so the
@@ -32,6 +39,7 @@ SQS -> Lambda -> SQS chain (``RecursiveLoop: Allow`` in template.yaml) always en
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -43,16 +51,23 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from labelwise.errors import InvalidInput, LabelwiseError, ResourceNotFound, Unauthenticated
+from labelwise.errors import (
+    InvalidInput,
+    LabelwiseError,
+    ResourceNotFound,
+    StoreUnavailable,
+    Unauthenticated,
+)
 from labelwise.runtime import Services
 from labelwise.storage.ports import utcnow
-from labelwise.uploads.classifying import Plan, config_from_upload, prepare, resolve_caller
+from labelwise.uploads.classifying import FewShotPlan, Plan, config_from_upload, prepare, resolve_caller
 from labelwise.uploads.models import (
     CHECKPOINT_MESSAGE,
     Checkpoint,
     Cursor,
     ErrorDocument,
     PartMeta,
+    PinnedClassifier,
     RejectedLine,
     S3Notification,
     SourceInfo,
@@ -68,6 +83,9 @@ logger = logging.getLogger(__name__)
 UPLOADS_PREFIX = "uploads/"
 RESULTS_PREFIX = "results/"
 ERRORS_PREFIX = "errors/"
+#: Beside a job's parts: the snapshot of the classifier version it pinned, and its record.
+PIN_WEIGHTS = "classifier.weights"
+PIN_RECORD = "classifier.json"
 
 #: Remaining milliseconds of the current invocation (``context.get_remaining_time_in_millis``).
 Budget = Callable[[], int]
@@ -83,6 +101,14 @@ class TooManyContinuations(InvalidInput):
     ``errors/<path>.json`` instead of chaining through the queue without end."""
 
     code = "UPLOAD_TOO_MANY_CONTINUATIONS"
+
+
+class CheckpointRefused(InvalidInput):
+    """A follow-up message names another bucket or a key outside ``uploads/``: :meth:`UploadJobs.start`
+    would never have started that job, so :meth:`UploadJobs.resume` refuses it (nothing is read or
+    written; the outcome and a warning record it)."""
+
+    code = "UPLOAD_CHECKPOINT_REFUSED"
 
 
 #: Errors that make a file unusable (reported in errors/, not retried).
@@ -236,8 +262,13 @@ class UploadJobs:
         return self._run(checkpoint, info, plan, budget)
 
     def resume(self, checkpoint: Checkpoint, budget: Budget) -> Outcome:
-        """Continue a job from a follow-up message."""
+        """Continue a job from a follow-up message (refused, as :meth:`start` would ignore its event,
+        when it names another bucket or a key outside ``uploads/``)."""
         key = checkpoint.key
+        if self.bucket is not None and checkpoint.bucket != self.bucket:
+            return self._refuse(checkpoint, f"bucket {checkpoint.bucket} is not {self.bucket}")
+        if not self.layout.accepts(key):
+            return self._refuse(checkpoint, f"key {key!r} is not under {UPLOADS_PREFIX}")
         info = self.objects.head(key, checkpoint.version_id)
         if info is None or info.etag != checkpoint.etag:
             token = f"{checkpoint.version_id or checkpoint.etag}.{checkpoint.config.digest}"
@@ -249,7 +280,8 @@ class UploadJobs:
             return self._too_many_hops(checkpoint, info, f"{info.token}.{checkpoint.config.digest}")
         try:
             plan = prepare(self.services, checkpoint.config, resolve_caller(self.services, checkpoint.config))
-        except PERMANENT_ERRORS as exc:
+        except PERMANENT_ERRORS as exc:  # e.g. the classifier was deleted: drop the job's parts too
+            self._delete_parts(key, f"{info.token}.{checkpoint.config.digest}", upto=checkpoint.part)
             return self._fail(info, self._source(checkpoint), exc)
         return self._run(checkpoint, info, plan, budget)
 
@@ -261,6 +293,7 @@ class UploadJobs:
         outcome = Outcome("continued", checkpoint.key)
         slowest_ms = 0
         try:
+            checkpoint = self._pin(checkpoint, token, plan)
             while True:
                 meta = self._read_meta(info.key, token, checkpoint.part)
                 if meta is None:
@@ -290,7 +323,8 @@ class UploadJobs:
         except ObjectChanged as exc:
             self._delete_parts(checkpoint.key, token, upto=checkpoint.part)
             return Outcome("stale", checkpoint.key, exc.detail)
-        except PERMANENT_ERRORS as exc:
+        except PERMANENT_ERRORS as exc:  # the parts (and a classifier snapshot) are of no further use
+            self._delete_parts(checkpoint.key, token, upto=checkpoint.part)
             return self._fail(info, self._source(checkpoint), exc)
 
     def _run_part(self, checkpoint: Checkpoint, info: ObjectInfo, token: str, plan: Plan) -> PartMeta:
@@ -423,6 +457,8 @@ class UploadJobs:
             elapsed += meta.elapsed_ms
             model = meta.model or model
             version = meta.classifier_version if meta.classifier_version is not None else version
+        if checkpoint.classifier_version is not None:
+            version = checkpoint.classifier_version  # pinned at the start: every part used it
         finished = self.clock()
         config = checkpoint.config
         return Summary(
@@ -460,6 +496,16 @@ class UploadJobs:
         logger.info("upload %s is unusable: %s", key, exc.detail)
         return Outcome("error", key, exc.detail, error=document)
 
+    def _refuse(self, checkpoint: Checkpoint, why: str) -> Outcome:
+        """A follow-up message that :meth:`start` would not have produced: nothing is read or written
+        (no ``errors/`` document either: the key is not one of ours); the message succeeds."""
+        error = CheckpointRefused(f"Follow-up message refused: {why}.")
+        document = ErrorDocument(
+            source=self._source(checkpoint), code=error.code, message=error.detail, at=self.clock()
+        )
+        logger.warning("upload follow-up refused for %r: %s", checkpoint.key, why)
+        return Outcome("error", checkpoint.key, error.detail, error=document)
+
     def _too_many_hops(self, checkpoint: Checkpoint, info: ObjectInfo, token: str) -> Outcome:
         """The hop cap: fail the job (errors/<path>.json, parts deleted) instead of continuing."""
         self._delete_parts(info.key, token, upto=checkpoint.part)
@@ -471,6 +517,51 @@ class UploadJobs:
         )
         logger.warning("upload %s stopped by the hop cap (%d follow-ups)", info.key, checkpoint.hops)
         return self._fail(info, self._source(checkpoint), error)
+
+    # -- the pinned classifier version -------------------------------------------------------------
+
+    def _pin(self, checkpoint: Checkpoint, token: str, plan: Plan) -> Checkpoint:
+        """Few-shot: score the whole file with one classifier version. The first delivery snapshots
+        the current version's weights beside the parts (``classifier.weights``, then
+        ``classifier.json``: the store keeps only the last two versions, so a long file could outlive
+        its version there); every later delivery or follow-up loads that snapshot. Returns the
+        checkpoint with ``classifier_version`` set."""
+        if not isinstance(plan, FewShotPlan):
+            return checkpoint
+        prefix = self.layout.parts(checkpoint.key, token)
+        pinned = self._read_pin(prefix)
+        if pinned is None:
+            if checkpoint.classifier_version is None:
+                version, weights = plan.current_weights()
+            else:  # resumed without a snapshot (deleted meanwhile): the store may still keep it
+                version = checkpoint.classifier_version
+                weights = plan.weights_of(version)
+            record = PinnedClassifier(
+                classifier_id=plan.classifier_id,
+                version=version,
+                sha256=hashlib.sha256(weights).hexdigest(),
+                size=len(weights),
+            )
+            self.objects.put(f"{prefix}{PIN_WEIGHTS}", weights, "application/octet-stream")
+            self.objects.put(f"{prefix}{PIN_RECORD}", record.model_dump_json().encode(), "application/json")
+            pinned = self._read_pin(prefix)  # a concurrent first delivery may have pinned first
+            if pinned is None:
+                raise StoreUnavailable("The pinned classifier snapshot could not be read back.")
+        snapshot = self.objects.get(f"{prefix}{PIN_WEIGHTS}")
+        if snapshot is None or hashlib.sha256(snapshot).hexdigest() != pinned.sha256:
+            # being rewritten by a concurrent first delivery: transient, the redelivery finds it whole
+            raise StoreUnavailable("The pinned classifier snapshot is incomplete.")
+        if checkpoint.classifier_version not in (None, pinned.version):
+            logger.warning(
+                "upload %s: checkpoint names classifier version %s, the job's snapshot %s (used)",
+                checkpoint.key, checkpoint.classifier_version, pinned.version,
+            )  # fmt: skip
+        plan.pin(pinned.version, snapshot)
+        return checkpoint.model_copy(update={"classifier_version": pinned.version})
+
+    def _read_pin(self, prefix: str) -> PinnedClassifier | None:
+        body = self.objects.get(f"{prefix}{PIN_RECORD}")
+        return None if body is None else PinnedClassifier.model_validate_json(body)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -507,5 +598,6 @@ class UploadJobs:
     def _delete_parts(self, key: str, token: str, upto: int) -> None:
         prefix = self.layout.parts(key, token)
         self.objects.delete(
-            f"{prefix}{part:06d}.{ext}" for part in range(upto + 1) for ext in ("jsonl", "json")
+            [f"{prefix}{part:06d}.{ext}" for part in range(upto + 1) for ext in ("jsonl", "json")]
+            + [f"{prefix}{PIN_RECORD}", f"{prefix}{PIN_WEIGHTS}"]
         )

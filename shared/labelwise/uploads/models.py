@@ -71,6 +71,22 @@ class Checkpoint(BaseModel):
     config: UploadConfig
     started_at: datetime
     hops: int = Field(default=0, ge=0, description="Follow-up messages so far.")
+    classifier_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="Few-shot: the classifier version pinned when the job started; every part is"
+        " scored with it (weights snapshotted beside the parts), whatever the current version.",
+    )
+
+
+class PinnedClassifier(BaseModel):
+    """``<parts>/classifier.json``, written after ``<parts>/classifier.weights``: the classifier
+    version a few-shot job pinned at its start, and a digest of the snapshotted weights."""
+
+    classifier_id: str
+    version: int = Field(ge=1)
+    sha256: str
+    size: int = Field(ge=0)
 
 
 class RejectedLine(BaseModel):
