@@ -230,14 +230,44 @@ def test_the_container_env_serves_both_text_models_and_the_image_model(
 
     # Then /ping is healthy on the CPU provider
     assert status == 200 and health == {"status": "ok", "provider": "CPUExecutionProvider"}
-    # And each text model answers what the same model gives in-process (same onnxruntime version)
+    # And each text model answers what the same model gives in-process, up to the onnxruntime version
+    # (the container's 1.26 vs the lock's 1.31 on the CPU: cosine >= 0.994 on these int8 graphs)
     for name, answer in answers.items():
         local = OnnxEmbedder.from_dir(served_models / name, intra_op_threads=1).embed(texts, "input")
         got = decode_vectors(answer)
         assert answer.model == name and got.shape == local.vectors.shape
-        np.testing.assert_allclose(got, local.vectors, atol=1e-5)
-    # And the image model answers one vector equal to the in-process one
+        assert cosines(got, local.vectors).min() > 0.99, (name, cosines(got, local.vectors))
+    # And the image model answers one vector like the in-process one
     want = image_embedder_factory(served_models / IMAGE_MODEL).zero_shot_vectors([pixels]).vectors
     got = decode_vectors(image)
     assert image.model == IMAGE_MODEL and got.shape == want.shape
-    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert cosines(got, want).min() > 0.99, cosines(got, want)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray(
+        (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)), dtype=np.float64
+    )
+
+
+def test_the_gpu_wheel_links_the_cuda_major_of_the_base_image(container_python: Path) -> None:
+    if os.environ.get("LABELWISE_ENDPOINT_ENV_ORT", "gpu") == "cpu":
+        pytest.skip("the CPU onnxruntime was substituted (LABELWISE_ENDPOINT_ENV_ORT=cpu)")
+    # Given the Dockerfile's CUDA base image and the pinned wheel's CUDA provider library
+    dockerfile = (REPO / "docker" / "endpoint" / "Dockerfile").read_text(encoding="utf-8")
+    image = re.search(r"ARG CUDA_IMAGE=nvidia/cuda:(\d+)\.\d+\.\d+-cudnn-runtime", dockerfile)
+    assert image, "the Dockerfile's CUDA_IMAGE is not an nvidia/cuda cudnn-runtime image"
+    out = checked(
+        [
+            str(container_python),
+            "-c",
+            "import onnxruntime, pathlib; print(pathlib.Path(onnxruntime.__file__).parent)",
+        ]
+    )
+    provider = Path(out.strip()) / "capi" / "libonnxruntime_providers_cuda.so"
+
+    # When the libraries it needs are read from it
+    linked = set(re.findall(rb"libcudart\.so\.(\d+)", provider.read_bytes()))
+
+    # Then it needs the CUDA runtime major the image ships (1.27+ wheels need CUDA 13: this fails)
+    assert linked == {image.group(1).encode()}, (linked, image.group(0))
