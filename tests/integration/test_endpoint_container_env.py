@@ -152,9 +152,9 @@ def served_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def endpoint(python: Path, models: Path, cwd: Path, *args: str, want: int = 200) -> Iterator[str]:
-    """``python -m labelwise.endpoint.server`` from the container venv on loopback, until /ping gives
-    ``want`` (a status other than 503 while loading) or the process exits."""
+def endpoint(python: Path, models: Path, cwd: Path, *args: str, want: str = "ok") -> Iterator[str]:
+    """``python -m labelwise.endpoint.server`` from the container venv on loopback, until /ping's
+    ``status`` is ``want`` (``ok``, or ``unhealthy``: not the 503 while loading) or the process exits."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     process = subprocess.Popen(
@@ -169,8 +169,8 @@ def endpoint(python: Path, models: Path, cwd: Path, *args: str, want: int = 200)
             if process.poll() is not None:
                 out = process.stdout.read().decode() if process.stdout else ""
                 pytest.fail(f"endpoint server exited ({process.returncode}): {out[-3000:]}")
-            status, _ = ping(url)
-            if status == want:
+            status, body = ping(url)
+            if body.get("status") == want:
                 break
             if time.monotonic() > deadline:
                 pytest.fail(f"/ping did not answer {want} in 180 s (last: {status})")
@@ -271,3 +271,19 @@ def test_the_gpu_wheel_links_the_cuda_major_of_the_base_image(container_python: 
 
     # Then it needs the CUDA runtime major the image ships (1.27+ wheels need CUDA 13: this fails)
     assert linked == {image.group(1).encode()}, (linked, image.group(0))
+
+
+def test_cuda_requested_in_the_container_env_without_a_gpu_is_unhealthy(
+    container_python: Path, served_models: Path, tmp_path: Path
+) -> None:
+    # Given the server from the container venv started with --provider cuda on this CPU-only machine
+    # (onnxruntime-gpu offers CUDAExecutionProvider, but it cannot load: the sessions fall back to CPU)
+    with endpoint(container_python, served_models, tmp_path, "--provider", "cuda", want="unhealthy") as url:
+        # When SageMaker pings it
+        status, body = ping(url)
+
+    # Then it answers 503 with a JSON reason naming the models that fell back
+    assert status == 503 and body["status"] == "unhealthy" and body["provider"] == "CPUExecutionProvider"
+    reason = str(body["reason"])
+    assert "CUDA was requested" in reason
+    assert all(f"{name} on CPUExecutionProvider" in reason for name in TEXT_MODELS), reason
