@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,12 @@ def start_server(model_dir: Path, args: argparse.Namespace) -> tuple[subprocess.
             with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
                 if response.status == 200:
                     return process, url
+        except urllib.error.HTTPError as exc:  # 503: loading, or unhealthy (CUDA asked, not used)
+            body = json.loads(exc.read() or b"{}")
+            if body.get("status") == "unhealthy":
+                process.terminate()
+                raise SystemExit(f"server unhealthy: {body.get('reason')}") from None
+            time.sleep(0.3)
         except OSError:
             time.sleep(0.3)
     process.terminate()

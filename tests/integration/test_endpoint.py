@@ -151,6 +151,43 @@ def test_images_through_the_endpoint_equal_in_process(endpoint_url: str, model_r
     np.testing.assert_allclose(features, local.features(images).vectors, atol=1e-5)
 
 
+@pytest.mark.model
+def test_cuda_requested_where_onnxruntime_has_no_cuda_stays_up_unhealthy(model_root: Path) -> None:
+    import urllib.error
+
+    # Given the server started with --provider cuda where onnxruntime offers no CUDA (the CPU wheel)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "shared")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labelwise.endpoint.server", "--host", "127.0.0.1", "--port", str(port),
+         "--model-dir", str(model_root), "--provider", "cuda"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        # When /ping is polled until it answers
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "the server exited instead of reporting unhealthy"
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                pytest.fail("/ping answered 200 with CUDA requested and absent")
+            except urllib.error.HTTPError as exc:
+                status, body = exc.code, json.loads(exc.read())
+                if body.get("status") == "unhealthy":  # not the 503 while loading
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "no unhealthy /ping answer in 60 s"
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+    # Then it is 503 with the reason (SageMaker's health check fails instead of serving on the CPU)
+    assert status == 503 and body["status"] == "unhealthy"
+    assert "CUDA was requested but is unavailable" in body["reason"]
+
+
 # ---------------------------------------------------------------------------------- endpoint down
 @pytest.mark.model
 def test_endpoint_down_falls_back_or_fails_as_configured(local_text: OnnxEmbedder) -> None:

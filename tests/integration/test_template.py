@@ -538,6 +538,16 @@ def test_endpoint_variant_pins_an_inference_ami(template: dict[str, Any]) -> Non
     )
 
 
+def test_endpoint_insists_on_cuda_by_default(template: dict[str, Any]) -> None:
+    # Given the endpoint model's container environment
+    container = template["Resources"]["EmbeddingModel"]["Properties"]["PrimaryContainer"]
+    # Then its provider is a parameter, cuda by default: a CUDA provider that did not load makes
+    # /ping 503 (the deployment fails) instead of serving on the CPU with only a log line
+    assert container["Environment"]["LABELWISE_ENDPOINT_PROVIDER"] == {"Ref": "EndpointProvider"}
+    spec = template["Parameters"]["EndpointProvider"]
+    assert spec["Default"] == "cuda" and set(spec["AllowedValues"]) == {"cuda", "auto", "cpu"}
+
+
 # ------------------------------------------------------------------------------------------ moto
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:

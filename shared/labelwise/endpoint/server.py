@@ -130,6 +130,10 @@ class EndpointModels:
     images: dict[str, ImageModel] = field(default_factory=dict)
     provider: str = CPU
     image_limits: ImageLimits = field(default_factory=ImageLimits)
+    #: ``--provider``: with ``cuda``, a text session that fell back to the CPU makes ``/ping`` unhealthy.
+    requested: str = "auto"
+    #: The provider each text model's session really uses (its first one).
+    model_providers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -142,6 +146,7 @@ class EndpointModels:
         image_limits: ImageLimits | None = None,
         image_loader: ImageLoaderFn = _default_image_loader,
         intra_op_threads: int | None = None,
+        requested: str = "auto",
     ) -> EndpointModels:
         """Every model directory under ``model_dir``: text models by their manifest, image models by
         ``"modality": "image"`` in theirs. All are loaded now, so ``/ping`` means ready."""
@@ -159,13 +164,13 @@ class EndpointModels:
                 manifest = ModelManifest.load(path.parent)
                 text_manifests[manifest.name] = (manifest, path.parent)
 
-        used: list[str] = []
+        used: dict[str, str] = {}
 
         def text_factory(directory: Path) -> Any:
             embedder = OnnxEmbedder.from_dir(
                 directory, providers=providers, model_file=model_file, intra_op_threads=intra_op_threads
             )
-            used.extend(embedder.providers[:1])
+            used[embedder.manifest.name] = (embedder.providers or [CPU])[0]
             return embedder
 
         default = default_model or (sorted(text_manifests)[0] if text_manifests else "")
@@ -175,10 +180,31 @@ class EndpointModels:
         images = {name: image_loader(directory, providers) for name, directory in image_dirs.items()}
         if not text_manifests and not images:
             raise EmbedderUnavailable(f"no model directories under {model_dir}")
-        provider = used[0] if used else providers[0]
+        # The provider reported: CPU when any text session fell back to it, else what they use.
+        provider = (CPU if CPU in used.values() else next(iter(used.values()))) if used else providers[0]
         return cls(
-            texts=registry, images=images, provider=provider, image_limits=image_limits or ImageLimits()
+            texts=registry,
+            images=images,
+            provider=provider,
+            image_limits=image_limits or ImageLimits(),
+            requested=requested,
+            model_providers=dict(used),
         )
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``GET /ping``: 200 ``{"status": "ok", ...}``, or 503 ``{"status": "unhealthy", "reason"}``
+        when CUDA was requested (``--provider cuda``) and a text session runs on something else (the
+        CUDA provider failed to load: onnxruntime falls back to the CPU with only a log line)."""
+        if self.requested == "cuda":
+            fallen = {name: used for name, used in self.model_providers.items() if used != CUDA}
+            if fallen or not self.model_providers:
+                where = ", ".join(f"{name} on {used}" for name, used in sorted(fallen.items()))
+                reason = (
+                    f"CUDA was requested (--provider cuda) but {where or 'no text model loaded'}: "
+                    "the CUDA provider did not load (driver, CUDA or cuDNN libraries; see the log)"
+                )
+                return 503, {"status": "unhealthy", "provider": self.provider, "reason": reason}
+        return 200, {"status": "ok", "provider": self.provider}
 
     # ------------------------------------------------------------------------------ invocations
     def describe(self) -> DescribeResponse:
@@ -309,8 +335,13 @@ def _error(status: int, code: str, detail: str) -> tuple[int, bytes]:
 
 
 def make_handler(
-    get_models: Callable[[], EndpointModels | None], max_body: int = DEFAULT_MAX_BODY
+    get_models: Callable[[], EndpointModels | None],
+    max_body: int = DEFAULT_MAX_BODY,
+    get_failure: Callable[[], str | None] = lambda: None,
 ) -> type[BaseHTTPRequestHandler]:
+    """``get_models`` is None while loading (503); ``get_failure``, a reason the server can never
+    become healthy (503 with it, on ``/ping`` and ``/invocations``)."""
+
     class Handler(BaseHTTPRequestHandler):
         server_version = f"labelwise-endpoint/{__version__}"
         protocol_version = "HTTP/1.1"
@@ -330,11 +361,16 @@ def make_handler(
             if self.path.split("?", 1)[0] != "/ping":
                 self._send(*_error(404, "ROUTE_NOT_FOUND", "GET /ping or POST /invocations"))
                 return
+            failure = get_failure()
+            if failure is not None:
+                self._send(503, json.dumps({"status": "unhealthy", "reason": failure}).encode())
+                return
             models = get_models()
             if models is None:
                 self._send(*_error(503, "SERVICE_UNAVAILABLE", "loading models"))
                 return
-            self._send(200, json.dumps({"status": "ok", "provider": models.provider}).encode())
+            status, body = models.health()
+            self._send(status, json.dumps(body).encode())
 
         do_HEAD = do_GET
 
@@ -353,6 +389,10 @@ def make_handler(
                 )
                 return
             body = self.rfile.read(length)
+            failure = get_failure()
+            if failure is not None:
+                self._send(*_error(503, "SERVICE_UNAVAILABLE", failure))
+                return
             models = get_models()
             if models is None:
                 self._send(*_error(503, "SERVICE_UNAVAILABLE", "loading models"))
@@ -387,13 +427,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     state: dict[str, EndpointModels] = {}
+    failure: list[str] = []
     server = EndpointServer(
-        (args.host, args.port), make_handler(lambda: state.get("models"), args.max_body_bytes)
+        (args.host, args.port),
+        make_handler(
+            lambda: state.get("models"), args.max_body_bytes, lambda: failure[0] if failure else None
+        ),
     )
     # Serve /ping (503) while loading, as SageMaker polls it from the start.
     thread = threading.Thread(target=server.serve_forever, name="endpoint-http", daemon=True)
     thread.start()
-    providers = select_providers(args.provider)
+    try:
+        providers = select_providers(args.provider)
+    except RuntimeError as exc:  # --provider cuda without CUDA: stay up, unhealthy, saying why
+        logger.error("not serving: %s", exc)
+        failure.append(f"CUDA was requested but is unavailable: {exc}")
+        return _serve_until_stopped(server, thread)
     models = EndpointModels.load(
         args.model_dir,
         providers=providers,
@@ -401,8 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_file=args.model_file,
         image_limits=ImageLimits(max_bytes=args.image_max_bytes, max_pixels=args.image_max_pixels),
         intra_op_threads=args.threads,
+        requested=args.provider,
     )
     state["models"] = models
+    status, health = models.health()
+    if status != 200:
+        logger.error("unhealthy: %s", health["reason"])
     logger.info(
         "serving on %s:%d: text %s, image %s, provider %s",
         args.host,
@@ -411,6 +464,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sorted(models.images),
         models.provider,
     )
+    return _serve_until_stopped(server, thread)
+
+
+def _serve_until_stopped(server: EndpointServer, thread: threading.Thread) -> int:
     try:
         thread.join()
     except KeyboardInterrupt:
