@@ -6,8 +6,8 @@ Modes (``--mode``):
 
 * ``http`` (default)  the reported numbers: a local server in this process
                       (``labelwise.server.running_server``, temp data dir, auth off, shipped
-                      settings); per dataset, size and seed one classifier is created through
-                      ``POST /v1/train`` (batches of <= 1,024, the API's default ``num_iters``) and
+                      settings but no per-request token cap or time budget); per dataset, size
+                      and seed one classifier is created through ``POST /v1/train`` (batches of <= 1,024, the API's default ``num_iters``) and
                       the test split is classified by ``classifier_id``; zero-shot goes through
                       ``POST /v1/classify`` with ``labels``. The baselines are fitted in-process on
                       the same embeddings and the same samples.
@@ -200,7 +200,12 @@ def local_api(settings: Settings, embedders: dict[str, Any] | None) -> Iterator[
             "LABELWISE_MODEL_DIR": str(settings.model_dir),
             "LABELWISE_CACHE_DIR": str(settings.cache_dir),
         }
-        s = Settings.from_environ(env).model_copy(update={"require_auth": False})
+        # Shipped settings, less the operational per-request limits (the Lambda-sized token cap and
+        # time budget): they refuse a test split of 450 long reviews in one request, and they change
+        # nothing that is learned or scored. Requests stay within max_inputs.
+        s = Settings.from_environ(env).model_copy(
+            update={"require_auth": False, "max_request_tokens": 0, "request_budget_s": 1e6}
+        )
         services = build_services(s)
         if embedders:
             default = s.default_model if s.default_model in embedders else next(iter(embedders))
