@@ -7,7 +7,8 @@ Modes (``--mode``):
 * ``http`` (default)  the reported numbers: a local server in this process
                       (``labelwise.server.running_server``, temp data dir, auth off, shipped
                       settings but no per-request token cap or time budget); per dataset, size
-                      and seed one classifier is created through ``POST /v1/train`` (batches of <= 1,024, the API's default ``num_iters``) and
+                      and seed one classifier is created through ``POST /v1/train`` (batches of
+                      <= 1,024, the API's default ``num_iters``) and
                       the test split is classified by ``classifier_id``; zero-shot goes through
                       ``POST /v1/classify`` with ``labels``. The baselines are fitted in-process on
                       the same embeddings and the same samples.
