@@ -71,17 +71,6 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def git_revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-# =========================================================================== parent helpers
 @dataclass
 class Result:
     key: str
@@ -510,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(ROOT / "shared"))
-    from labelwise.evaluation.fewshot import model_cache_key
+    from labelwise.evaluation.fewshot import git_revision, model_cache_key
     from labelwise.settings import Settings
 
     settings = Settings.from_environ()
@@ -527,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rounds": args.rounds,
         "cold_runs": args.cold_runs,
         "notes": [],
-        "git_revision": git_revision(),
+        "git_revision": git_revision(ROOT),
         "model_fingerprints": {
             m: model_cache_key(settings.model_dir / m)
             for m in (E5, MINILM)

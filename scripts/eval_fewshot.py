@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -303,31 +302,11 @@ class SimBackend:
         return np.asarray(fs.zero_shot_probabilities(p.X[list(ev)], L, T), dtype=np.float64)
 
     def few_shot(self, p: Prepared, calls: Sequence[Sequence[int]], key: str, ev: Sequence[int]) -> Any:
-        from labelwise.learning.mixture import load_learner
-        from labelwise.learning.pa import seed_for
-
         T = self.embedders.get(p.model).manifest.temperature
-        vectors = self._label_vectors(p)
-        learner = None
-        version = 0
-        for call in calls:
-            for start in range(0, len(call), HTTP_CHUNK):
-                part = list(call[start : start + HTTP_CHUNK])
-                version += 1
-                ys = [p.text_labels[i] for i in part]
-                if learner is None:
-                    learner = fs.replay_product(
-                        p.X[part], ys, vectors, key, T, num_iters=self.num_iters, batch=HTTP_CHUNK
-                    )
-                    continue
-                learner = load_learner(learner.to_bytes(), zero_shot_temperature=T)
-                old = learner.labels
-                new = [lab for lab in dict.fromkeys(ys) if lab not in old]
-                rows = vectors([*old, *new])
-                learner.add_labels(new, rows[len(old) :])
-                learner.set_label_vectors(rows)
-                learner.partial_fit(p.X[part], ys, seed=seed_for(key, version), num_iters=self.num_iters)
-        assert learner is not None
+        learner = fs.replay_calls(
+            p.X, p.text_labels, calls, self._label_vectors(p), key, T, num_iters=self.num_iters,
+            batch=HTTP_CHUNK,
+        )  # fmt: skip
         return fs.learner_probabilities(learner, p.X[list(ev)], p.class_texts)
 
 
@@ -479,18 +458,6 @@ def memo_embedders(preps: Sequence[Prepared], embedders: Embedders) -> dict[str,
     return wrapped
 
 
-def git_revision() -> str:
-    """``git describe --always --dirty`` of this checkout ("unknown" outside git)."""
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=ROOT, capture_output=True, text=True, check=True, timeout=10,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
 def summary(aggs: Sequence[fs.Aggregate], group: str) -> tuple[list[str], dict[str, Any]]:
     """Goal lines (each naming the group) and the same as JSON."""
     small, large = fs.check_goals(aggs)
@@ -591,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"--datasets {names} are not all in the {args.group} group")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     t0 = time.perf_counter()
-    revision = git_revision()  # the code this run imported, before anything can change the checkout
+    revision = fs.git_revision(ROOT)  # the code this run imported, before anything can change the checkout
     sets = load_sets(names, settings, args.max_texts)
     if args.meaningless:
         sets += [meaningless(ds) for ds in sets]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -33,8 +32,6 @@ from labelwise.evaluation import datasets
 from labelwise.evaluation import fewshot as fs
 from labelwise.evaluation.metrics import macro_f1
 from labelwise.learning import experts as ex
-from labelwise.learning.mixture import MixtureLearner, load_learner
-from labelwise.learning.pa import seed_for
 from labelwise.settings import Settings
 
 ORDER_CALLS = 3
@@ -42,15 +39,6 @@ ORDER_CALLS = 3
 
 def log(msg: str) -> None:
     print(f"[mixture-rate] {msg}", file=sys.stderr, flush=True)
-
-
-def git_revision() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def label_vectors(emb: OnnxEmbedder) -> Any:
@@ -65,27 +53,6 @@ def label_vectors(emb: OnnxEmbedder) -> Any:
         return np.stack([remembered[t] for t in texts]).astype(np.float32)
 
     return vectors
-
-
-def train_in_calls(
-    X: npt.NDArray[np.float32], ys: Sequence[str], calls: Sequence[Sequence[int]], vectors: Any, T: float
-) -> MixtureLearner:
-    """The learner after one ``/v1/train`` call per part of ``calls`` (serialised in between)."""
-    learner: MixtureLearner | None = None
-    for version, part in enumerate(calls, start=1):
-        xb, yb = X[list(part)], [ys[j] for j in part]
-        if learner is None:
-            learner = fs.replay_product(xb, yb, vectors, "study", T)
-            continue
-        learner = load_learner(learner.to_bytes(), zero_shot_temperature=T)
-        old = learner.labels
-        new = [label for label in dict.fromkeys(yb) if label not in old]
-        rows = vectors([*old, *new])
-        learner.add_labels(new, rows[len(old) :])
-        learner.set_label_vectors(rows)
-        learner.partial_fit(xb, yb, seed=seed_for("study", version), num_iters=fs.API_NUM_ITERS)
-    assert learner is not None
-    return learner
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     emb = OnnxEmbedder.from_dir(model_dir, intra_op_threads=args.threads)
     key = fs.model_cache_key(model_dir)
     T = emb.manifest.temperature
-    revision = git_revision()
+    revision = fs.git_revision()
     rows: list[dict[str, Any]] = []
     for name in datasets.GROUPS["dev"]:
         ds = datasets.load(name, settings.cache_dir, 3000)
@@ -123,10 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for seed in range(args.seeds):
                 idx, _ = fs.sample_per_label(ds.labels, cands, k, seed)
                 ys = [text_labels[i] for i in idx]
-                one = train_in_calls(X[idx], ys, [range(len(idx))], vectors, T)
-                split = train_in_calls(
-                    X[idx], ys, fs.split_calls(len(idx), ORDER_CALLS, seed, ys), vectors, T
-                )
+                calls = fs.split_calls(len(idx), ORDER_CALLS, seed, ys)
+                one = fs.replay_calls(X[idx], ys, [range(len(idx))], vectors, "study", T)
+                split = fs.replay_calls(X[idx], ys, calls, vectors, "study", T)
                 cols = [split.labels.index(label) for label in one.labels]
                 P1 = np.stack(one.expert_proba(X[ev]))
                 P3 = np.stack([p[:, cols] for p in split.expert_proba(X[ev])])

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -96,15 +95,6 @@ def panel(ds: datasets.LabelledSet) -> dict[str, list[str]]:
     out = {w: [f(bare[c]) for c in ds.classes] for w, f in WORDINGS.items()}
     out["description"] = [descriptions[c] for c in ds.classes]
     return out
-
-
-def git_revision() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 class LabelScorer:
@@ -212,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 {
                     "model": args.model,
                     "model_fingerprint": manifest.get("files", {}),
-                    "git_revision": git_revision(),
+                    "git_revision": fs.git_revision(),
                     "group": args.group,
                     "max_per_set": args.max,
                     "rows": rows,

@@ -124,6 +124,74 @@ def sample_per_label(
 API_NUM_ITERS = 10
 
 
+def replay_call(
+    learner: MixtureLearner | None,
+    X: FloatArray,
+    y: Sequence[str],
+    label_vectors: Callable[[Sequence[str]], FloatArray],
+    classifier_key: str,
+    version: int,
+    zero_shot_temperature: float,
+    *,
+    num_iters: int = API_NUM_ITERS,
+) -> MixtureLearner:
+    """One ``POST /v1/train`` batch as the service learns it: a new learner
+    (:func:`labelwise.classify.fewshot.new_learner`) when ``learner`` is None, else the stored one
+    after a serialisation round trip; new labels added, every label's vector refreshed, and the
+    batch learned with ``seed_for(classifier_key, version)``.
+
+    ``label_vectors(labels)`` embeds a classifier's whole label set the way the service does
+    (:func:`labelwise.classify.fewshot.label_vectors`: the distinctive part of each label).
+    """
+    from labelwise.classify.fewshot import new_learner
+    from labelwise.learning.mixture import load_learner
+    from labelwise.learning.pa import seed_for
+
+    if learner is None:
+        learner = new_learner(X.shape[1], zero_shot_temperature)
+    else:
+        learner = load_learner(learner.to_bytes(), zero_shot_temperature=zero_shot_temperature)
+    old = learner.labels
+    new = [lab for lab in dict.fromkeys(y) if lab not in old]
+    rows = np.asarray(label_vectors([*old, *new]), dtype=np.float32)
+    learner.add_labels(new, rows[len(old) :])
+    learner.set_label_vectors(rows)
+    learner.partial_fit(X, list(y), seed=seed_for(classifier_key, version), num_iters=num_iters)
+    return learner
+
+
+def replay_calls(
+    X: FloatArray,
+    y: Sequence[str],
+    calls: Sequence[Sequence[int]],
+    label_vectors: Callable[[Sequence[str]], FloatArray],
+    classifier_key: str,
+    zero_shot_temperature: float,
+    *,
+    num_iters: int = API_NUM_ITERS,
+    batch: int = TRAIN_BATCH,
+) -> MixtureLearner:
+    """Train like a client that sends the rows of each of ``calls`` (indices into ``X`` / ``y``) in
+    one ``/v1/train`` call of at most ``batch`` examples after another: one version per batch
+    (:func:`replay_call`)."""
+    if len(y) != len(X):
+        raise ValueError("X and y differ in length")
+    learner: MixtureLearner | None = None
+    version = 0
+    for call in calls:
+        rows = list(call)
+        for start in range(0, len(rows), batch):
+            part = rows[start : start + batch]
+            version += 1
+            learner = replay_call(
+                learner, X[part], [y[i] for i in part], label_vectors, classifier_key, version,
+                zero_shot_temperature, num_iters=num_iters,
+            )  # fmt: skip
+    if learner is None:
+        raise ValueError("no training examples")
+    return learner
+
+
 def replay_product(
     X: FloatArray,
     y: Sequence[str],
@@ -134,35 +202,26 @@ def replay_product(
     num_iters: int = API_NUM_ITERS,
     batch: int = TRAIN_BATCH,
 ) -> MixtureLearner:
-    """Train like ``POST /v1/train``: create with the first ``batch`` examples, then one update
-    per further batch, each after a serialisation round trip, with the service's own
-    :func:`labelwise.classify.fewshot.new_learner` and ``seed_for(classifier_key, version)``.
+    """Train like ``POST /v1/train`` with all of ``X``: create with the first ``batch`` examples,
+    then one update per further batch (:func:`replay_calls` with one call)."""
+    return replay_calls(
+        X, y, [range(len(y))], label_vectors, classifier_key, zero_shot_temperature,
+        num_iters=num_iters, batch=batch,
+    )  # fmt: skip
 
-    ``label_vectors(labels)`` embeds a classifier's whole label set the way the service does
-    (:func:`labelwise.classify.fewshot.label_vectors`: the distinctive part of each label).
-    """
-    from labelwise.classify.fewshot import new_learner
-    from labelwise.learning.mixture import load_learner
-    from labelwise.learning.pa import seed_for
 
-    if len(y) != len(X):
-        raise ValueError("X and y differ in length")
-    learner: MixtureLearner | None = None
-    for version, start in enumerate(range(0, len(y), batch), start=1):
-        xb, yb = X[start : start + batch], list(y[start : start + batch])
-        if learner is None:
-            learner = new_learner(X.shape[1], zero_shot_temperature)
-        else:
-            learner = load_learner(learner.to_bytes(), zero_shot_temperature=zero_shot_temperature)
-        old = learner.labels
-        new = [lab for lab in dict.fromkeys(yb) if lab not in old]
-        rows = np.asarray(label_vectors([*old, *new]), dtype=np.float32)
-        learner.add_labels(new, rows[len(old) :])
-        learner.set_label_vectors(rows)
-        learner.partial_fit(xb, yb, seed=seed_for(classifier_key, version), num_iters=num_iters)
-    if learner is None:
-        raise ValueError("no training examples")
-    return learner
+def git_revision(root: Path | None = None) -> str:
+    """``git rev-parse HEAD`` of ``root`` (the current directory when None), ``"unknown"`` outside
+    a checkout: what result files record beside :func:`model_cache_key`."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
 
 
 def learner_probabilities(learner: MixtureLearner, X: FloatArray, classes: Sequence[str]) -> FloatArray:
