@@ -458,6 +458,13 @@ def memo_embedders(preps: Sequence[Prepared], embedders: Embedders) -> dict[str,
     return wrapped
 
 
+def verdict(checks: Sequence[fs.GoalCheck]) -> str:
+    """``met`` / ``NOT met``, or ``not measured`` when the run had no size the goal is about."""
+    if not checks:
+        return "not measured (no such size in this run)"
+    return "met" if all(c.ok for c in checks) else "NOT met"
+
+
 def summary(aggs: Sequence[fs.Aggregate], group: str) -> tuple[list[str], dict[str, Any]]:
     """Goal lines (each naming the group) and the same as JSON."""
     small, large = fs.check_goals(aggs)
@@ -465,7 +472,7 @@ def summary(aggs: Sequence[fs.Aggregate], group: str) -> tuple[list[str], dict[s
     worst = min(agree, key=lambda a: a.mean) if agree else None
     lines = [
         f"[{group} group] few-shot >= max(zero-shot, logreg) - {fs.SMALL_SLACK} at every size <= "
-        f"{fs.SMALL_MAX_K}: {'met' if small and all(c.ok for c in small) else 'NOT met'}"
+        f"{fs.SMALL_MAX_K}: {verdict(small)}"
     ]
     lines += [
         f"  {c.dataset} k={c.k}: {c.few_shot:.3f} vs {c.reference:.3f} ({c.margin:+.3f})"
@@ -474,7 +481,7 @@ def summary(aggs: Sequence[fs.Aggregate], group: str) -> tuple[list[str], dict[s
     ]
     lines.append(
         f"[{group} group] few-shot >= logreg - {fs.LARGE_SLACK} at k={fs.OFFLINE_SIZE}: "
-        f"{'met' if large and all(c.ok for c in large) else 'NOT met'}"
+        f"{verdict(large)}"
     )
     lines += [f"  {c.dataset}: {c.few_shot:.3f} vs {c.reference:.3f} ({c.margin:+.3f})" for c in large]
     if worst is not None:
