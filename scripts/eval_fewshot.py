@@ -480,8 +480,7 @@ def summary(aggs: Sequence[fs.Aggregate], group: str) -> tuple[list[str], dict[s
         if not c.ok
     ]
     lines.append(
-        f"[{group} group] few-shot >= logreg - {fs.LARGE_SLACK} at k={fs.OFFLINE_SIZE}: "
-        f"{verdict(large)}"
+        f"[{group} group] few-shot >= logreg - {fs.LARGE_SLACK} at k={fs.OFFLINE_SIZE}: {verdict(large)}"
     )
     lines += [f"  {c.dataset}: {c.few_shot:.3f} vs {c.reference:.3f} ({c.margin:+.3f})" for c in large]
     if worst is not None:
