@@ -101,8 +101,8 @@ openapi: venv ## Regenerate the committed OpenAPI document
 	"$(VENV_PY)" -m labelwise.api.openapi --write
 
 # Requests schemathesis sends in `make fuzz` (tests/fuzz runs a few hundred inside `make test`).
-FUZZ_EXAMPLES ?= 2000
-fuzz: venv model ## schemathesis vs docs/openapi.json on the local server (FUZZ_EXAMPLES=2000; report: fuzz-report.json)
+FUZZ_EXAMPLES ?= 5100
+fuzz: venv model ## schemathesis vs docs/openapi.json on the local server (FUZZ_EXAMPLES=5100: 5,120 requests; report: fuzz-report.json)
 	"$(VENV_PY)" scripts/fuzz.py --examples "$(FUZZ_EXAMPLES)" --report fuzz-report.json
 
 bench: venv model ## Speed benchmarks: text engines vs baselines (own .venv-bench), images, endpoint, uploads
