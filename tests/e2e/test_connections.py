@@ -4,9 +4,7 @@ hashing embedder)."""
 
 from __future__ import annotations
 
-import re
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,13 +13,9 @@ import pytest
 
 from tests.e2e.conftest import LiveServer, require_models, start_server, stop_server
 from tests.integration.test_server_connections import (
-    CONNECTIONS,
-    FD_MARGIN,
-    NOFILE,
     ServerProcess,
-    fresh_connections,
+    assert_fresh_connections_leak_nothing,
     limit_open_files,
-    train_one,
 )
 
 pytestmark = [
@@ -49,17 +43,11 @@ def limited_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def test_labelwise_serve_at_nofile_256_serves_2000_fresh_connections(limited_server: LiveServer) -> None:
-    # Given `labelwise serve` at RLIMIT_NOFILE=256, and a classifier trained on it
+    # Given `labelwise serve` (the real int8 model) at RLIMIT_NOFILE=256
     assert limited_server.key
     server = ServerProcess(
         limited_server.process, int(urlsplit(limited_server.url).port or 0), limited_server.key
     )
-    limits = Path(f"/proc/{server.process.pid}/limits").read_text()
-    assert re.search(rf"Max open files\s+{NOFILE}\s+{NOFILE}", limits), limits
-    classifier_id = train_one(server)
-    # When 2,000 clients each open a new connection: list, classify with the classifier, train it
-    statuses, files = fresh_connections(server, classifier_id)
+    # When 2,000 clients each open a new connection: list, classify with a classifier, train it
     # Then all are served and the open files stay flat
-    assert statuses == Counter({200: CONNECTIONS}), (statuses, files)
-    assert files[CONNECTIONS] <= files[100] + FD_MARGIN, files
-    print(f"\nlabelwise serve, {CONNECTIONS} connections at NOFILE={NOFILE}: {dict(statuses)}, fds {files}")
+    assert_fresh_connections_leak_nothing(server, "labelwise serve")

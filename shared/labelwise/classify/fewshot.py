@@ -23,9 +23,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +64,8 @@ MAX_ATTEMPTS = 8
 MAX_BACKOFF_S = 0.2
 #: Learned classifiers kept in memory per process, keyed by (id, version).
 WEIGHTS_CACHE_SIZE = 64
+
+T = TypeVar("T")
 
 
 class EmbedderRegistry(Protocol):
@@ -383,18 +385,25 @@ def _learner_for(
     return learner
 
 
+def _at_current_version(
+    store: ClassifierStore, caller: ApiKeyRecord, meta: ClassifierMeta, load: Callable[[ClassifierMeta], T]
+) -> tuple[ClassifierMeta, T]:
+    """``load(meta)``; when a newer version replaced ``meta``'s between the two reads (its weights
+    are gone: ResourceNotFound), once more with the metadata re-read."""
+    try:
+        return meta, load(meta)
+    except ResourceNotFound:
+        meta = _visible(store.get_meta(meta.id), caller, for_classify=True)
+        return meta, load(meta)
+
+
 def current_weights(
     store: ClassifierStore, caller: ApiKeyRecord, classifier_id: str
 ) -> tuple[ClassifierMeta, bytes]:
     """The current version of a classifier ``caller`` may classify with, and that version's weights
-    (what a job that must use one version throughout, like an upload, keeps). Re-reads the meta once
-    when a newer version replaced the one read between the two reads."""
+    (what a job that must use one version throughout, like an upload, keeps)."""
     meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
-    try:
-        return meta, store.load_weights(classifier_id, meta.version)
-    except ResourceNotFound:
-        meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
-        return meta, store.load_weights(classifier_id, meta.version)
+    return _at_current_version(store, caller, meta, lambda m: store.load_weights(m.id, m.version))
 
 
 #: One version's learner held by a caller for a whole job (:func:`learner_from_weights`, ``pinned=``).
@@ -445,11 +454,9 @@ def classify_with_classifier(
     if pinned is not None:
         learner = pinned
     else:
-        try:
-            learner = _learner_for(store, meta, temperature)
-        except ResourceNotFound:  # a newer version replaced ours between the two reads
-            meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
-            learner = _learner_for(store, meta, temperature)
+        meta, learner = _at_current_version(
+            store, caller, meta, lambda m: _learner_for(store, m, temperature)
+        )
     batch = embedder.embed(list(texts), "input", truncate=truncate)
     probabilities = learner.predict_proba(batch.vectors)
     store.record_use(classifier_id)

@@ -101,7 +101,7 @@ class ImageLoader:
         """One input as ``[height, width, 3]`` RGB uint8."""
         return decode_image(self.load_bytes(value, index), index, self.limits)
 
-    def load_all(self, values: Sequence[str], start: int = 0, max_workers: int = 4) -> list[RGBImage]:
+    def load_all(self, values: Sequence[str], start: int = 0) -> list[RGBImage]:
         """Several inputs, fetched concurrently, in order; index ``start + i``. The first failure (by
         index) is raised. All are decoded: a request's images go through :meth:`chunks` instead."""
         indices = [start + i for i in range(len(values))]
@@ -135,11 +135,13 @@ class ImageLoader:
         not started are abandoned, running ones are cut at it) or PixelLimitExceeded."""
         deadline = time.monotonic() + self.fetch_deadline_s
         results: list[tuple[bytes, int]] = []
+        total = 0
         urls = sum(1 for v in values if _SCHEME.match(v.strip()))
         if urls <= 1 or self.fetch_workers <= 1:
             for value, index in zip(values, indices, strict=True):
                 results.append(self._checked_bytes(value, index, deadline))
-                self._check_total(sum(p for _, p in results), index)
+                total += results[-1][1]
+                self._check_total(total, index)
         else:
             pool = ThreadPoolExecutor(max_workers=min(self.fetch_workers, urls))
             try:
@@ -149,7 +151,8 @@ class ImageLoader:
                 ]
                 for future, index in zip(futures, indices, strict=True):
                     results.append(future.result())
-                    self._check_total(sum(p for _, p in results), index)
+                    total += results[-1][1]
+                    self._check_total(total, index)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
         return [data for data, _ in results], [pixels for _, pixels in results]
