@@ -1,6 +1,6 @@
 """Throughput of image embedding in-process, and of texts and images through the endpoint server.
 
-Starts ``python -m labelwise.endpoint.server`` on 127.0.0.1 (a free port) with the chosen provider,
+Starts ``python -m labelwise.endpoint.container`` on 127.0.0.1 (a free port) with the chosen provider,
 calls it with the same adapter the Lambda uses (:class:`labelwise.endpoint.EndpointEmbedder` over
 HTTP), and prints one JSON object with the provider really used, so GPU figures can be recorded
 with the command that produced them::
@@ -80,7 +80,7 @@ def rate(fn: Any, items: int, min_seconds: float, warmup: int = 1) -> dict[str, 
 def start_server(model_dir: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = [
-        sys.executable, "-m", "labelwise.endpoint.server", "--host", "127.0.0.1", "--port", str(port),
+        sys.executable, "-m", "labelwise.endpoint.container", "--host", "127.0.0.1", "--port", str(port),
         "--model-dir", str(model_dir), "--provider", args.provider, "--model-file", args.model_file,
     ]  # fmt: skip
     if args.threads:
@@ -143,7 +143,7 @@ def main() -> int:
     batch_images = images(args.image_batch)
 
     if have_image and not args.skip_in_process:
-        from labelwise.embedding.image import image_embedder_factory
+        from labelwise.embedding.image_factory import image_embedder_factory
 
         local = image_embedder_factory(root / IMAGE_MODEL)
         result["in_process_cpu"] = {

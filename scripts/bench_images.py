@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from labelwise.embedding.image import ImageEmbedder, preprocess_batch
+from labelwise.embedding.efficientnet import EfficientNetEmbedder
+from labelwise.embedding.pixels import preprocess_batch
 from labelwise.modelbuild.image.samples import foolbox_samples, skimage_photos
 from labelwise.settings import Settings
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
 
-    emb = ImageEmbedder.from_dir(
+    emb = EfficientNetEmbedder.from_dir(
         args.model_dir / args.model, intra_op_threads=args.threads or None, batch_size=args.batch
     )
     spec = emb.manifest.image
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  forward only      {n / run_s:7.1f} images/s")
     print(f"  preprocess only   {n / pre_s:7.1f} images/s  (Pillow bicubic resize + crop + normalise)")
     print(f"  both (sequential) {n / (pre_s + run_s):7.1f} images/s")
-    print(f"  ImageEmbedder.vectors end to end: {e2e:.1f} images/s  (load average {load:.1f})")
+    print(f"  EfficientNetEmbedder.vectors end to end: {e2e:.1f} images/s  (load average {load:.1f})")
     print(f"  mean image size {np.mean([im.shape[0] * im.shape[1] for im in images]) / 1e3:.0f} kpx")
     return 0
 

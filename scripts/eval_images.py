@@ -8,10 +8,10 @@ ImageNet samples from the ``foolbox==3.3.4`` wheel. Needs the built ``efficientn
 ``multilingual-e5-small`` models (``python -m labelwise.modelbuild``).
 
 Few-shot: ``k`` training images per class (k = 8, 32, 128; seeded draws from the training set),
-features = :meth:`ImageEmbedder.features`, :class:`labelwise.learning.pa.PALearner` (PA-I, C = 1,
+features = :meth:`EfficientNetEmbedder.features`, :class:`labelwise.learning.pa.PALearner` (PA-I, C = 1,
 5 passes, rows start at zero) with and without weight averaging; accuracy on the first ``--test``
 test images, mean over ``--seeds`` draws. Zero-shot: class names embedded by the text model (role
-``label``), cosine argmax against :meth:`ImageEmbedder.zero_shot_vectors` (ConSE).
+``label``), cosine argmax against :meth:`EfficientNetEmbedder.zero_shot_vectors` (ConSE).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from labelwise.embedding.image import ImageEmbedder
+from labelwise.embedding.efficientnet import EfficientNetEmbedder
 from labelwise.embedding.onnx_embedder import OnnxEmbedder
 from labelwise.learning.pa import PALearner, seed_for
 from labelwise.modelbuild.image.samples import CIFAR10_CLASSES, FASHION_MNIST_CLASSES, foolbox_samples
@@ -52,7 +52,7 @@ def fashion_mnist(split: str) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uin
 
 
 def cached_features(
-    emb: ImageEmbedder, images: npt.NDArray[np.uint8], key: str, cache: Path
+    emb: EfficientNetEmbedder, images: npt.NDArray[np.uint8], key: str, cache: Path
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """(features, zero-shot vectors) of grey images, cached by model files + image bytes."""
     h = hashlib.sha256(json_files(emb).encode() + images.tobytes()).hexdigest()[:16]
@@ -68,7 +68,7 @@ def cached_features(
     return ft.vectors, zs.vectors
 
 
-def json_files(emb: ImageEmbedder) -> str:
+def json_files(emb: EfficientNetEmbedder) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(emb.manifest.files.items()))
 
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="draws of the training images per k")
     args = ap.parse_args(argv)
 
-    emb = ImageEmbedder.from_dir(args.model_dir / args.model)
+    emb = EfficientNetEmbedder.from_dir(args.model_dir / args.model)
     text = OnnxEmbedder.from_dir(args.model_dir / emb.manifest.text_model)
     cache = args.cache_dir / "image-eval"
     print(f"model {emb.manifest.name} (text space: {emb.manifest.text_model})", flush=True)

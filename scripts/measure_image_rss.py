@@ -30,9 +30,9 @@ SCENARIOS = {
 def child(path: str) -> None:
     import numpy as np
 
-    from labelwise.classify.images import ImageModel
-    from labelwise.embedding.image import preprocess_batch
+    from labelwise.classify.image_models import ImageModel
     from labelwise.embedding.manifest import ImagePreprocessing, ModelManifest, Prefixes
+    from labelwise.embedding.pixels import preprocess_batch
     from labelwise.images import ImageLoader
     from labelwise.settings import Settings
 

@@ -1,7 +1,8 @@
 """Domain errors.
 
-Plain exception classes; :mod:`labelwise.api.errors` is the one place that maps them to HTTP
-statuses and the documented error body. Adapters wrap provider errors into these
+Plain exception classes; :mod:`labelwise.http_status` holds their HTTP statuses (one table, which
+the API and the embedding endpoint both use) and :mod:`labelwise.api.errors` the documented error
+body. Adapters wrap provider errors into these
 (``raise StoreUnavailable(...) from exc``). Never match on message text.
 """
 

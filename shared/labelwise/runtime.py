@@ -6,14 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from labelwise.classify.images import FewShotRegistry, ImageModel, ImageModels, text_model_for
+from labelwise.classify.image_models import FewShotRegistry, ImageModel, ImageModels, text_model_for
 from labelwise.classify.zeroshot import LabelEmbeddingCache, LabelLimits
+from labelwise.embedding.clip import ClipEmbedder, load_clip
+from labelwise.embedding.image_factory import image_embedder_factory
 from labelwise.embedding.manifest import ModelManifest
+from labelwise.embedding.port import ImageEmbedder
 from labelwise.embedding.registry import ModelRegistry
+from labelwise.endpoint.routing import image_router, routing_factory
+from labelwise.errors import UnsupportedInput
+from labelwise.images import ImageLoader
 from labelwise.quota import MemoryRateLimiter, RateLimiter, UnlimitedRateLimiter
 from labelwise.settings import Settings
+from labelwise.storage import open_stores
 from labelwise.storage.memory import MemoryClassifierStore, MemoryKeyStore
 from labelwise.storage.ports import ClassifierStore, KeyStore
 
@@ -54,66 +61,69 @@ def _no_image_model(*args: object) -> NoReturn:
 CLIP_ALIASES = ("jina-clip-v1", "jina-clip-v2", "clip-*")
 
 
-def build_image_models(settings: Any, clip: Any | None = None) -> tuple[ImageModels, Any]:
-    """Image models from ``settings.model_dir`` (and ``clip``, a configured ClipEmbedder), routed
-    through the endpoint when one is configured."""
-    from labelwise.embedding.image import image_embedder_factory
-    from labelwise.endpoint.routing import image_router
-    from labelwise.images import ImageLoader
+def build_image_models(
+    settings: Settings, clip: ClipEmbedder | None = None, loader: ImageLoader | None = None
+) -> ImageModels:
+    """Image models from ``settings.model_dir`` (and ``clip``, a configured CLIP model), routed
+    through the endpoint when one is configured; their inputs decoded by ``loader`` (by default one
+    from ``settings``)."""
+    source = loader or ImageLoader.from_settings(settings)
 
-    loader = ImageLoader.from_settings(settings)
+    def route(local: ImageEmbedder | None) -> ImageEmbedder:
+        router = image_router(settings, local)
+        if router is None:
+            raise UnsupportedInput(
+                "This deployment has no image model in-process and no endpoint for images."
+            )
+        return router
 
     def make(manifest: ModelManifest, path: Path) -> ImageModel:
-        local = image_embedder_factory(path) if any(path.glob("*.onnx")) or (path / "onnx").is_dir() else None
-        return ImageModel(manifest=manifest, router=image_router(settings, local), loader=loader)
+        built = any(path.glob("*.onnx")) or (path / "onnx").is_dir()
+        local = image_embedder_factory(path) if built else None
+        return ImageModel(manifest=manifest, router=route(local), loader=source)
 
     models = ImageModels.discover(settings.model_dir, make)
     if clip is not None:
-        models.add(ImageModel(manifest=clip.manifest, router=image_router(settings, clip), loader=loader))
-    return models, loader
+        models.add(ImageModel(manifest=clip.manifest, router=route(clip), loader=source))
+    return models
 
 
-def load_configured_clip(settings: Any) -> Any | None:
+def load_configured_clip(settings: Settings) -> ClipEmbedder | None:
     """The CLIP model ``settings.clip_source`` names (downloaded once), served as ``settings.clip_name``
     with Jina's CLIP model names as aliases; None when none is configured."""
     if not settings.clip_source:
         return None
-    from labelwise.embedding.clip import load_clip
-
     clip = load_clip(settings.clip_source, name=settings.clip_name, download_root=settings.cache_dir / "clip")
     aliases = tuple(dict.fromkeys((*clip.manifest.aliases, *CLIP_ALIASES)))
-    clip._manifest = clip.manifest.replace(
-        name=settings.clip_name, aliases=aliases, text_model=settings.clip_name
-    )
-    return clip
+    return clip.served_as(settings.clip_name, aliases)
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    """The per-key rate limiter ``settings`` ask for: none, in memory, or DynamoDB (``store=aws``)."""
+    rpm, tpm = settings.rate_limit_requests_per_minute, settings.rate_limit_tokens_per_minute
+    if not (rpm or tpm):
+        return UnlimitedRateLimiter()
+    if settings.store == "aws":
+        # Imported here so that deployments without AWS never import boto3 (cold start).
+        from labelwise.storage.aws_quota import DynamoRateLimiter
+
+        return DynamoRateLimiter.from_settings(settings)
+    return MemoryRateLimiter(rpm, tpm)
 
 
 def build_services(settings: Settings) -> Services:
     """Wire the real adapters: ONNX models from ``settings.model_dir``, the store ``settings.store`` names."""
-    from labelwise.endpoint.routing import routing_factory
-    from labelwise.storage import open_stores
-
     store, keys = open_stores(settings)
     registry = ModelRegistry.discover(settings.model_dir, settings.default_model, routing_factory(settings))
     clip = load_configured_clip(settings)
     if clip is not None:
         registry.add(clip)  # its text tower: labels and texts of CLIP requests share its space
-    rpm, tpm = settings.rate_limit_requests_per_minute, settings.rate_limit_tokens_per_minute
-    limiter: RateLimiter
-    if not (rpm or tpm):
-        limiter = UnlimitedRateLimiter()
-    elif settings.store == "aws":
-        from labelwise.storage.aws_quota import DynamoRateLimiter
-
-        limiter = DynamoRateLimiter.from_settings(settings)
-    else:
-        limiter = MemoryRateLimiter(rpm, tpm)
     return Services(
         settings=settings,
         registry=registry,
         store=store,
         keys=keys,
         label_cache=LabelEmbeddingCache(settings.label_cache_size),
-        limiter=limiter,
-        images=build_image_models(settings, clip)[0],
+        limiter=build_limiter(settings),
+        images=build_image_models(settings, clip),
     )

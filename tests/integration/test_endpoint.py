@@ -47,7 +47,7 @@ def model_root() -> Path:
 
 @pytest.fixture(scope="module")
 def endpoint_url(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m labelwise.endpoint.server`` on 127.0.0.1 (CPU), serving the built models."""
+    """``python -m labelwise.endpoint.container`` on 127.0.0.1 (CPU), serving the built models."""
     # Only the finished model directories (a model being built elsewhere is not served half-written).
     served = tmp_path_factory.mktemp("served-models")
     for name in (TEXT_MODEL, IMAGE_MODEL):
@@ -56,7 +56,7 @@ def endpoint_url(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "shared")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "labelwise.endpoint.server", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "labelwise.endpoint.container", "--host", "127.0.0.1", "--port", str(port),
          "--model-dir", str(served), "--provider", "cpu", "--threads", "1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -134,7 +134,7 @@ def test_endpoint_input_errors_arrive_as_the_same_domain_errors(
 def test_images_through_the_endpoint_equal_in_process(endpoint_url: str, model_root: Path) -> None:
     if not (model_root / IMAGE_MODEL / MANIFEST_FILE).exists():
         pytest.skip(f"image model not built: {model_root / IMAGE_MODEL}")
-    from labelwise.embedding.image import image_embedder_factory
+    from labelwise.embedding.image_factory import image_embedder_factory
 
     # Given two decoded images and the in-process image model
     rng = np.random.default_rng(0)
@@ -159,7 +159,7 @@ def test_cuda_requested_where_onnxruntime_has_no_cuda_stays_up_unhealthy(model_r
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "shared")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "labelwise.endpoint.server", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "labelwise.endpoint.container", "--host", "127.0.0.1", "--port", str(port),
          "--model-dir", str(model_root), "--provider", "cuda"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

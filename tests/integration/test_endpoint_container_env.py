@@ -1,7 +1,7 @@
 """The endpoint container's Python environment, without Docker: a venv holding exactly
 docker/endpoint/requirements.txt (the file the Dockerfile pip-installs) plus labelwise installed the
 way the Dockerfile installs it (``pip install --no-deps`` of a copy of pyproject.toml, README.md and
-shared/), serving the built models on loopback with ``python -m labelwise.endpoint.server``.
+shared/), serving the built models on loopback with ``python -m labelwise.endpoint.container``.
 
 The GPU wheel is used as pinned: ``onnxruntime-gpu`` installs on this CPU-only machine and its
 ``CPUExecutionProvider`` runs the models (its CUDA provider is compiled in but cannot load without
@@ -153,12 +153,12 @@ def served_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextlib.contextmanager
 def endpoint(python: Path, models: Path, cwd: Path, *args: str, want: str = "ok") -> Iterator[str]:
-    """``python -m labelwise.endpoint.server`` from the container venv on loopback, until /ping's
+    """``python -m labelwise.endpoint.container`` from the container venv on loopback, until /ping's
     ``status`` is ``want`` (``ok``, or ``unhealthy``: not the 503 while loading) or the process exits."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     process = subprocess.Popen(
-        [str(python), "-m", "labelwise.endpoint.server", "--host", "127.0.0.1", "--port", str(port),
+        [str(python), "-m", "labelwise.endpoint.container", "--host", "127.0.0.1", "--port", str(port),
          "--model-dir", str(models), "--threads", "1", *args],
         env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -203,7 +203,7 @@ def invoke(url: str, payload: dict[str, object]) -> InvocationResponse:
 def test_the_container_env_serves_both_text_models_and_the_image_model(
     container_python: Path, served_models: Path, tmp_path: Path
 ) -> None:
-    from labelwise.embedding.image import image_embedder_factory
+    from labelwise.embedding.image_factory import image_embedder_factory
     from labelwise.embedding.onnx_embedder import OnnxEmbedder
 
     texts = ["Refund my last order please", "Où est mon colis ?"]

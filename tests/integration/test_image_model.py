@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelwise.embedding.image import ImageEmbedder
+from labelwise.embedding.efficientnet import EfficientNetEmbedder
 from labelwise.embedding.manifest import MANIFEST_FILE
 from labelwise.settings import Settings
 
@@ -31,8 +31,8 @@ def image_model_dir(settings: Settings) -> Path:
 
 
 @pytest.fixture(scope="module")
-def embedder(image_model_dir: Path) -> ImageEmbedder:
-    return ImageEmbedder.from_dir(image_model_dir)
+def embedder(image_model_dir: Path) -> EfficientNetEmbedder:
+    return EfficientNetEmbedder.from_dir(image_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def samples(settings: Settings):
         pytest.skip(f"sample photos unavailable: {exc}")
 
 
-def test_manifest_describes_an_image_model(embedder: ImageEmbedder) -> None:
+def test_manifest_describes_an_image_model(embedder: EfficientNetEmbedder) -> None:
     m = embedder.manifest
     assert (m.modality, m.family) == ("image", "efficientnet")
     assert m.image is not None and (m.image.size, m.image.resize, m.image.mean) == (224, 256, (0.5, 0.5, 0.5))
@@ -56,7 +56,7 @@ def test_manifest_describes_an_image_model(embedder: ImageEmbedder) -> None:
     assert len(embedder.class_texts) == 1000 and embedder.class_texts[285].startswith("Egyptian cat")
 
 
-def test_top1_on_the_foolbox_imagenet_photos(embedder: ImageEmbedder, samples) -> None:
+def test_top1_on_the_foolbox_imagenet_photos(embedder: EfficientNetEmbedder, samples) -> None:
     # Given the 20 ImageNet photos shipped with foolbox
     photos = samples["imagenet"]
     # When classified into ImageNet's 1000 classes
@@ -65,7 +65,9 @@ def test_top1_on_the_foolbox_imagenet_photos(embedder: ImageEmbedder, samples) -
     assert sum(int(np.argmax(lg)) == p.label for lg, p in zip(logits, photos, strict=True)) >= 17
 
 
-def test_conse_puts_the_cat_near_cat_text(embedder: ImageEmbedder, samples, settings: Settings) -> None:
+def test_conse_puts_the_cat_near_cat_text(
+    embedder: EfficientNetEmbedder, samples, settings: Settings
+) -> None:
     from labelwise.embedding.onnx_embedder import OnnxEmbedder
 
     # Given scikit-image's photos (astronaut, coffee, chelsea the cat, rocket) and label texts
@@ -81,7 +83,7 @@ def test_conse_puts_the_cat_near_cat_text(embedder: ImageEmbedder, samples, sett
     assert vectors.token_counts == [1, 1, 1, 1]
 
 
-def test_features_separate_photo_kinds(embedder: ImageEmbedder, samples) -> None:
+def test_features_separate_photo_kinds(embedder: EfficientNetEmbedder, samples) -> None:
     # Given two photos of each of two ImageNet classes (609 jeep x2 in foolbox's samples) and others
     photos = samples["imagenet"]
     feats = embedder.features([p.pixels for p in photos]).vectors

@@ -10,14 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelwise.embedding.clip import (
-    ClipEmbedder,
-    ClipTokenizer,
-    bytes_to_unicode,
-    pre_tokenize,
-    resolve_clip_source,
-)
-from labelwise.embedding.image import IMAGE_TOKENS, image_embedder_factory, preprocess_batch
+from labelwise.embedding.clip.embedder import ClipEmbedder
+from labelwise.embedding.clip.sources import resolve_clip_source
+from labelwise.embedding.clip.tokenizer import ClipTokenizer, bytes_to_unicode, pre_tokenize
+from labelwise.embedding.image_factory import image_embedder_factory
+from labelwise.embedding.pixels import IMAGE_TOKENS, preprocess_batch
 from labelwise.errors import EmbedderUnavailable, InputTooLong
 
 OPEN_CLIP_BPE = "open_clip/bpe_simple_vocab_16e6.txt.gz"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from labelwise.embedding import onnx_embedder
-from labelwise.endpoint.server import CPU, CUDA, EndpointModels, EndpointServer, make_handler
+from labelwise.endpoint.container import CPU, CUDA, EndpointModels, EndpointServer, make_handler
 from tests.support.fakes import HashingEmbedder
 
 

@@ -66,7 +66,8 @@ def test_the_server_imports_without_the_lambda_only_packages() -> None:
     code = (
         "import sys\n"
         f"sys.modules.update(dict.fromkeys({modules!r}))\n"  # None in sys.modules: ImportError
-        "import labelwise.endpoint.server, labelwise.embedding.onnx_embedder, labelwise.embedding.image\n"
+        "import labelwise.endpoint.container, labelwise.embedding.onnx_embedder\n"
+        "import labelwise.embedding.image_factory\n"
         "print('ok')\n"
     )
     result = subprocess.run(

@@ -24,8 +24,8 @@ from labelwise.endpoint import (
     routing_factory,
     track_backend,
 )
+from labelwise.endpoint.container import EndpointModels, handle_invocation
 from labelwise.endpoint.protocol import InvocationRequest, decode_vectors, error_from_response
-from labelwise.endpoint.server import EndpointModels, handle_invocation
 from labelwise.errors import EmbedderUnavailable, InputTooLong, InvalidImage, InvalidInput, UnsupportedInput
 from labelwise.images.decode import ImageLimits
 from labelwise.runtime import Services

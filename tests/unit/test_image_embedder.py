@@ -1,4 +1,4 @@
-"""Unit tests of the image runtime: preprocessing, ConSE and ImageEmbedder on a tiny random model."""
+"""Unit tests of the image runtime: preprocessing, ConSE and EfficientNetEmbedder on a tiny random model."""
 
 from __future__ import annotations
 
@@ -8,21 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelwise.embedding.image import (
+from labelwise.embedding.efficientnet import (
     CLASS_EMBEDDINGS_FILE,
     CLASS_TEXTS_FILE,
-    FEATURE_MEAN_FILE,
-    IMAGE_TOKENS,
     MODEL_FILE,
-    ImageEmbedder,
+    EfficientNetEmbedder,
     conse,
-    image_embedder_factory,
-    preprocess,
-    resize_and_crop,
     softmax,
-    to_rgb,
 )
+from labelwise.embedding.image_factory import image_embedder_factory
 from labelwise.embedding.manifest import ImagePreprocessing, ModelManifest
+from labelwise.embedding.pixels import FEATURE_MEAN_FILE, IMAGE_TOKENS, preprocess, resize_and_crop, to_rgb
 from labelwise.errors import EmbedderUnavailable, InvalidImage
 
 SPEC = ImagePreprocessing(size=224, resize=256)
@@ -117,7 +113,7 @@ def test_conse_of_a_confident_image_is_its_class_vector() -> None:
     np.testing.assert_allclose(conse(probs, classes, top_k=2), [[0.0, 1.0, 0.0]], atol=1e-7)
 
 
-# ------------------------------------------------------------------------------ ImageEmbedder
+# ------------------------------------------------------------------------------ EfficientNetEmbedder
 @pytest.fixture(scope="module")
 def tiny_image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("onnx")
@@ -156,7 +152,7 @@ def tiny_image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_embedder_vectors_are_unit_and_counted_as_image_units(tiny_image_dir: Path) -> None:
     # Given the tiny image model and three images of different sizes
-    emb = ImageEmbedder.from_dir(tiny_image_dir, intra_op_threads=1)
+    emb = EfficientNetEmbedder.from_dir(tiny_image_dir, intra_op_threads=1)
     images = [_image(40, 50, 1), _image(64, 32, 2), _image(36, 36, 3)]
     # When embedded both ways
     zs = emb.zero_shot_vectors(images)
@@ -171,7 +167,7 @@ def test_embedder_vectors_are_unit_and_counted_as_image_units(tiny_image_dir: Pa
 
 def test_embedder_vectors_follow_their_definitions(tiny_image_dir: Path) -> None:
     # Given raw logits and features of the model
-    emb = ImageEmbedder.from_dir(tiny_image_dir)
+    emb = EfficientNetEmbedder.from_dir(tiny_image_dir)
     images = [_image(40, 50, 4), _image(50, 40, 5)]
     logits, feats = emb.forward(images)
     classes = np.load(tiny_image_dir / CLASS_EMBEDDINGS_FILE)
@@ -190,22 +186,22 @@ def test_embedder_vectors_follow_their_definitions(tiny_image_dir: Path) -> None
 
 def test_results_do_not_depend_on_batching(tiny_image_dir: Path) -> None:
     images = [_image(40 + i, 40, i) for i in range(5)]
-    a = ImageEmbedder.from_dir(tiny_image_dir, batch_size=2).features(images).vectors
-    b = ImageEmbedder.from_dir(tiny_image_dir, batch_size=8).features(images[3:4]).vectors
+    a = EfficientNetEmbedder.from_dir(tiny_image_dir, batch_size=2).features(images).vectors
+    b = EfficientNetEmbedder.from_dir(tiny_image_dir, batch_size=8).features(images[3:4]).vectors
     np.testing.assert_allclose(a[3:4], b, atol=1e-5)
 
 
 def test_no_images_gives_empty_batches(tiny_image_dir: Path) -> None:
-    emb = ImageEmbedder.from_dir(tiny_image_dir)
+    emb = EfficientNetEmbedder.from_dir(tiny_image_dir)
     assert emb.features([]).vectors.shape == (0, 16)
     assert emb.zero_shot_vectors([]).vectors.shape == (0, 5)
 
 
 def test_factory_and_missing_files(tiny_image_dir: Path, tmp_path: Path) -> None:
-    assert isinstance(image_embedder_factory(tiny_image_dir), ImageEmbedder)
+    assert isinstance(image_embedder_factory(tiny_image_dir), EfficientNetEmbedder)
     (tmp_path / "manifest.json").write_text((tiny_image_dir / "manifest.json").read_text())
     with pytest.raises(EmbedderUnavailable):
-        ImageEmbedder.from_dir(tmp_path)
+        EfficientNetEmbedder.from_dir(tmp_path)
 
 
 def test_text_manifests_still_load_without_image_fields() -> None:

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from labelwise.api.app import create_app
-from labelwise.classify.images import ImageModel, ImageModels
+from labelwise.classify.image_models import ImageModel, ImageModels
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.images import ImageLoader
 from labelwise.images.fetch import FetchPolicy, ImageFetcher

@@ -117,7 +117,7 @@ def test_cohere_requests_get_429_in_cohere_shape(call: Any) -> None:
 def metered(settings: Settings, api_event: Any, lambda_context: Any):
     """The app over the hashing text model and an image model in its space (mean colour), with a
     1,000,000-token quota; ``invoke`` returns status, body and the key's tokens charged so far."""
-    from labelwise.classify.images import ImageModel, ImageModels
+    from labelwise.classify.image_models import ImageModel, ImageModels
     from labelwise.images import ImageLoader
     from tests.support.fakes import fake_manifest
 

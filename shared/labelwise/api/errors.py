@@ -1,9 +1,9 @@
 """The one place that maps errors to HTTP statuses and the error envelope.
 
-Domain errors (:mod:`labelwise.errors`) carry a ``code``; their HTTP status is looked up here by
-class (most specific first), never by message text. Schema violations become 422 with a list of
-``{field, message, type}``; a body that is not JSON becomes 400; anything unexpected becomes a 500
-whose body reveals nothing but the request id.
+Domain errors (:mod:`labelwise.errors`) carry a ``code``; their HTTP status is looked up by class
+(most specific first) in :mod:`labelwise.http_status`, never by message text. Schema violations
+become 422 with a list of ``{field, message, type}``; a body that is not JSON becomes 400; anything
+unexpected becomes a 500 whose body reveals nothing but the request id.
 """
 
 from __future__ import annotations
@@ -21,32 +21,10 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from labelwise import errors
 from labelwise.api.cohere_schemas import CohereError
 from labelwise.api.schemas import ErrorDetail, ErrorResponse
+from labelwise.http_status import STATUS_BY_ERROR as STATUS_BY_ERROR  # re-exported: the one table
+from labelwise.http_status import status_for
 
 logger = logging.getLogger(__name__)
-
-STATUS_BY_ERROR: dict[type[errors.LabelwiseError], int] = {
-    errors.InvalidInput: 400,
-    errors.MalformedBody: 400,
-    errors.Unauthenticated: 401,
-    errors.ResourceLimitExceeded: 403,
-    errors.ResourceNotFound: 404,
-    errors.MethodNotAllowed: 405,
-    errors.Conflict: 409,
-    errors.PayloadTooLarge: 413,
-    errors.ResponseTooLarge: 413,
-    errors.UnsupportedMediaType: 415,
-    errors.RateLimited: 429,
-    errors.UnsupportedTransferEncoding: 501,
-    errors.ServiceUnavailable: 503,
-    errors.RequestTimeout: 504,
-}
-
-
-def status_for(exc: errors.LabelwiseError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]
-    return 500
 
 
 def allowed_methods(app: APIGatewayHttpResolver, path: str) -> list[str]:

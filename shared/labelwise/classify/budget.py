@@ -1,7 +1,7 @@
 """The work one request may ask for, counted before any of it is done.
 
 A request's tokens (inputs, labels, examples; an image counts
-:data:`~labelwise.classify.images.IMAGE_TOKENS`) are counted with the model's own tokenizer (a
+:data:`~labelwise.embedding.pixels.IMAGE_TOKENS`) are counted with the model's own tokenizer (a
 cheap pass, no embedding) and compared with ``Settings.max_request_tokens``, sized so that one
 request's embedding stays well inside the API's 30 s at one vCPU. Bulk work belongs in S3 uploads,
 which embed in batches under their own time checks and are not capped here.

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from labelwise.classify import fewshot
 from labelwise.classify.budget import check_request_tokens, count_tokens
-from labelwise.classify.images import IMAGE_TOKENS, FewShotRegistry, ImageModels, text_model_for
+from labelwise.classify.image_models import FewShotRegistry, ImageModels, TextModels, text_model_for
 from labelwise.classify.response_size import (
     check_response_size,
     classify_bytes_bound,
@@ -31,6 +31,7 @@ from labelwise.classify.zeroshot import (
     score_groups,
     zeroshot_label_vectors,
 )
+from labelwise.embedding.pixels import IMAGE_TOKENS
 from labelwise.errors import InputLimitExceeded, InvalidInput
 from labelwise.settings import Settings
 from labelwise.storage.ports import Access, ApiKeyRecord, ClassifierStore
@@ -97,7 +98,7 @@ def _has_images(items: list[Item]) -> bool:
 
 
 def classify_zero_shot(
-    registry: fewshot.EmbedderRegistry,
+    registry: TextModels,
     images: ImageModels,
     label_cache: LabelEmbeddingCache,
     settings: Settings,
@@ -218,7 +219,7 @@ def train(
 
 
 def embed_texts(
-    registry: fewshot.EmbedderRegistry,
+    registry: TextModels,
     images: ImageModels,
     settings: Settings,
     *,

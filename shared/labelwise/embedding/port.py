@@ -1,4 +1,5 @@
-"""The embedder port: what the classification logic needs from a model."""
+"""The embedder ports: what the classification logic needs from a text model (:class:`Embedder`)
+and from an image model (:class:`ImageEmbedder`)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,26 @@ class Embedder(Protocol):
     def count_tokens(self, texts: Sequence[str], role: Role) -> list[int]:
         """Tokens :meth:`embed` would read for each text (``truncate="pool"``), without running the model."""
         ...
+
+
+#: What an image embedder returns: a batch (in-process models) or a bare ``(n, d)`` matrix (the
+#: endpoint's answer); :func:`image_matrix` reads either.
+ImageVectors = EmbeddingBatch | npt.NDArray[np.float32]
+
+
+class ImageEmbedder(Protocol):
+    """Turns decoded images (RGB ``uint8 [H, W, 3]``; grey and RGBA are converted) into vectors:
+    the bundled EfficientNet, a CLIP model, or the router that sends images to the endpoint."""
+
+    def zero_shot_vectors(self, images: Sequence[npt.NDArray[np.uint8]]) -> ImageVectors:
+        """Vectors in the text model's space, comparable with label embeddings."""
+        ...
+
+    def features(self, images: Sequence[npt.NDArray[np.uint8]]) -> ImageVectors:
+        """Few-shot features: compare them only with each other."""
+        ...
+
+
+def image_matrix(result: ImageVectors) -> npt.NDArray[np.float32]:
+    """An image embedder's vectors as a float32 matrix, whether it returned a batch or an array."""
+    return np.asarray(result.vectors if isinstance(result, EmbeddingBatch) else result, dtype=np.float32)

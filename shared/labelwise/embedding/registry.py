@@ -9,6 +9,7 @@ from pathlib import Path
 
 from labelwise.embedding.budget import check_deadline
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
+from labelwise.embedding.onnx_embedder import OnnxEmbedder
 from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
 from labelwise.errors import EmbedderUnavailable, ModelNotFound
 from labelwise.request_context import record_model, record_tokens
@@ -35,8 +36,6 @@ HOSTED_MODEL_ALIASES = (
 
 
 def _onnx_factory(model_dir: Path) -> Embedder:
-    from labelwise.embedding.onnx_embedder import OnnxEmbedder
-
     return OnnxEmbedder.from_dir(model_dir)
 
 

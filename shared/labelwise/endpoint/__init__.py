@@ -1,5 +1,5 @@
 """The embedding endpoint: an inference server honouring SageMaker's container contract
-(:mod:`labelwise.endpoint.server`), the adapter the Lambda calls it with
+(:mod:`labelwise.endpoint.container`), the adapter the Lambda calls it with
 (:mod:`labelwise.endpoint.client`) and the routing between it and in-process embedding
 (:mod:`labelwise.endpoint.routing`). Wire format: :mod:`labelwise.endpoint.protocol`, docs/endpoint.md.
 The backend a request used is tracked by :mod:`labelwise.request_context` (re-exported here).

@@ -1,6 +1,6 @@
 """Wire format of the embedding endpoint (``POST /invocations``), version 1. Documented in docs/endpoint.md.
 
-Both sides (the server in :mod:`labelwise.endpoint.server`, the adapter in
+Both sides (the server in :mod:`labelwise.endpoint.container`, the adapter in
 :mod:`labelwise.endpoint.client`) use these models, so they cannot drift. Vectors travel as base64
 of little-endian float32, row-major (``encoding="base64"``, the default: 4/3 the size of the floats
 instead of ~10x for JSON numbers), or as nested lists (``encoding="list"``, for humans and curl).

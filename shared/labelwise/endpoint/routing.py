@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from labelwise.embedding.manifest import ModelManifest
-from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
+from labelwise.embedding.onnx_embedder import OnnxEmbedder
+from labelwise.embedding.port import Embedder, EmbeddingBatch, ImageEmbedder, Role, Truncate, image_matrix
 from labelwise.endpoint.client import (
     EndpointEmbedder,
     HttpTransport,
@@ -62,7 +63,7 @@ class RoutingEmbedder:
         *,
         threshold: int,
         fallback: Literal["local", "fail"] = "local",
-        local_images: Any | None = None,
+        local_images: ImageEmbedder | None = None,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -111,8 +112,7 @@ class RoutingEmbedder:
             raise UnsupportedInput(
                 "This deployment has no image model in-process and no endpoint for images."
             )
-        vectors = getattr(self.local_images, method)(images)
-        return np.asarray(getattr(vectors, "vectors", vectors), dtype=np.float32)
+        return image_matrix(getattr(self.local_images, method)(images))
 
     def _images(self, images: Sequence[ImageInput], method: str) -> npt.NDArray[np.float32]:
         model = self.remote.image_model if self.remote is not None and self.remote.image_model else "image"
@@ -160,8 +160,6 @@ def routing_factory(
     remote_transport = transport if transport is not None else endpoint_transport(settings)
 
     def default_local(model_dir: Path) -> Embedder:
-        from labelwise.embedding.onnx_embedder import OnnxEmbedder
-
         return OnnxEmbedder.from_dir(model_dir)
 
     make_local = local_factory or default_local
@@ -179,7 +177,7 @@ def routing_factory(
 
 
 def image_router(
-    settings: Settings, local_images: Any | None, transport: Transport | None = None
+    settings: Settings, local_images: ImageEmbedder | None, transport: Transport | None = None
 ) -> RoutingEmbedder | None:
     """Routing for images only (``zero_shot_vectors`` / ``features``): the endpoint when configured,
     else ``local_images``; None when neither exists."""

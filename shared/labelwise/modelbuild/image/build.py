@@ -32,15 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from labelwise.embedding.image import (
+from labelwise.embedding.efficientnet import (
     CLASS_EMBEDDINGS_FILE,
     CLASS_TEXTS_FILE,
-    FEATURE_MEAN_FILE,
     MODEL_FILE,
-    ImageEmbedder,
-    preprocess_batch,
+    EfficientNetEmbedder,
 )
 from labelwise.embedding.manifest import MANIFEST_FILE, ImagePreprocessing, ModelManifest
+from labelwise.embedding.pixels import FEATURE_MEAN_FILE, preprocess_batch
 from labelwise.modelbuild.image.efficientnet import LITE0, EfficientNetConfig, build_graph, reference_forward
 from labelwise.modelbuild.image.samples import FOOLBOX, SKIMAGE, calibration_images, foolbox_samples
 from labelwise.modelbuild.image.torch_legacy import load_legacy_state_dict
@@ -152,7 +151,7 @@ def run_checks(
     """Build checks; raises :class:`ParityError` on failure. Returns the measured figures."""
     figures: dict[str, float] = {}
     failures: list[str] = []
-    emb = ImageEmbedder.from_dir(model_dir)
+    emb = EfficientNetEmbedder.from_dir(model_dir)
     photos = foolbox_samples(cache_dir, "imagenet")
     logits, feats = emb.forward([p.pixels for p in photos])
     top1 = int(sum(int(np.argmax(lg)) == p.label for lg, p in zip(logits, photos, strict=True)))
@@ -241,7 +240,7 @@ def build_image_model(
     )
     manifest.save(stage)
     # feature mean over the calibration photos (raw pooled features, before centring)
-    _, feats = ImageEmbedder.from_dir(stage).forward(calibration_images(cache_dir))
+    _, feats = EfficientNetEmbedder.from_dir(stage).forward(calibration_images(cache_dir))
     np.save(
         stage / FEATURE_MEAN_FILE,
         feats.astype(np.float64).mean(axis=0).astype(np.float32),

@@ -5,7 +5,7 @@
 :class:`~labelwise.endpoint.protocol.InvocationResponse`. SageMaker starts the container with the
 argument ``serve`` and expects port 8080 (see ``shared/labelwise/endpoint/serve``)::
 
-    python -m labelwise.endpoint.server --port 8080 --model-dir /opt/ml/model
+    python -m labelwise.endpoint.container --port 8080 --model-dir /opt/ml/model
 
 Texts and images are embedded with the same code and model files the Lambda uses in-process
 (:class:`labelwise.embedding.onnx_embedder.OnnxEmbedder`, the image embedder), on onnxruntime's
@@ -24,14 +24,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
 from labelwise import __version__
+from labelwise.embedding.image_factory import image_embedder_factory
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
+from labelwise.embedding.onnx_embedder import OnnxEmbedder
+from labelwise.embedding.port import EmbeddingBatch, ImageEmbedder, ImageVectors, image_matrix
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.endpoint.protocol import (
     CONTENT_TYPE,
@@ -50,9 +53,9 @@ from labelwise.errors import (
     InvalidInput,
     LabelwiseError,
     ModelNotFound,
-    PayloadTooLarge,
     UnsupportedInput,
 )
+from labelwise.http_status import status_for
 from labelwise.images.decode import ImageLimits, decode_image
 
 logger = logging.getLogger("labelwise.endpoint")
@@ -62,14 +65,6 @@ CPU = "CPUExecutionProvider"
 #: SageMaker's real-time payload limit is 6 MB (25 MB for some instance families); allow a margin.
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
-
-
-class ImageModel(Protocol):
-    """The image embedder's surface this server uses (see ``labelwise.embedding.image``)."""
-
-    def zero_shot_vectors(self, images: Sequence[npt.NDArray[np.uint8]]) -> Any: ...
-
-    def features(self, images: Sequence[npt.NDArray[np.uint8]]) -> Any: ...
 
 
 def select_providers(requested: str = "auto") -> list[str]:
@@ -87,39 +82,23 @@ def select_providers(requested: str = "auto") -> list[str]:
     return [CPU]
 
 
-def as_matrix(result: Any) -> tuple[npt.NDArray[np.float32], list[int] | None]:
+def as_matrix(result: ImageVectors) -> tuple[npt.NDArray[np.float32], list[int] | None]:
     """An image embedder's result as ``(n, d)`` float32 and its token counts when it has them (an
     :class:`~labelwise.embedding.port.EmbeddingBatch`, or a bare array)."""
-    vectors = getattr(result, "vectors", result)
-    counts = getattr(result, "token_counts", None)
-    array = np.asarray(vectors, dtype=np.float32)
+    array = image_matrix(result)
+    counts = result.token_counts if isinstance(result, EmbeddingBatch) else None
     if array.ndim != 2:
         raise EmbedderUnavailable(f"the image model returned an array of shape {array.shape}")
     return array, (list(counts) if counts is not None else None)
 
 
-def _default_image_loader(model_dir: Path, providers: list[str]) -> ImageModel:
-    """The in-process image runtime (``labelwise.embedding.image.image_embedder_factory``), on
-    ``providers`` when its ``from_dir`` accepts them (CPU otherwise)."""
-    import inspect
-
-    from labelwise.embedding import image as image_module
-    from labelwise.embedding.manifest import ModelManifest as Manifest
-
-    manifest = Manifest.load(model_dir)
-    cls: Any = image_module.ImageEmbedder
-    if manifest.family == "clip":
-        from labelwise.embedding.clip import ClipEmbedder
-
-        cls = ClipEmbedder
-    if "providers" in inspect.signature(cls.from_dir).parameters:
-        model: Any = cls.from_dir(model_dir, providers=providers)
-    else:
-        model = image_module.image_embedder_factory(model_dir)
-    return cast(ImageModel, model)
+def _default_image_loader(model_dir: Path, providers: list[str]) -> ImageEmbedder:
+    """The in-process image runtime (:func:`labelwise.embedding.image_factory.image_embedder_factory`);
+    image models run on onnxruntime's CPU provider (their ``from_dir`` takes no ``providers``)."""
+    return image_embedder_factory(model_dir)
 
 
-ImageLoaderFn = Callable[[Path, list[str]], ImageModel]
+ImageLoaderFn = Callable[[Path, list[str]], ImageEmbedder]
 
 
 @dataclass
@@ -127,7 +106,7 @@ class EndpointModels:
     """What the server serves: text models (a registry) and image models, and the provider used."""
 
     texts: ModelRegistry
-    images: dict[str, ImageModel] = field(default_factory=dict)
+    images: dict[str, ImageEmbedder] = field(default_factory=dict)
     provider: str = CPU
     image_limits: ImageLimits = field(default_factory=ImageLimits)
     #: ``--provider``: with ``cuda``, a text session that fell back to the CPU makes ``/ping`` unhealthy.
@@ -150,8 +129,6 @@ class EndpointModels:
     ) -> EndpointModels:
         """Every model directory under ``model_dir``: text models by their manifest, image models by
         ``"modality": "image"`` in theirs. All are loaded now, so ``/ping`` means ready."""
-        from labelwise.embedding.onnx_embedder import OnnxEmbedder
-
         text_manifests: dict[str, tuple[ModelManifest, Path]] = {}
         image_dirs: dict[str, Path] = {}
         for path in sorted(model_dir.glob(f"*/{MANIFEST_FILE}")):
@@ -166,7 +143,7 @@ class EndpointModels:
 
         used: dict[str, str] = {}
 
-        def text_factory(directory: Path) -> Any:
+        def text_factory(directory: Path) -> OnnxEmbedder:
             embedder = OnnxEmbedder.from_dir(
                 directory, providers=providers, model_file=model_file, intra_op_threads=intra_op_threads
             )
@@ -221,7 +198,7 @@ class EndpointModels:
         default = self.texts.default_model if self.texts.available else None
         return DescribeResponse(provider=self.provider, default_model=default, models=models)
 
-    def _image_model(self, requested: str | None) -> tuple[str, ImageModel]:
+    def _image_model(self, requested: str | None) -> tuple[str, ImageEmbedder]:
         if not self.images:
             raise UnsupportedInput("This endpoint has no image model.")
         if requested is None:
@@ -300,14 +277,6 @@ class EndpointModels:
         )
 
 
-def status_of(exc: LabelwiseError) -> int:
-    if isinstance(exc, InvalidInput):
-        return 400
-    if isinstance(exc, PayloadTooLarge):
-        return 413
-    return 503
-
-
 def handle_invocation(models: EndpointModels, body: bytes) -> tuple[int, bytes]:
     """One ``POST /invocations``: (status, JSON body). Never raises."""
     try:
@@ -320,7 +289,7 @@ def handle_invocation(models: EndpointModels, body: bytes) -> tuple[int, bytes]:
     try:
         response = models.invoke(request)
     except LabelwiseError as exc:
-        status = status_of(exc)
+        status = status_for(exc, default=503)  # any other failure: a dependency's (503)
         if status >= 500:
             logger.warning("invocation failed: %s", exc.detail)
         return _error(status, exc.code, exc.detail)
@@ -412,7 +381,7 @@ def make_server(models: EndpointModels, host: str = "0.0.0.0", port: int = 8080)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labelwise.endpoint.server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m labelwise.endpoint.container", description=__doc__)
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--model-dir", type=Path, default=Path("/opt/ml/model"))

@@ -7,55 +7,88 @@ the same request are embedded by e5. Few-shot image classifiers learn on the ima
 features (1280-d) instead; :class:`ImageFeatureEmbedder` presents those as an ``Embedder`` whose
 "texts" are image references (URL or base64), so the few-shot logic needs no image code. Images
 are embedded in-process or by the SageMaker endpoint, as :mod:`labelwise.endpoint.routing` decides
-(the routers are wired by :func:`labelwise.runtime.build_image_models`).
+(the routers are wired by :func:`labelwise.runtime.build_image_models`). Image inputs are fetched
+and decoded by an :class:`ImageSource` (:class:`labelwise.images.ImageLoader`).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from labelwise.embedding.budget import check_deadline
 from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest
-from labelwise.embedding.port import Embedder, EmbeddingBatch, Role, Truncate
+from labelwise.embedding.pixels import IMAGE_TOKENS
+from labelwise.embedding.port import (
+    Embedder,
+    EmbeddingBatch,
+    ImageEmbedder,
+    ImageVectors,
+    Role,
+    Truncate,
+    image_matrix,
+)
 from labelwise.errors import ModelNotFound, UnsupportedInput
 from labelwise.request_context import record_tokens
 
-#: What one image counts for in ``usage`` (images have no tokens; Jina bills them separately).
-IMAGE_TOKENS = 1
+Pixels = npt.NDArray[np.uint8]
+
+
+class ImageSource(Protocol):
+    """Where a request's images come from: references (URL or base64) fetched, size-checked and
+    decoded a bounded chunk at a time (:class:`labelwise.images.ImageLoader`)."""
+
+    def chunks(self, values: Sequence[str], indices: Sequence[int]) -> Iterator[list[Pixels]]: ...
+
+
+class TextModels(Protocol):
+    """The text models (:class:`labelwise.embedding.registry.ModelRegistry`)."""
+
+    @property
+    def default_model(self) -> str: ...
+
+    def resolve_name(self, requested: str | None) -> str: ...
+
+    def get(self, requested: str | None) -> Embedder: ...
 
 
 @dataclass(frozen=True)
 class ImageModel:
-    """One image model and how to reach it (``router`` has ``zero_shot_vectors``/``features``)."""
+    """One image model and how to reach it: ``router`` embeds decoded images (in-process or on the
+    endpoint), ``loader`` decodes the references."""
 
     manifest: ModelManifest
-    router: Any
-    loader: Any  # labelwise.images.ImageLoader
+    router: ImageEmbedder
+    loader: ImageSource
 
     @property
     def name(self) -> str:
         return self.manifest.name
 
-    def _embed(self, method: str, references: Sequence[str], indices: Sequence[int] | None) -> np.ndarray:
-        """``router.<method>`` over the decoded images, one bounded chunk at a time (the loader
+    def _embed(
+        self,
+        embed: Callable[[Sequence[Pixels]], ImageVectors],
+        references: Sequence[str],
+        indices: Sequence[int] | None,
+    ) -> np.ndarray:
+        """``embed`` (a method of the router) over the decoded images, one bounded chunk at a time (the loader
         fetches and size-checks every image first, then decodes a chunk only when the previous one
         is embedded and dropped). Each chunk's images are metered as they are embedded, so work done
         before a later image fails is still charged. The request's deadline is checked before each
         chunk."""
         where = list(indices) if indices is not None else list(range(len(references)))
-        embed = getattr(self.router, method)
         parts: list[np.ndarray] = []
         for chunk in self.loader.chunks(references, where):
             check_deadline()  # a request past its budget stops between chunks (504)
             vectors = embed(chunk)
-            parts.append(np.asarray(getattr(vectors, "vectors", vectors), dtype=np.float32))
+            parts.append(image_matrix(vectors))
             record_tokens(IMAGE_TOKENS * len(chunk))
             del chunk, vectors
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
@@ -64,11 +97,11 @@ class ImageModel:
         self, references: Sequence[str], indices: Sequence[int] | None = None
     ) -> np.ndarray:
         """Vectors in the text model's space (in-process or the endpoint); metered."""
-        return self._embed("zero_shot_vectors", references, indices)
+        return self._embed(self.router.zero_shot_vectors, references, indices)
 
     def features(self, references: Sequence[str], indices: Sequence[int] | None = None) -> np.ndarray:
         """Few-shot features (in-process or the endpoint); metered."""
-        return self._embed("features", references, indices)
+        return self._embed(self.router.features, references, indices)
 
 
 class ImageFeatureEmbedder:
@@ -184,25 +217,25 @@ class ImageModels:
         return self.get(name)
 
 
-def text_model_for(registry: Any, images: ImageModels, requested: str | None) -> str:
+def text_model_for(registry: TextModels, images: ImageModels, requested: str | None) -> str:
     """The text model of a request: the named one, or the text side of a named image model."""
     image = images.matches(requested)
     if image is not None:
-        return images.manifest(image).text_model or str(registry.default_model)
-    return str(registry.resolve_name(requested))
+        return images.manifest(image).text_model or registry.default_model
+    return registry.resolve_name(requested)
 
 
 class FewShotRegistry:
     """The registry few-shot logic sees: text models, plus image models as feature embedders."""
 
-    def __init__(self, text: Any, images: ImageModels) -> None:
+    def __init__(self, text: TextModels, images: ImageModels) -> None:
         self._text = text
         self._images = images
         self._features: dict[str, ImageFeatureEmbedder] = {}
 
     @property
-    def text(self) -> Any:
-        """The text models (a :class:`labelwise.embedding.registry.ModelRegistry`)."""
+    def text(self) -> TextModels:
+        """The text models."""
         return self._text
 
     @property
@@ -211,7 +244,7 @@ class FewShotRegistry:
 
     def resolve_name(self, requested: str | None) -> str:
         image = self._images.matches(requested)
-        return image if image is not None else str(self._text.resolve_name(requested))
+        return image if image is not None else self._text.resolve_name(requested)
 
     def get(self, requested: str | None) -> Embedder:
         image = self._images.matches(requested)

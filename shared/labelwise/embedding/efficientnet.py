@@ -1,21 +1,18 @@
-"""Image runtime: preprocessing and the bundled image model (EfficientNet-Lite0, ImageNet).
+"""The bundled image model: EfficientNet-Lite0 (ImageNet), run by onnxruntime.
 
 Two kinds of vectors come out of one forward pass:
 
-* :meth:`ImageEmbedder.features` - few-shot features: the 1280-d pooled activations, minus a mean
-  vector computed at build time on sample photos (``feature_mean.npy``), L2-normalised. Compare
+* :meth:`EfficientNetEmbedder.features` - few-shot features: the 1280-d pooled activations, minus a
+  mean vector computed at build time on sample photos (``feature_mean.npy``), L2-normalised. Compare
   them only with each other (``/v1/train`` examples), never with text.
-* :meth:`ImageEmbedder.zero_shot_vectors` - a **fallback** zero-shot vector in the text model's
-  space (ConSE: Norouzi et al., "Zero-Shot Learning by Convex Combination of Semantic Embeddings",
-  ICLR 2014): the probability-weighted mean of the text embeddings of the image's top-``k``
-  ImageNet classes (each class embedded as ``"lemma: WordNet definition"`` by the text model named
-  in ``manifest.text_model``, role ``label``), L2-normalised. Weak outside ImageNet's domain (see
-  docs/images.md); a CLIP model (:mod:`labelwise.embedding.clip`) is the real answer.
+* :meth:`EfficientNetEmbedder.zero_shot_vectors` - a **fallback** zero-shot vector in the text
+  model's space (ConSE: Norouzi et al., "Zero-Shot Learning by Convex Combination of Semantic
+  Embeddings", ICLR 2014): the probability-weighted mean of the text embeddings of the image's
+  top-``k`` ImageNet classes (each class embedded as ``"lemma: WordNet definition"`` by the text
+  model named in ``manifest.text_model``, role ``label``), L2-normalised. Weak outside ImageNet's
+  domain (see docs/images.md); a CLIP model (:mod:`labelwise.embedding.clip`) is the real answer.
 
-Usage: every image counts as :data:`IMAGE_TOKENS` token ("image unit") in ``token_counts``.
-
-Preprocessing (from the manifest's :class:`ImagePreprocessing`): short side to ``resize``
-(bicubic, Pillow), centre crop ``size``, scale to [0, 1], ``(x - mean) / std``, CHW.
+Preprocessing and the usage unit: :mod:`labelwise.embedding.pixels`.
 """
 
 from __future__ import annotations
@@ -29,109 +26,24 @@ import numpy as np
 import numpy.typing as npt
 
 from labelwise.embedding.manifest import ImagePreprocessing, ModelManifest
+from labelwise.embedding.pixels import (
+    DEFAULT_IMAGE_BATCH,
+    F32,
+    FEATURE_MEAN_FILE,
+    IMAGE_TOKENS,
+    l2_normalise,
+    preprocess_batch,
+)
 from labelwise.embedding.port import EmbeddingBatch
 from labelwise.embedding.session import cpu_session
-from labelwise.errors import EmbedderUnavailable, InvalidImage
+from labelwise.errors import EmbedderUnavailable
 
 MODEL_FILE = "model.onnx"
 CLASS_TEXTS_FILE = "imagenet_classes.json"
 CLASS_EMBEDDINGS_FILE = "class_text_embeddings.npy"
-FEATURE_MEAN_FILE = "feature_mean.npy"
 
-#: What one image counts for in ``EmbeddingBatch.token_counts`` (and so in usage and quotas).
-IMAGE_TOKENS = 1
 #: ImageNet classes mixed per image by ConSE (Norouzi et al. use T = 10; 5 measured no worse here).
 CONSE_TOP_K = 5
-#: Images per onnxruntime call (batch 8 measured ~84 images/s on 2 cores; larger gains nothing).
-DEFAULT_IMAGE_BATCH = 8
-#: Longest side kept before resizing, as a multiple of the short side (see :func:`resize_and_crop`).
-MAX_ASPECT = 4
-
-ImageArray = npt.NDArray[np.uint8]
-F32 = npt.NDArray[np.float32]
-
-
-# ------------------------------------------------------------------------------ preprocessing
-def to_rgb(image: npt.NDArray[Any]) -> ImageArray:
-    """``uint8 [H, W, 3]`` from a decoded image: RGB as is, grey ``[H, W]``/``[H, W, 1]`` repeated,
-    RGBA composited on white. Raises :class:`InvalidImage` for anything else."""
-    a = np.asarray(image)
-    if a.dtype != np.uint8:
-        raise InvalidImage(f"image pixels must be uint8, got {a.dtype}")
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.ndim != 3 or a.shape[0] < 1 or a.shape[1] < 1 or a.shape[2] not in (1, 3, 4):
-        raise InvalidImage(f"image must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got {list(a.shape)}")
-    if a.shape[2] == 1:
-        return np.repeat(a, 3, axis=2)
-    if a.shape[2] == 4:
-        alpha = a[:, :, 3:4].astype(np.float32) / 255.0
-        rgb = a[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-    return a
-
-
-def resize_and_crop(image: npt.NDArray[Any], spec: ImagePreprocessing) -> ImageArray:
-    """Short side to ``spec.resize`` (aspect kept, long side rounded), then the centre
-    ``spec.size`` square (torchvision ``Resize`` + ``CenterCrop`` conventions)."""
-    from PIL import Image
-
-    rgb = to_rgb(image)
-    h, w = rgb.shape[:2]
-    # A very long strip would be resized to a huge array; only its centre is kept, so cut it first
-    # (to MAX_ASPECT times the short side: the crop and its resampling support lie well inside).
-    short = min(h, w)
-    if max(h, w) > MAX_ASPECT * short:
-        keep = MAX_ASPECT * short
-        if h > w:
-            rgb = rgb[(h - keep) // 2 : (h - keep) // 2 + keep]
-        else:
-            rgb = rgb[:, (w - keep) // 2 : (w - keep) // 2 + keep]
-        h, w = rgb.shape[:2]
-    scale = spec.resize / min(h, w)
-    nh, nw = (
-        (spec.resize, max(spec.resize, round(w * scale)))
-        if h <= w
-        else (
-            max(spec.resize, round(h * scale)),
-            spec.resize,
-        )
-    )
-    resample = Image.Resampling.BICUBIC if spec.interpolation == "bicubic" else Image.Resampling.BILINEAR
-    im = Image.fromarray(rgb)
-    if (nh, nw) != (h, w):
-        im = im.resize((nw, nh), resample)
-    top = round((nh - spec.size) / 2)
-    left = round((nw - spec.size) / 2)
-    if top < 0 or left < 0:  # resize smaller than the crop: pad by resizing up to the crop
-        im = im.resize((max(nw, spec.size), max(nh, spec.size)), resample)
-        top, left = max(top, 0), max(left, 0)
-    return np.asarray(im.crop((left, top, left + spec.size, top + spec.size)), dtype=np.uint8)
-
-
-def preprocess(image: npt.NDArray[Any], spec: ImagePreprocessing) -> F32:
-    """Model input ``float32 [3, size, size]`` for one decoded image."""
-    # (x / 255 - mean) / std as one multiply-add per channel, written straight into CHW order
-    scale = (1.0 / (255.0 * np.asarray(spec.std, np.float64))).astype(np.float32)
-    shift = (-np.asarray(spec.mean, np.float64) / np.asarray(spec.std, np.float64)).astype(np.float32)
-    chw = resize_and_crop(image, spec).transpose(2, 0, 1)
-    out = np.empty(chw.shape, np.float32)
-    for c in range(3):
-        np.multiply(chw[c], scale[c], out=out[c], casting="unsafe")
-        out[c] += shift[c]
-    return out
-
-
-def preprocess_batch(images: Sequence[npt.NDArray[Any]], spec: ImagePreprocessing) -> F32:
-    if not images:
-        return np.zeros((0, 3, spec.size, spec.size), np.float32)
-    return np.stack([preprocess(im, spec) for im in images])
-
-
-# ------------------------------------------------------------------------------ numerics
-def l2_normalise(x: npt.NDArray[Any]) -> F32:
-    x = np.asarray(x, np.float64)
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def softmax(logits: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
@@ -153,7 +65,7 @@ def conse(probabilities: npt.NDArray[Any], class_vectors: npt.NDArray[Any], top_
 
 
 # ------------------------------------------------------------------------------ embedder
-class ImageEmbedder:
+class EfficientNetEmbedder:
     """The bundled image model (``modality == "image"``, ``family == "efficientnet"``).
 
     Thread-safe; create once per process (:meth:`from_dir`). Images are decoded RGB
@@ -194,7 +106,7 @@ class ImageEmbedder:
         intra_op_threads: int | None = None,
         batch_size: int = DEFAULT_IMAGE_BATCH,
         model_file: str = MODEL_FILE,
-    ) -> ImageEmbedder:
+    ) -> EfficientNetEmbedder:
         try:
             manifest = ModelManifest.load(model_dir)
             session = cpu_session(model_dir / model_file, intra_op_threads=intra_op_threads)
@@ -262,14 +174,3 @@ class ImageEmbedder:
         logits, feats = self.forward(images)
         zs = conse(softmax(logits), self._class_embeddings, self._top_k)
         return self._batch(zs), self._batch(l2_normalise(feats.astype(np.float64) - self._feature_mean))
-
-
-def image_embedder_factory(model_dir: Path) -> Any:
-    """The runtime object for an image model directory: :class:`ImageEmbedder` for
-    ``family == "efficientnet"``, :class:`labelwise.embedding.clip.ClipEmbedder` for ``clip``."""
-    manifest = ModelManifest.load(model_dir)
-    if manifest.family == "clip":
-        from labelwise.embedding.clip import ClipEmbedder
-
-        return ClipEmbedder.from_dir(model_dir)
-    return ImageEmbedder.from_dir(model_dir)
