@@ -1,5 +1,6 @@
 """Lambda entry point for bulk uploads: an SQS batch of S3 ``ObjectCreated`` events (``uploads/``) and
-of the runner's own follow-up checkpoints -> :class:`labelwise.uploads.jobs.UploadJobs`.
+of the runner's own follow-up checkpoints -> :class:`labelwise.uploads.jobs.UploadJobs` (built by
+:func:`labelwise.runtime.build_upload_jobs`).
 
 Thin on purpose: Powertools' :class:`BatchProcessor` hands each message to the library and reports
 the ones that raised as ``batchItemFailures`` (the queue retries them, then dead-letters them). Files
@@ -17,10 +18,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from labelwise.runtime import build_services
-from labelwise.settings import Settings, get_settings
-from labelwise.uploads.aws import S3ObjectStore, SqsContinuationQueue, make_upload_clients
-from labelwise.uploads.jobs import UploadJobs
+from labelwise.runtime import build_upload_jobs
+from labelwise.settings import get_settings
 
 logger = Logger()
 tracer = Tracer()
@@ -29,23 +28,8 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def build_jobs(settings: Settings) -> UploadJobs:
-    """The real adapters: S3 bucket ``settings.bucket_name``, follow-ups to ``settings.uploads_queue_url``."""
-    if not settings.uploads_queue_url:
-        raise RuntimeError("LABELWISE_UPLOADS_QUEUE_URL is not set")
-    services = build_services(settings)
-    services.warm_up()  # load the default model during INIT
-    s3, sqs = make_upload_clients(settings)
-    return UploadJobs(
-        services,
-        S3ObjectStore(settings.bucket_name, s3=s3),
-        SqsContinuationQueue(settings.uploads_queue_url, sqs=sqs),
-        bucket=settings.bucket_name,
-    )
-
-
 #: Replaced by tests that inject other adapters or a fake embedder.
-jobs = build_jobs(get_settings())
+jobs = build_upload_jobs(get_settings())
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:

@@ -1,15 +1,14 @@
-"""The process's services, built once per cold start from :class:`Settings` (the composition root:
-the one place that picks adapters — stores, ONNX/endpoint embedders, image routers, CLIP)."""
+"""The composition root: the one place that picks and builds adapters from :class:`Settings`, once
+per cold start: stores, ONNX/endpoint embedders, image models and their routers, CLIP, the rate
+limiter (:func:`build_services`) and the upload jobs (:func:`build_upload_jobs`). The Lambda entries
+(``functions/*``, through :mod:`labelwise.api.lambda_entry`) and ``labelwise serve`` call it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import NoReturn
 
-from labelwise.classify.image_models import FewShotRegistry, ImageModel, ImageModels, text_model_for
-from labelwise.classify.zeroshot import LabelEmbeddingCache, LabelLimits
+from labelwise.classify.image_models import ImageModel, ImageModels
+from labelwise.classify.zeroshot import LabelEmbeddingCache
 from labelwise.embedding.clip import ClipEmbedder, load_clip
 from labelwise.embedding.image_factory import image_embedder_factory
 from labelwise.embedding.manifest import ModelManifest
@@ -19,55 +18,18 @@ from labelwise.endpoint.routing import image_router, routing_factory
 from labelwise.errors import UnsupportedInput
 from labelwise.images import ImageLoader
 from labelwise.quota import MemoryRateLimiter, RateLimiter, UnlimitedRateLimiter
+from labelwise.services import Services
 from labelwise.settings import Settings
 from labelwise.storage import open_stores
-from labelwise.storage.memory import MemoryClassifierStore, MemoryKeyStore
-from labelwise.storage.ports import ClassifierStore, KeyStore
-
-
-@dataclass
-class Services:
-    settings: Settings
-    registry: ModelRegistry
-    store: ClassifierStore = field(default_factory=MemoryClassifierStore)
-    keys: KeyStore = field(default_factory=MemoryKeyStore)
-    label_cache: LabelEmbeddingCache = field(default_factory=LabelEmbeddingCache)
-    limiter: RateLimiter = field(default_factory=UnlimitedRateLimiter)
-    images: ImageModels = field(default_factory=lambda: ImageModels({}, _no_image_model))
-
-    @cached_property
-    def fewshot_registry(self) -> FewShotRegistry:
-        """Text models, plus image models as few-shot feature embedders (built once)."""
-        return FewShotRegistry(self.registry, self.images)
-
-    def text_model_for(self, requested: str | None) -> str:
-        """The text model of a request: the named one, or the text side of a named image model."""
-        return text_model_for(self.registry, self.images, requested)
-
-    def warm_up(self) -> None:
-        """Load the default model now (cold start), if one is installed."""
-        if self.registry.available:
-            self.registry.get(None)
-
-    @property
-    def label_limits(self) -> LabelLimits:
-        return LabelLimits.from_settings(self.settings)
-
-
-def _no_image_model(*args: object) -> NoReturn:
-    raise AssertionError("no image models are configured")
-
+from labelwise.uploads.jobs import UploadJobs
 
 CLIP_ALIASES = ("jina-clip-v1", "jina-clip-v2", "clip-*")
 
 
-def build_image_models(
-    settings: Settings, clip: ClipEmbedder | None = None, loader: ImageLoader | None = None
-) -> ImageModels:
+def build_image_models(settings: Settings, clip: ClipEmbedder | None = None) -> ImageModels:
     """Image models from ``settings.model_dir`` (and ``clip``, a configured CLIP model), routed
-    through the endpoint when one is configured; their inputs decoded by ``loader`` (by default one
-    from ``settings``)."""
-    source = loader or ImageLoader.from_settings(settings)
+    through the endpoint when one is configured, their inputs fetched and decoded per ``settings``."""
+    source = ImageLoader.from_settings(settings)
 
     def route(local: ImageEmbedder | None) -> ImageEmbedder:
         router = image_router(settings, local)
@@ -126,4 +88,24 @@ def build_services(settings: Settings) -> Services:
         label_cache=LabelEmbeddingCache(settings.label_cache_size),
         limiter=build_limiter(settings),
         images=build_image_models(settings, clip),
+    )
+
+
+def build_upload_jobs(settings: Settings, services: Services | None = None) -> UploadJobs:
+    """The S3 upload jobs: bucket ``settings.bucket_name``, follow-ups to ``settings.uploads_queue_url``,
+    over ``services`` (by default :func:`build_services` with the default model loaded)."""
+    if not settings.uploads_queue_url:
+        raise RuntimeError("LABELWISE_UPLOADS_QUEUE_URL is not set")
+    # Imported here so that only the uploads function imports its boto3 adapters (cold start).
+    from labelwise.uploads.aws import S3ObjectStore, SqsContinuationQueue, make_upload_clients
+
+    if services is None:
+        services = build_services(settings)
+        services.warm_up()  # load the default model during INIT
+    s3, sqs = make_upload_clients(settings)
+    return UploadJobs(
+        services,
+        S3ObjectStore(settings.bucket_name, s3=s3),
+        SqsContinuationQueue(settings.uploads_queue_url, sqs=sqs),
+        bucket=settings.bucket_name,
     )

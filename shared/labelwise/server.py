@@ -34,7 +34,7 @@ from labelwise.errors import (
     PayloadTooLarge,
     UnsupportedTransferEncoding,
 )
-from labelwise.runtime import Services
+from labelwise.services import Services
 
 _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")

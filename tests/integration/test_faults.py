@@ -28,7 +28,7 @@ from botocore.config import Config
 from labelwise.api.app import create_app
 from labelwise.classify import fewshot
 from labelwise.embedding.registry import ModelRegistry
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.settings import Settings
 from labelwise.storage.aws import CLIENT_CONFIG, AwsClassifierStore, AwsKeyStore
 from labelwise.storage.aws_quota import DynamoRateLimiter

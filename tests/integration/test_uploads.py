@@ -27,8 +27,8 @@ from labelwise.classify import fewshot
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.errors import ResourceNotFound
 from labelwise.learning.mixture import load_learner
-from labelwise.runtime import Services
 from labelwise.server import LocalLambdaContext
+from labelwise.services import Services
 from labelwise.settings import Settings, get_settings
 from labelwise.uploads.jobs import UploadJobs
 from tests.support.fakes import HashingEmbedder

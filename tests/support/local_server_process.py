@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from labelwise.embedding.registry import ModelRegistry
-from labelwise.runtime import Services
 from labelwise.server import make_server
+from labelwise.services import Services
 from labelwise.settings import Settings
 from labelwise.storage import open_stores
 from tests.support.fakes import HashingEmbedder

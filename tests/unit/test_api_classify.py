@@ -9,7 +9,7 @@ import pytest
 
 from labelwise.api.app import create_app
 from labelwise.embedding.registry import ModelRegistry
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder
 

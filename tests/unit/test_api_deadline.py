@@ -15,8 +15,8 @@ from labelwise.api import lambda_entry
 from labelwise.api.app import create_app
 from labelwise.embedding.port import EmbeddingBatch, Role, Truncate
 from labelwise.embedding.registry import ModelRegistry
-from labelwise.runtime import Services
 from labelwise.server import LocalLambdaContext
+from labelwise.services import Services
 from labelwise.settings import Settings
 from tests.conftest import REPO
 from tests.support.fakes import HashingEmbedder

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from labelwise.api.app import create_app
 from labelwise.embedding.registry import ModelRegistry
-from labelwise.runtime import Services
 from labelwise.server import LocalLambdaContext, http_event
+from labelwise.services import Services
 from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder
 

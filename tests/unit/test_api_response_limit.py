@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from labelwise.api.app import create_app
 from labelwise.classify.zeroshot import UNGROUPED
 from labelwise.embedding.registry import ModelRegistry
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder
 

@@ -17,10 +17,11 @@ ROOT = "labelwise"
 #: add nothing here without naming it in docs/architecture.md.
 KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
-#: What the domain (``classify``, ``learning``) must never import: the interface, the composition
-#: root, the entry points, upload jobs, the endpoint adapter and the storage adapters.
+#: What the domain (``classify``, ``learning``) must never import: the interface, the services it
+#: is wired into, the composition root, the entry points, upload jobs, the endpoint adapter and the
+#: storage adapters.
 DOMAIN = ("classify", "learning")
-FORBIDDEN_FOR_DOMAIN = ("api", "runtime", "server", "cli", "uploads", "endpoint")
+FORBIDDEN_FOR_DOMAIN = ("api", "services", "runtime", "server", "cli", "uploads", "endpoint")
 #: The one storage module the domain may use (ports and record types).
 STORAGE_PORTS = "labelwise.storage.ports"
 
@@ -32,6 +33,22 @@ AWS_ADAPTERS = {
     "labelwise.endpoint.client",  # SageMaker runtime transport
     "labelwise.embedding.s3_source",  # s3:// model sources (a configured CLIP model)
 }
+
+
+#: The interface and what it is handed: they use adapters through ports, never build one.
+INTERFACE = ("api", "server", "services", "uploads")
+#: Adapters (and their factories) that only the composition root, ``runtime``, builds.
+ADAPTERS = (
+    "labelwise.endpoint",
+    "labelwise.images",
+    "labelwise.embedding.clip",
+    "labelwise.embedding.image_factory",
+    "labelwise.embedding.onnx_embedder",
+    "labelwise.storage.aws",
+    "labelwise.storage.aws_quota",
+    "labelwise.storage.local",
+    "labelwise.uploads.aws",
+)
 
 
 def _module_name(path: Path) -> str:
@@ -127,7 +144,8 @@ def test_the_graph_sees_every_package() -> None:
     # Then it knows the packages this test guards, and a known edge (imports inside functions count)
     for package in ("api", "classify", "learning", "embedding", "storage", "runtime", "uploads", "cli"):
         assert package in graph, package
-    assert "endpoint" in graph["runtime"]  # imported inside build_services only
+    assert "endpoint" in graph["runtime"]
+    assert "uploads" in graph["runtime"]  # imported inside build_upload_jobs only
 
 
 def test_cycle_detection_finds_a_cycle() -> None:
@@ -185,3 +203,17 @@ def test_boto3_only_in_aws_adapters() -> None:
     }
     # Then only the listed AWS adapters import boto3/botocore, and each listed one still does
     assert users == AWS_ADAPTERS
+
+
+def test_only_the_composition_root_builds_adapters() -> None:
+    # Given every module of the interface and the services it is handed (the AWS adapters aside)
+    offending = []
+    for module, imported in _modules().items():
+        if _package(module) not in INTERFACE or module in AWS_ADAPTERS:
+            continue
+        # When it imports an adapter or an adapter factory
+        for target in sorted(imported):
+            if any(target == a or target.startswith(a + ".") for a in ADAPTERS):
+                offending.append(f"{module} -> {target}")
+    # Then there is no such import: runtime builds them
+    assert offending == []

@@ -28,7 +28,7 @@ from labelwise.endpoint.container import EndpointModels, handle_invocation
 from labelwise.endpoint.protocol import InvocationRequest, decode_vectors, error_from_response
 from labelwise.errors import EmbedderUnavailable, InputTooLong, InvalidImage, InvalidInput, UnsupportedInput
 from labelwise.images.decode import ImageLimits
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder
 

@@ -24,7 +24,7 @@ from labelwise.classify.image_models import ImageModel, ImageModels
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.images import ImageLoader
 from labelwise.images.fetch import FetchPolicy, ImageFetcher
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder, fake_manifest
 

@@ -12,7 +12,7 @@ from labelwise.api.app import create_app
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.quota import MemoryRateLimiter, QuotaExceeded
 from labelwise.request_context import metering, record_tokens
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder
 

@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from labelwise.embedding.registry import ModelRegistry
-from labelwise.runtime import Services
 from labelwise.server import http_event, make_server, running_server
+from labelwise.services import Services
 from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder
 

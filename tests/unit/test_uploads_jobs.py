@@ -12,7 +12,7 @@ import pytest
 from labelwise.classify import fewshot
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.learning.mixture import load_learner
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.settings import Settings
 from labelwise.storage.memory import MemoryClassifierStore, MemoryKeyStore
 from labelwise.uploads.classifying import config_from_upload

@@ -40,7 +40,7 @@ from labelwise.api.schemas import (
 )
 from labelwise.errors import LabelwiseError, PayloadTooLarge
 from labelwise.request_context import current_tokens, record_caller
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.storage.ports import ApiKeyRecord
 from labelwise.telemetry import TelemetryResolver
 

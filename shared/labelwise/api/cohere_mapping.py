@@ -17,7 +17,7 @@ from labelwise.api.cohere_schemas import (
 )
 from labelwise.classify import cohere
 from labelwise.classify.cohere import CohereResult
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.storage.ports import ApiKeyRecord
 
 

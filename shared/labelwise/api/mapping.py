@@ -36,7 +36,7 @@ from labelwise.classify.ranking import RankedInput, rank
 from labelwise.classify.service import ClassifyResult, ImageRef, Item
 from labelwise.classify.zeroshot import UNGROUPED
 from labelwise.errors import InvalidInput
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.storage.ports import ApiKeyRecord, ClassifierMeta
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from labelwise.api.app import openapi_json
 from labelwise.embedding.registry import ModelRegistry
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.settings import Settings
 
 DEFAULT_PATH = Path("docs/openapi.json")

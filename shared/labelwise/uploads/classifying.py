@@ -26,7 +26,7 @@ from labelwise.classify.zeroshot import (
     score_groups,
     zeroshot_label_vectors,
 )
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.storage.ports import ApiKeyRecord
 from labelwise.uploads.models import UploadConfig
 from labelwise.uploads.readers import UnusableUpload

@@ -58,7 +58,7 @@ from labelwise.errors import (
     StoreUnavailable,
     Unauthenticated,
 )
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.storage.ports import utcnow
 from labelwise.uploads.classifying import FewShotPlan, Plan, config_from_upload, prepare, resolve_caller
 from labelwise.uploads.models import (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from labelwise.runtime import Services
+from labelwise.services import Services
 from labelwise.uploads.jobs import BESIDE_LAYOUT, Budget, Outcome, UploadJobs, unlimited
 from labelwise.uploads.models import UploadConfig, UploadEvent
 from labelwise.uploads.objects import LocalObjectStore
