@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from labelwise.embedding.clip.embedder import ClipEmbedder
-from labelwise.embedding.clip.sources import resolve_clip_source
+from labelwise.embedding.clip.sources import HF_FILES, download_hub, resolve_clip_source
 from labelwise.embedding.clip.tokenizer import ClipTokenizer, bytes_to_unicode, pre_tokenize
 from labelwise.embedding.image_factory import image_embedder_factory
 from labelwise.embedding.pixels import IMAGE_TOKENS, preprocess_batch
@@ -200,6 +200,88 @@ def test_empty_s3_prefix_is_unavailable(tmp_path: Path) -> None:
         s3.create_bucket(Bucket="models")
         with pytest.raises(EmbedderUnavailable):
             resolve_clip_source("s3://models/nothing", tmp_path, s3_client=s3)
+
+
+@pytest.fixture()
+def hub(tmp_path: Path, bpe_file: Path):  # type: ignore[no-untyped-def]
+    """A loopback stand-in for the Hugging Face hub serving one tiny CLIP export as
+    ``/<org>/<name>/resolve/<revision>/<file>``; yields (base URL, the paths it was asked for)."""
+    import http.server
+    import threading
+
+    pytest.importorskip("onnx")
+    from labelwise.modelbuild.image.tiny_clip import write_tiny_clip
+
+    export = tmp_path / "export"
+    write_tiny_clip(export, bpe_file, layout="hf")
+    asked: list[str] = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            prefix = "/org/tiny-clip/resolve/v1/"
+            file = export / self.path.removeprefix(prefix)
+            if not self.path.startswith(prefix) or not file.is_file():
+                self.send_error(404)
+                return
+            body = file.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_hub_export_is_downloaded_once(tmp_path: Path, hub) -> None:  # type: ignore[no-untyped-def]
+    base, asked = hub
+    # Given a hub that serves a tiny CLIP export at revision v1
+    dest = tmp_path / "dl"
+    # When it is downloaded
+    assert download_hub("org/tiny-clip", dest, revision="v1", endpoint=base) == dest
+    # Then every file of the export is there, loadable, with no partial file left
+    assert sorted(asked) == sorted(f"/org/tiny-clip/resolve/v1/{rel}" for rel in HF_FILES)
+    assert ClipEmbedder.from_dir(dest).manifest.family == "clip"
+    assert not list(dest.rglob("*.part"))
+    # And a second download asks for nothing
+    download_hub("org/tiny-clip", dest, revision="v1", endpoint=base)
+    assert len(asked) == len(HF_FILES)
+
+
+def test_missing_hub_file_is_unavailable_and_leaves_no_partial_file(tmp_path: Path, hub) -> None:  # type: ignore[no-untyped-def]
+    base, _ = hub
+    # Given a revision the hub does not have
+    # When it is downloaded
+    with pytest.raises(EmbedderUnavailable, match="cannot download"):
+        download_hub("org/tiny-clip", tmp_path / "dl", revision="v2", endpoint=base)
+    # Then nothing half-written stays behind
+    assert not [f for f in (tmp_path / "dl").rglob("*") if f.is_file()]
+
+
+def test_served_as_renames_a_shared_model(tiny_clip) -> None:  # type: ignore[no-untyped-def]
+    d, _ = tiny_clip
+    # Given a loaded CLIP model
+    emb = ClipEmbedder.from_dir(d)
+    original = emb.manifest
+    # When a deployment serves it under its own name and aliases
+    served = emb.served_as("clip", ("jina-clip-v2", "clip-*"))
+    # Then the copy answers to them, is its own text model, and embeds like the original
+    assert (served.manifest.name, served.manifest.aliases) == ("clip", ("jina-clip-v2", "clip-*"))
+    assert served.manifest.text_model == "clip"
+    assert emb.manifest == original
+    np.testing.assert_array_equal(
+        served.embed(["a cat"], "label").vectors, emb.embed(["a cat"], "label").vectors
+    )
 
 
 def test_unrecognised_source_is_unavailable(tmp_path: Path) -> None:
