@@ -127,7 +127,7 @@ def test_the_venv_holds_exactly_the_container_package_set(container_python: Path
 def test_the_dockerfile_build_check_passes(container_python: Path, tmp_path: Path) -> None:
     # Given the check the Dockerfile runs after installing labelwise
     dockerfile = (REPO / "docker" / "endpoint" / "Dockerfile").read_text(encoding="utf-8")
-    check = re.search(r'python -c "(import labelwise\.endpoint\.server[^"]*)"', dockerfile)
+    check = re.search(r'python -c "(import labelwise\.endpoint\.container[^"]*)"', dockerfile)
     assert check, "the Dockerfile's build-time import check is gone"
 
     # When it runs in the venv (outside the repository, so only the installed labelwise is importable)
