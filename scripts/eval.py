@@ -303,8 +303,8 @@ class HttpClassifier:
 def local_api(embedders: Sequence[Any], settings: Settings) -> Iterator[str]:
     """The real API on a free loopback port, in this process, serving ``embedders``."""
     from labelwise.embedding.registry import ModelRegistry
-    from labelwise.runtime import Services
     from labelwise.server import running_server
+    from labelwise.services import Services
 
     with tempfile.TemporaryDirectory(prefix="labelwise-eval-") as tmp:
         env = {

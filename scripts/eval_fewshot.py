@@ -189,8 +189,9 @@ class MemoEmbedder:
 def local_api(settings: Settings, embedders: dict[str, Any] | None) -> Iterator[str]:
     """The real API on a free loopback port in this process (temp data dir, auth off)."""
     from labelwise.embedding.registry import ModelRegistry
-    from labelwise.runtime import Services, build_services
+    from labelwise.runtime import build_services
     from labelwise.server import running_server
+    from labelwise.services import Services
 
     with tempfile.TemporaryDirectory(prefix="labelwise-fewshot-") as tmp:
         env = {
