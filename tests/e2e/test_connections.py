@@ -4,7 +4,6 @@ hashing embedder)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,9 +32,7 @@ def limited_server(tmp_path: Path) -> Iterator[LiveServer]:
         "LABELWISE_RATE_LIMIT_TOKENS_PER_MINUTE": "0",
     }
     server = start_server(tmp_path / "data", quotas_off, preexec_fn=limit_open_files)
-    # Keep reading its output, so its logging never blocks on a full pipe.
-    stdout = server.process.stdout
-    threading.Thread(target=lambda: [None for _ in stdout or ()], daemon=True).start()
+    server.drain()  # its logging never blocks on a full pipe
     try:
         yield server
     finally:
