@@ -79,15 +79,17 @@ class HashingEmbedder:
         )
 
 
-def fake_model_settings(root: Path) -> Settings:
-    """Settings for the fake model with data, cache and models under ``root``, quotas off."""
-    return Settings.from_environ(
-        {
-            "LABELWISE_DATA_DIR": str(root / "data"),
-            "LABELWISE_CACHE_DIR": str(root / "cache"),
-            "LABELWISE_MODEL_DIR": str(root / "models"),
-            "LABELWISE_DEFAULT_MODEL": "fake-model",
+def fake_model_settings(root: Path, *, quotas_off: bool = False) -> Settings:
+    """Settings for the fake model with data, cache and models under ``root`` (quotas off on request)."""
+    env = {
+        "LABELWISE_DATA_DIR": str(root / "data"),
+        "LABELWISE_CACHE_DIR": str(root / "cache"),
+        "LABELWISE_MODEL_DIR": str(root / "models"),
+        "LABELWISE_DEFAULT_MODEL": "fake-model",
+    }
+    if quotas_off:
+        env |= {
             "LABELWISE_RATE_LIMIT_REQUESTS_PER_MINUTE": "0",
             "LABELWISE_RATE_LIMIT_TOKENS_PER_MINUTE": "0",
         }
-    )
+    return Settings.from_environ(env)

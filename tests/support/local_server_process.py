@@ -20,7 +20,7 @@ from tests.support.fakes import HashingEmbedder, fake_model_settings
 
 def main(data_dir: str) -> None:
     root = Path(data_dir)
-    settings = fake_model_settings(root)
+    settings = fake_model_settings(root, quotas_off=True)
     store, keys = open_stores(settings)
     services = Services(
         settings=settings,

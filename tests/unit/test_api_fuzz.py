@@ -153,7 +153,7 @@ ROUTES = [
 @pytest.fixture(scope="module")
 def call(tmp_path_factory: pytest.TempPathFactory):
     root: Path = tmp_path_factory.mktemp("fuzz")
-    app_settings = fake_model_settings(root)
+    app_settings = fake_model_settings(root, quotas_off=True)
     services = Services(settings=app_settings, registry=ModelRegistry.from_embedders([HashingEmbedder()]))
     api_key, _ = services.keys.create("tenant-fuzz", "fuzz")
     app = create_app(services, scope="all")
