@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -42,9 +41,7 @@ def limited_server(tmp_path: Path) -> Iterator[LiveServer]:
 def test_labelwise_serve_at_nofile_256_serves_2000_fresh_connections(limited_server: LiveServer) -> None:
     # Given `labelwise serve` (the real int8 model) at RLIMIT_NOFILE=256
     assert limited_server.key
-    server = ServerProcess(
-        limited_server.process, int(urlsplit(limited_server.url).port or 0), limited_server.key
-    )
+    server = ServerProcess(limited_server.url, limited_server.key, limited_server.process)
     # When 2,000 clients each open a new connection: list, classify with a classifier, train it
     # Then all are served and the open files stay flat
     assert_fresh_connections_leak_nothing(server, "labelwise serve")
