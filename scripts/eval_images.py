@@ -16,7 +16,6 @@ test images, mean over ``--seeds`` draws. Zero-shot: class names embedded by the
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import sys
@@ -28,6 +27,7 @@ import numpy.typing as npt
 
 from labelwise.embedding.efficientnet import EfficientNetEmbedder
 from labelwise.embedding.onnx_embedder import OnnxEmbedder
+from labelwise.evaluation.arguments import image_model_parser
 from labelwise.learning.pa import PALearner, seed_for
 from labelwise.modelbuild.image.samples import CIFAR10_CLASSES, FASHION_MNIST_CLASSES, foolbox_samples
 from labelwise.settings import Settings
@@ -96,11 +96,7 @@ def zero_shot(
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings.from_environ()
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", type=Path, default=settings.model_dir)
-    ap.add_argument("--cache-dir", type=Path, default=settings.cache_dir)
-    ap.add_argument("--model", default="efficientnet-lite0")
+    ap = image_model_parser(__doc__, Settings.from_environ())
     ap.add_argument("--test", type=int, default=1000, help="Fashion-MNIST test images (the first N)")
     ap.add_argument("--seeds", type=int, default=3, help="draws of the training images per k")
     args = ap.parse_args(argv)

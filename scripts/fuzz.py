@@ -22,16 +22,14 @@ import argparse
 import copy
 import json
 import os
-import re
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from labelwise.evaluation.serve import ServerProcess, start_serve
 
 REPO = Path(__file__).resolve().parents[1]
 OPENAPI = REPO / "docs" / "openapi.json"
@@ -79,66 +77,22 @@ def capped_document(path: Path = OPENAPI) -> dict[str, Any]:
 
 
 @dataclass
-class Server:
+class RemoteServer:
+    """A server this script did not start (``--url``)."""
+
     url: str
     key: str | None
-    process: subprocess.Popen[str] | None = None
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data_dir: Path, timeout_s: float = 180) -> Server:
-    """``labelwise serve`` on a free port with quotas off; returns its URL and the printed key."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "LABELWISE_DATA_DIR": str(data_dir),
+def start_server(data_dir: Path, timeout_s: float = 180) -> ServerProcess:
+    """``labelwise serve`` on a free port with quotas off; its URL and the printed key (output drained)."""
+    quotas_off = {
         "LABELWISE_RATE_LIMIT_REQUESTS_PER_MINUTE": "0",
         "LABELWISE_RATE_LIMIT_TOKENS_PER_MINUTE": "0",
-        "PYTHONUNBUFFERED": "1",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "labelwise.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    output: list[str] = []
-    key = None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            if process.poll() is not None:
-                raise RuntimeError("labelwise serve exited:\n" + "".join(output))
-            continue
-        output.append(line)
-        found = re.search(r"\b(lw_[A-Za-z0-9_-]{20,})\b", line)
-        if found:
-            key = found.group(1)
-        if "listening on" in line:
-            # Drain the server's output in the background so a full pipe never blocks it.
-            import threading
-
-            threading.Thread(target=lambda: [None for _ in process.stdout or ()], daemon=True).start()
-            return Server(f"http://127.0.0.1:{port}", key, process)
-    process.kill()
-    raise RuntimeError("labelwise serve did not start:\n" + "".join(output))
+    server = start_serve(data_dir, quotas_off, timeout_s=timeout_s)
+    server.drain()
+    return server
 
 
 # -- fuzzing ----------------------------------------------------------------------------------------
@@ -170,7 +124,7 @@ class Report:
         }
 
 
-def fuzz(server: Server, examples: int, seed: int | None = None) -> Report:
+def fuzz(server: RemoteServer | ServerProcess, examples: int, seed: int | None = None) -> Report:
     """Send about ``examples`` generated requests (at least that many, unless the space runs out)."""
     import requests
     import schemathesis
@@ -291,17 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.url:
-        server = Server(args.url.rstrip("/"), args.key)
-        tmp = None
+        report = fuzz(RemoteServer(args.url.rstrip("/"), args.key), args.examples, args.seed)
     else:
-        tmp = tempfile.TemporaryDirectory(prefix="labelwise-fuzz-")
-        server = start_server(Path(tmp.name) / "data")
-    try:
-        report = fuzz(server, args.examples, args.seed)
-    finally:
-        server.stop()
-        if tmp is not None:
-            tmp.cleanup()
+        with tempfile.TemporaryDirectory(prefix="labelwise-fuzz-") as tmp:
+            server = start_server(Path(tmp) / "data")
+            try:
+                report = fuzz(server, args.examples, args.seed)
+            finally:
+                server.stop()
     figures = report.as_dict()
     if args.report:
         args.report.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

@@ -16,15 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "shared"))
-
-from labelwise.embedding.onnx_embedder import OnnxEmbedder  # noqa: E402
-from labelwise.settings import Settings  # noqa: E402
+from labelwise.embedding.onnx_embedder import OnnxEmbedder
+from labelwise.settings import Settings
 
 SHORT = [
     "I was charged twice for my last order, please refund one of the payments",

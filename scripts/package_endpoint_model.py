@@ -20,11 +20,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import tarfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 
 from labelwise.embedding.manifest import MANIFEST_FILE
 from labelwise.settings import Settings

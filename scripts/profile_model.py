@@ -26,12 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def ops(model: str, flush: bool) -> None:
-    from bench import bench_texts
     from labelwise.embedding.onnx_embedder import OnnxEmbedder
+    from labelwise.evaluation.datasets import bench_texts
     from labelwise.settings import Settings
 
     settings = Settings.from_environ()
@@ -150,8 +148,6 @@ def main() -> int:
     ap.add_argument("--model", default="all-minilm-l6-v2")
     ap.add_argument("--no-flush-denormals", action="store_true")
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "shared"))
-    sys.path.insert(0, str(ROOT / "scripts"))
     t = time.perf_counter()
     if args.what == "ops":
         ops(args.model, not args.no_flush_denormals)

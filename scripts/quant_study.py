@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL = "all-minilm-l6-v2"
 LINEARS = ("q", "k", "v", "ao", "fi", "fo")
 VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -69,16 +68,14 @@ def main() -> int:
     ap.add_argument("--n-texts", type=int, default=512)
     ap.add_argument("--seed", type=int, default=13)
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "shared"))
-    sys.path.insert(0, str(ROOT / "scripts"))
     import numpy as np
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from bench import bench_texts
     from labelwise.embedding.manifest import ModelManifest
     from labelwise.embedding.onnx_embedder import OnnxEmbedder
     from labelwise.evaluation import datasets, metrics
+    from labelwise.evaluation.datasets import bench_texts
     from labelwise.modelbuild import build as B
     from labelwise.modelbuild import parity
     from labelwise.modelbuild.graph import build_graph

@@ -11,6 +11,7 @@ import pytest
 
 from labelwise.server import LocalLambdaContext, http_event
 from labelwise.settings import Settings
+from tests.support.fakes import fake_model_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,14 +20,7 @@ pytest_plugins = ["tests.model_fixtures"]
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings.from_environ(
-        {
-            "LABELWISE_DATA_DIR": str(tmp_path / "data"),
-            "LABELWISE_CACHE_DIR": str(tmp_path / "cache"),
-            "LABELWISE_MODEL_DIR": str(tmp_path / "models"),
-            "LABELWISE_DEFAULT_MODEL": "fake-model",
-        }
-    )
+    return fake_model_settings(tmp_path)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 (tests/ is on sys.path as the rootdir of conftest.py) or ``from model_fixtures import *  # noqa``.
 
 - ``tiny_model_dir``: a tiny random-weight int8 model directory (window 8, max_input_tokens 20,
-  word-level tokenizer: one whitespace-separated word of ``labelwise.modelbuild.tiny.WORDS`` = one token).
+  word-level tokenizer: one whitespace-separated word of ``tests.support.tiny.WORDS`` = one token).
 - ``tiny_embedder``: an OnnxEmbedder over it.
 - ``built_model_dir``: ``Settings.from_environ().model_dir / <default model>``; skips when not built.
 """
@@ -21,7 +21,7 @@ from labelwise.settings import Settings
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("onnx")
-    from labelwise.modelbuild.tiny import write_tiny_model
+    from tests.support.tiny import write_tiny_model
 
     d = tmp_path_factory.mktemp("tiny-model")
     write_tiny_model(d)

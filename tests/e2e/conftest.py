@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from labelwise.evaluation.serve import ServerProcess, start_serve
 from labelwise.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,20 +26,10 @@ def require_models() -> None:
 
 
 @dataclass
-class LiveServer:
-    url: str
-    key: str | None
-    process: subprocess.Popen[str]
-    data_dir: Path
+class LiveServer(ServerProcess):
+    """``labelwise serve`` in a process of its own, and its data dir."""
 
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    data_dir: Path = Path()
 
 
 def start_server(
@@ -53,45 +38,12 @@ def start_server(
     preexec_fn: Callable[[], None] | None = None,
 ) -> LiveServer:
     """``labelwise serve`` on a free port; ``preexec_fn`` runs in the child first (e.g. setrlimit)."""
-    port = free_port()
-    env = {**os.environ, "LABELWISE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "labelwise.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=preexec_fn,
-    )
-    url = f"http://127.0.0.1:{port}"
-    output: list[str] = []
-    key = None
-    deadline = time.monotonic() + 120
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            if process.poll() is not None:
-                raise RuntimeError("server exited:\n" + "".join(output))
-            continue
-        output.append(line)
-        found = re.search(r"\b(lw_[A-Za-z0-9_-]{20,})\b", line)
-        if found:
-            key = found.group(1)
-        if "listening on" in line:
-            break
-    else:
-        process.kill()
-        raise RuntimeError("server did not start:\n" + "".join(output))
-    return LiveServer(url=url, key=key, process=process, data_dir=data_dir)
+    server = start_serve(data_dir, extra_env, preexec_fn=preexec_fn, timeout_s=120)
+    return LiveServer(server.url, server.key, server.process, data_dir)
 
 
 def stop_server(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,8 @@ hashing embedder)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -33,9 +31,7 @@ def limited_server(tmp_path: Path) -> Iterator[LiveServer]:
         "LABELWISE_RATE_LIMIT_TOKENS_PER_MINUTE": "0",
     }
     server = start_server(tmp_path / "data", quotas_off, preexec_fn=limit_open_files)
-    # Keep reading its output, so its logging never blocks on a full pipe.
-    stdout = server.process.stdout
-    threading.Thread(target=lambda: [None for _ in stdout or ()], daemon=True).start()
+    server.drain()  # its logging never blocks on a full pipe
     try:
         yield server
     finally:
@@ -45,9 +41,7 @@ def limited_server(tmp_path: Path) -> Iterator[LiveServer]:
 def test_labelwise_serve_at_nofile_256_serves_2000_fresh_connections(limited_server: LiveServer) -> None:
     # Given `labelwise serve` (the real int8 model) at RLIMIT_NOFILE=256
     assert limited_server.key
-    server = ServerProcess(
-        limited_server.process, int(urlsplit(limited_server.url).port or 0), limited_server.key
-    )
+    server = ServerProcess(limited_server.url, limited_server.key, limited_server.process)
     # When 2,000 clients each open a new connection: list, classify with a classifier, train it
     # Then all are served and the open files stay flat
     assert_fresh_connections_leak_nothing(server, "labelwise serve")

@@ -7,7 +7,6 @@ the template gives them; the real int8 model answers.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import io
 import json
 import logging
@@ -19,14 +18,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
 
 from labelwise.server import LocalLambdaContext
 from labelwise.settings import Settings, get_settings
 from labelwise.storage.aws import AwsKeyStore, make_clients
-from tests.support.moto_server import FAKE_AWS_ENV, moto_server
-from tests.support.template import create_resources, function_environment
+from tests.support.lambda_stack import import_entry, lambda_environment, moto_stack
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
@@ -44,37 +41,22 @@ def load_event(name: str, key: str, body: Any | None = None) -> dict[str, Any]:
     return event
 
 
-def import_function(name: str) -> ModuleType:
-    """Import functions/<name>/app.py as Lambda would (fresh module, env already set)."""
-    spec = importlib.util.spec_from_file_location(f"lambda_{name}_app", REPO / "functions" / name / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     model_dir = Settings.from_environ().model_dir
     if not (model_dir / "multilingual-e5-small" / "model.onnx").exists():
         pytest.skip(f"int8 models not built in {model_dir}: run `make model`")
     mp = pytest.MonkeyPatch()
-    with moto_server() as endpoint:
-        for k, v in FAKE_AWS_ENV.items():
-            mp.setenv(k, v)
-        session = boto3.Session(region_name="us-east-1")
-        created = create_resources(session, endpoint_url=endpoint)
+    with moto_stack(mp) as stack:
         modules = {}
         for name, logical_id in (("classify", "ClassifyFunction"), ("train", "TrainFunction")):
-            for k, v in function_environment(logical_id, created).items():
+            env = lambda_environment(
+                logical_id, stack.created, stack.endpoint, model_dir, f"labelwise-{name}"
+            )
+            for k, v in env.items():
                 mp.setenv(k, v)
-            mp.setenv("LABELWISE_MODEL_DIR", str(model_dir))
-            mp.setenv("LABELWISE_AWS_ENDPOINT_URL", endpoint)
-            mp.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-            mp.setenv("POWERTOOLS_METRICS_NAMESPACE", "labelwise-test")
-            mp.setenv("AWS_LAMBDA_FUNCTION_NAME", f"labelwise-{name}")
             get_settings.cache_clear()
-            modules[name] = import_function(name)
+            modules[name] = import_entry(f"lambda_{name}_app", REPO / "functions" / name / "app.py")
         settings = get_settings()
         dynamodb, _ = make_clients(settings)
         key, _ = AwsKeyStore(settings.table_name, dynamodb=dynamodb).create("tenant-int", "integration")

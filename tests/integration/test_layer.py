@@ -129,8 +129,9 @@ def test_function_artifacts_hold_the_handler_and_the_package_but_not_the_layer()
         assert (root / "labelwise" / "__init__.py").is_file(), function_id
         for package in ("pydantic", "pydantic_core", "aws_lambda_powertools", "aws_xray_sdk"):
             assert (root / package).is_dir(), (function_id, package)
-        # And nothing the runtime or the layer provides, nor build-time code
-        for absent in ("numpy", "onnxruntime", "tokenizers", "boto3", "botocore", "labelwise/modelbuild"):
+        # And nothing the runtime or the layer provides, nor build-time or dev-only code
+        provided = ("numpy", "onnxruntime", "tokenizers", "boto3", "botocore")
+        for absent in (*provided, "labelwise/modelbuild", "labelwise/evaluation"):
             assert not (root / absent).exists(), (function_id, absent)
 
 
@@ -253,8 +254,9 @@ def test_built_classify_function_answers_an_event_with_only_the_layer(tmp_path: 
 
     from labelwise.settings import Settings
     from labelwise.storage.aws import AwsKeyStore
+    from tests.support.lambda_stack import lambda_environment
     from tests.support.moto_server import FAKE_AWS_ENV, moto_server
-    from tests.support.template import create_resources, function_environment
+    from tests.support.template import create_resources
 
     runtime = tmp_path / "runtime"
     runtime.mkdir()
@@ -275,12 +277,10 @@ def test_built_classify_function_answers_an_event_with_only_the_layer(tmp_path: 
         env = {
             "PATH": os.environ.get("PATH", ""),
             **FAKE_AWS_ENV,
-            **function_environment("ClassifyFunction", created),
-            "LABELWISE_MODEL_DIR": str(LAYER / "models"),  # /opt/models in Lambda
-            "LABELWISE_AWS_ENDPOINT_URL": endpoint,
-            "AWS_LAMBDA_FUNCTION_NAME": "labelwise-classify",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_NAMESPACE": "labelwise-test",
+            # the layer's models: /opt/models in Lambda
+            **lambda_environment(
+                "ClassifyFunction", created, endpoint, LAYER / "models", "labelwise-classify"
+            ),
         }
         settings = Settings.from_environ(env)
         dynamodb = session.client("dynamodb", endpoint_url=endpoint)

@@ -15,17 +15,16 @@ import re
 import resource
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import labelwise
+from labelwise.evaluation import serve
 
 REPO = Path(__file__).resolve().parents[2]
 NOFILE = 256
@@ -39,11 +38,10 @@ pytestmark = [
 ]
 
 
-@dataclass
-class ServerProcess:
-    process: subprocess.Popen[str]
-    port: int
-    key: str
+class ServerProcess(serve.ServerProcess):
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def open_files(self) -> int:
         return len(os.listdir(f"/proc/{self.process.pid}/fd"))
@@ -82,35 +80,19 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         text=True,
         preexec_fn=limit_open_files,
     )
-    assert process.stdout is not None
-    output: list[str] = []
-    key = port = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and port is None:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        output.append(line)
-        if found := re.match(r"key (\S+)", line):
-            key = found.group(1)
-        if found := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
-            port = int(found.group(1))
-    if port is None or key is None:
-        process.kill()
-        pytest.fail("server did not start:\n" + "".join(output))
-    # Keep reading its output, so its logging (a warning per 503) never blocks on a full pipe.
-    stdout = process.stdout
-    drain = threading.Thread(target=lambda: [None for _ in stdout], daemon=True)
-    drain.start()
     try:
-        yield ServerProcess(process, port, key)
+        url, key = serve.wait_until_listening(process, timeout_s=60)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    if key is None:
+        process.kill()
+        pytest.fail("server printed no key")
+    server = ServerProcess(url, key, process)
+    drain = server.drain()  # its logging (a warning per 503) never blocks on a full pipe
+    try:
+        yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
         drain.join(timeout=5)
         process.stdout.close()
 

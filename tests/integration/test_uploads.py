@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import json
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 
@@ -32,8 +30,8 @@ from labelwise.services import Services
 from labelwise.settings import Settings, get_settings
 from labelwise.uploads.jobs import UploadJobs
 from tests.support.fakes import HashingEmbedder
-from tests.support.moto_server import FAKE_AWS_ENV, moto_server
-from tests.support.template import create_resources, function_environment, load_template, resolve
+from tests.support.lambda_stack import import_entry, lambda_environment, moto_stack
+from tests.support.template import load_template, resolve
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "multilingual-e5-small"
@@ -75,25 +73,12 @@ class Deployed:
     key_id: str
 
 
-def import_uploads() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "lambda_uploads", REPO / "functions" / "classify" / "uploads.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def deployed() -> Iterator[Deployed]:
     model_dir = Settings.from_environ().model_dir
     mp = pytest.MonkeyPatch()
-    with moto_server() as endpoint:
-        for k, v in FAKE_AWS_ENV.items():
-            mp.setenv(k, v)
-        session = boto3.Session(region_name="us-east-1")
-        created = create_resources(session, endpoint_url=endpoint)
+    with moto_stack(mp) as stack:
+        endpoint, session, created = stack.endpoint, stack.session, stack.created
         s3 = session.client("s3", endpoint_url=endpoint)
         sqs = session.client("sqs", endpoint_url=endpoint)
         # The bucket's notification configuration, from the template (queue ARN resolved)
@@ -115,15 +100,11 @@ def deployed() -> Iterator[Deployed]:
         s3.put_bucket_notification_configuration(
             Bucket=created.bucket_name, NotificationConfiguration={"QueueConfigurations": queues}
         )
-        for k, v in function_environment("UploadsFunction", created).items():
+        env = lambda_environment("UploadsFunction", created, endpoint, model_dir, "labelwise-uploads")
+        for k, v in env.items():
             mp.setenv(k, v)
-        mp.setenv("LABELWISE_MODEL_DIR", str(model_dir))
-        mp.setenv("LABELWISE_AWS_ENDPOINT_URL", endpoint)
-        mp.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-        mp.setenv("POWERTOOLS_METRICS_NAMESPACE", "labelwise-test")
-        mp.setenv("AWS_LAMBDA_FUNCTION_NAME", "labelwise-uploads")
         get_settings.cache_clear()
-        module = import_uploads()
+        module = import_entry("lambda_uploads", REPO / "functions" / "classify" / "uploads.py")
         settings = get_settings()
         _, record = module.jobs.services.keys.create("tenant-up", "uploader")
         d = Deployed(

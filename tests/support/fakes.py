@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from labelwise.embedding.manifest import ModelManifest, Prefixes
 from labelwise.embedding.port import EmbeddingBatch, Role, Truncate
 from labelwise.errors import InputTooLong
+from labelwise.settings import Settings
 
 WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -75,3 +77,19 @@ class HashingEmbedder:
         return EmbeddingBatch(
             vectors=vectors, token_counts=self.count_tokens(texts, role), truncated=truncated
         )
+
+
+def fake_model_settings(root: Path, *, quotas_off: bool = False) -> Settings:
+    """Settings for the fake model with data, cache and models under ``root`` (quotas off on request)."""
+    env = {
+        "LABELWISE_DATA_DIR": str(root / "data"),
+        "LABELWISE_CACHE_DIR": str(root / "cache"),
+        "LABELWISE_MODEL_DIR": str(root / "models"),
+        "LABELWISE_DEFAULT_MODEL": "fake-model",
+    }
+    if quotas_off:
+        env |= {
+            "LABELWISE_RATE_LIMIT_REQUESTS_PER_MINUTE": "0",
+            "LABELWISE_RATE_LIMIT_TOKENS_PER_MINUTE": "0",
+        }
+    return Settings.from_environ(env)

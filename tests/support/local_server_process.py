@@ -14,23 +14,13 @@ from pathlib import Path
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.server import make_server
 from labelwise.services import Services
-from labelwise.settings import Settings
 from labelwise.storage import open_stores
-from tests.support.fakes import HashingEmbedder
+from tests.support.fakes import HashingEmbedder, fake_model_settings
 
 
 def main(data_dir: str) -> None:
     root = Path(data_dir)
-    settings = Settings.from_environ(
-        {
-            "LABELWISE_DATA_DIR": str(root / "data"),
-            "LABELWISE_CACHE_DIR": str(root / "cache"),
-            "LABELWISE_MODEL_DIR": str(root / "models"),
-            "LABELWISE_DEFAULT_MODEL": "fake-model",
-            "LABELWISE_RATE_LIMIT_REQUESTS_PER_MINUTE": "0",
-            "LABELWISE_RATE_LIMIT_TOKENS_PER_MINUTE": "0",
-        }
-    )
+    settings = fake_model_settings(root, quotas_off=True)
     store, keys = open_stores(settings)
     services = Services(
         settings=settings,

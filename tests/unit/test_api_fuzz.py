@@ -20,8 +20,7 @@ from labelwise.api.app import create_app
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.server import LocalLambdaContext, http_event
 from labelwise.services import Services
-from labelwise.settings import Settings
-from tests.support.fakes import HashingEmbedder
+from tests.support.fakes import HashingEmbedder, fake_model_settings
 
 EXAMPLES = 200
 FUZZ = settings(
@@ -154,16 +153,7 @@ ROUTES = [
 @pytest.fixture(scope="module")
 def call(tmp_path_factory: pytest.TempPathFactory):
     root: Path = tmp_path_factory.mktemp("fuzz")
-    app_settings = Settings.from_environ(
-        {
-            "LABELWISE_DATA_DIR": str(root / "data"),
-            "LABELWISE_CACHE_DIR": str(root / "cache"),
-            "LABELWISE_MODEL_DIR": str(root / "models"),
-            "LABELWISE_DEFAULT_MODEL": "fake-model",
-            "LABELWISE_RATE_LIMIT_REQUESTS_PER_MINUTE": "0",
-            "LABELWISE_RATE_LIMIT_TOKENS_PER_MINUTE": "0",
-        }
-    )
+    app_settings = fake_model_settings(root, quotas_off=True)
     services = Services(settings=app_settings, registry=ModelRegistry.from_embedders([HashingEmbedder()]))
     api_key, _ = services.keys.create("tenant-fuzz", "fuzz")
     app = create_app(services, scope="all")

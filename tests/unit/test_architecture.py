@@ -25,6 +25,15 @@ FORBIDDEN_FOR_DOMAIN = ("api", "services", "runtime", "server", "cli", "uploads"
 #: The one storage module the domain may use (ports and record types).
 STORAGE_PORTS = "labelwise.storage.ports"
 
+#: The Lambda entry points (template.yaml handlers) and the packages their artifacts leave out
+#: (functions/function.mk): nothing the entries reach may import them.
+LAMBDA_ENTRIES = {
+    "classify_app": REPO / "functions" / "classify" / "app.py",
+    "train_app": REPO / "functions" / "train" / "app.py",
+    "uploads": REPO / "functions" / "classify" / "uploads.py",
+}
+NOT_IN_LAMBDA = ("evaluation", "modelbuild")
+
 #: The modules that may import boto3 / botocore: the AWS adapters.
 AWS_ADAPTERS = {
     "labelwise.storage.aws",  # DynamoDB + S3 stores
@@ -63,9 +72,10 @@ def _is_module(dotted: str) -> bool:
     return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module ``path`` imports (absolute names; ``from m import x`` counts x when x is a module)."""
-    module = _module_name(path)
+def _imports(path: Path, module: str | None = None) -> set[str]:
+    """Every module ``path`` imports (absolute names; ``from m import x`` counts x when x is a module).
+    ``module``: its dotted name, for a file outside ``shared/`` (a Lambda entry)."""
+    module = module or _module_name(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -217,3 +227,38 @@ def test_only_the_composition_root_builds_adapters() -> None:
                 offending.append(f"{module} -> {target}")
     # Then there is no such import: runtime builds them
     assert offending == []
+
+
+def reachable_from(entry: Path, module: str) -> set[str]:
+    """The labelwise modules an import of ``entry`` can execute: its imports, theirs, and so on, with
+    the packages above each (importing ``labelwise.api.app`` runs ``labelwise/api/__init__.py``)."""
+    modules = _modules()
+    seen: set[str] = set()
+    todo = [t for t in _imports(entry, module) if t == ROOT or t.startswith(ROOT + ".")]
+    while todo:
+        target = todo.pop()
+        parts = target.split(".")
+        for i in range(1, len(parts) + 1):
+            name = ".".join(parts[:i])
+            if name in modules and name not in seen:
+                seen.add(name)
+                todo.extend(modules[name])
+    return seen
+
+
+def test_reachability_follows_imports_inside_packages() -> None:
+    # Given the classify Lambda entry
+    reached = reachable_from(LAMBDA_ENTRIES["classify_app"], "classify_app")
+    # Then it reaches its own import, the packages above it and what they import in turn
+    assert {"labelwise", "labelwise.api", "labelwise.api.lambda_entry", "labelwise.classify"} <= reached
+
+
+def test_lambda_code_never_imports_dev_or_build_time_packages() -> None:
+    # Given every Lambda entry point
+    offending = {}
+    for module, entry in LAMBDA_ENTRIES.items():
+        # When the labelwise modules it can reach are collected
+        reached = reachable_from(entry, module)
+        # Then none is in a package its artifact leaves out (evaluation/, modelbuild/)
+        offending[module] = sorted(m for m in reached if _package(m) in NOT_IN_LAMBDA)
+    assert offending == {m: [] for m in LAMBDA_ENTRIES}

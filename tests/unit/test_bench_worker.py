@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from labelwise.modelbuild.tiny import WORDS, write_tiny_model
+from tests.support.tiny import WORDS, write_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "scripts" / "bench_worker.py"

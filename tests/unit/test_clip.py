@@ -90,7 +90,7 @@ def test_decode_round_trips_cleaned_text(tok: ClipTokenizer) -> None:
 @pytest.fixture(scope="session", params=["labelwise", "hf"])
 def tiny_clip(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, bpe_file: Path):
     pytest.importorskip("onnx")
-    from labelwise.modelbuild.image.tiny_clip import write_tiny_clip
+    from tests.support.tiny_clip import write_tiny_clip
 
     d = tmp_path_factory.mktemp(f"tiny-clip-{request.param}")
     weights = write_tiny_clip(d, bpe_file, layout=request.param)
@@ -102,7 +102,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def test_text_tower_matches_the_numpy_reference(tiny_clip) -> None:
-    from labelwise.modelbuild.image.tiny_clip import TinyClipConfig, reference_text
+    from tests.support.tiny_clip import TinyClipConfig, reference_text
 
     # Given a tiny CLIP directory (our layout or a Hugging Face export layout)
     d, w = tiny_clip
@@ -119,7 +119,7 @@ def test_text_tower_matches_the_numpy_reference(tiny_clip) -> None:
 
 
 def test_image_tower_matches_the_numpy_reference(tiny_clip) -> None:
-    from labelwise.modelbuild.image.tiny_clip import TinyClipConfig, reference_image
+    from tests.support.tiny_clip import TinyClipConfig, reference_image
 
     d, w = tiny_clip
     emb = ClipEmbedder.from_dir(d)
@@ -172,7 +172,7 @@ def test_s3_source_is_downloaded_once(tmp_path: Path, bpe_file: Path) -> None:
     boto3 = pytest.importorskip("boto3")
     moto = pytest.importorskip("moto")
     pytest.importorskip("onnx")
-    from labelwise.modelbuild.image.tiny_clip import write_tiny_clip
+    from tests.support.tiny_clip import write_tiny_clip
 
     # Given a tiny CLIP model uploaded under an S3 prefix
     src = tmp_path / "src"
@@ -210,7 +210,7 @@ def hub(tmp_path: Path, bpe_file: Path):  # type: ignore[no-untyped-def]
     import threading
 
     pytest.importorskip("onnx")
-    from labelwise.modelbuild.image.tiny_clip import write_tiny_clip
+    from tests.support.tiny_clip import write_tiny_clip
 
     export = tmp_path / "export"
     write_tiny_clip(export, bpe_file, layout="hf")

@@ -23,8 +23,8 @@ from labelwise.modelbuild.sources import (
     read_safetensors,
     write_safetensors,
 )
-from labelwise.modelbuild.tiny import tiny_config
 from labelwise.modelbuild.weights import random_weights
+from tests.support.tiny import tiny_config
 
 SEQS = [[2, 10, 11, 12, 3], [2, 20, 3], [2, 5, 6, 7, 8, 9, 13, 14, 15, 3], [2, 3]]
 

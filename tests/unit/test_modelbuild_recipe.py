@@ -14,8 +14,8 @@ from labelwise.embedding.manifest import ModelManifest, Prefixes
 from labelwise.embedding.onnx_embedder import OnnxEmbedder
 from labelwise.modelbuild import build as recipe
 from labelwise.modelbuild.sources import WheelSpec, sha256_file
-from labelwise.modelbuild.tiny import CLS_ID, PAD_ID, SEP_ID, tiny_config, tiny_tokenizer_json
 from labelwise.modelbuild.weights import random_weights
+from tests.support.tiny import CLS_ID, PAD_ID, SEP_ID, tiny_config, tiny_tokenizer_json
 
 TINY_WHEEL = WheelSpec("tiny-src", "0.0.1")
 

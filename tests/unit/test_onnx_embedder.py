@@ -18,8 +18,8 @@ pytest.importorskip("onnx")
 from labelwise.embedding.manifest import ModelManifest, Prefixes
 from labelwise.embedding.onnx_embedder import OnnxEmbedder, is_pre_optimised, max_content_tokens, tokens_read
 from labelwise.errors import EmbedderUnavailable, RequestTimeout
-from labelwise.modelbuild.tiny import CLS_ID, SEP_ID, WORDS, write_tiny_model
 from labelwise.request_context import request_deadline
+from tests.support.tiny import CLS_ID, SEP_ID, WORDS, write_tiny_model
 
 
 def words(n: int, start: int = 0) -> str:

@@ -768,3 +768,13 @@ def load(
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(LOADERS)}") from None
     return loader(cache_dir).subsample(max_examples, seed)
+
+
+def bench_texts(cache_dir: Path, n: int, seed: int) -> list[str]:
+    """``n`` short sentences for speed measurements: a seeded, stratified sample of the UCI sentiment
+    sentences (``make bench``, scripts/profile_model.py, scripts/quant_study.py)."""
+    pool: list[str] = []
+    for src in SENTIMENT_SOURCES:
+        pool += list(load_sentiment(cache_dir, src).subsample(n, seed).texts)
+    idx = stratified_indices(["x"] * len(pool), n, seed)
+    return [pool[i] for i in idx]

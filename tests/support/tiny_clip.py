@@ -319,6 +319,6 @@ def write_tiny_clip(
         prefixes=CLIP_PREFIXES,
         image=ImagePreprocessing(size=cfg.image_size, resize=cfg.image_size, mean=CLIP_MEAN, std=CLIP_STD),
         quantization="none (random test weights)",
-        source="labelwise.modelbuild.image.tiny_clip",
+        source="tests.support.tiny_clip",
     ).save(model_dir)
     return w
