@@ -32,6 +32,7 @@ from labelwise.embedding.manifest import ImagePreprocessing, ModelManifest
 from labelwise.embedding.port import EmbeddingBatch
 from labelwise.embedding.session import cpu_session
 from labelwise.errors import EmbedderUnavailable, InvalidImage
+from labelwise.numerics import softmax
 
 MODEL_FILE = "model.onnx"
 CLASS_TEXTS_FILE = "imagenet_classes.json"
@@ -132,13 +133,6 @@ def preprocess_batch(images: Sequence[npt.NDArray[Any]], spec: ImagePreprocessin
 def l2_normalise(x: npt.NDArray[Any]) -> F32:
     x = np.asarray(x, np.float64)
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def softmax(logits: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def conse(probabilities: npt.NDArray[Any], class_vectors: npt.NDArray[Any], top_k: int = CONSE_TOP_K) -> F32:
