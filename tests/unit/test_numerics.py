@@ -37,7 +37,9 @@ def test_matches_a_naive_reference() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(logits=matrices, shift=finite, t=st.floats(0.01, 10))
-def test_rows_sum_to_one_shift_invariant_and_input_untouched(logits: np.ndarray, shift: float, t: float) -> None:
+def test_rows_sum_to_one_shift_invariant_and_input_untouched(
+    logits: np.ndarray, shift: float, t: float
+) -> None:
     # Given logits and a copy of them
     before = logits.copy()
     # When the softmax of the logits and of the logits shifted by a constant are taken

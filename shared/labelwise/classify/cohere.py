@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from labelwise.classify import fewshot
 from labelwise.classify.budget import check_request_tokens, count_tokens
+from labelwise.classify.lru import LRU
 from labelwise.classify.response_size import check_response_size, cohere_bytes_bound
 from labelwise.classify.zeroshot import LabelEmbeddingCache, zeroshot_label_vectors
 from labelwise.embedding.port import Embedder, Truncate
@@ -49,30 +49,11 @@ class _Learned:
     tokens: int  # tokens embedded to learn it (billed on the request that learned it)
 
 
-class ExampleClassifierCache:
+class ExampleClassifierCache(LRU[str, _Learned]):
     """Bounded LRU of classifiers learned from example sets, keyed by content hash. Thread-safe."""
 
     def __init__(self, maxsize: int = CACHE_SIZE) -> None:
-        self._maxsize = maxsize
-        self._items: OrderedDict[str, _Learned] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> _Learned | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
-
-    def put(self, key: str, item: _Learned) -> None:
-        with self._lock:
-            self._items[key] = item
-            self._items.move_to_end(key)
-            while len(self._items) > self._maxsize:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
+        super().__init__(maxsize)
 
 
 EXAMPLE_CLASSIFIERS = ExampleClassifierCache()

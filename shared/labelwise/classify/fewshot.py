@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -32,6 +30,7 @@ import numpy.typing as npt
 
 from labelwise.classify.budget import check_request_tokens, count_tokens
 from labelwise.classify.labels import distinctive_labels
+from labelwise.classify.lru import LRU
 from labelwise.embedding.port import Embedder, Truncate
 from labelwise.errors import (
     Conflict,
@@ -103,37 +102,26 @@ class WeightsCache:
     """
 
     def __init__(self, maxsize: int = WEIGHTS_CACHE_SIZE) -> None:
-        self.maxsize = maxsize
-        self._items: OrderedDict[tuple[str, int], MixtureLearner] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lru: LRU[tuple[str, int], MixtureLearner] = LRU(maxsize)
+
+    @property
+    def maxsize(self) -> int:
+        return self._lru.maxsize
 
     def get(self, classifier_id: str, version: int) -> MixtureLearner | None:
-        with self._lock:
-            learner = self._items.get((classifier_id, version))
-            if learner is not None:
-                self._items.move_to_end((classifier_id, version))
-            return learner
+        return self._lru.get((classifier_id, version))
 
     def put(self, classifier_id: str, version: int, learner: MixtureLearner) -> None:
-        if self.maxsize <= 0:
-            return
-        with self._lock:
-            self._items[(classifier_id, version)] = learner
-            self._items.move_to_end((classifier_id, version))
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+        self._lru.put((classifier_id, version), learner)
 
     def evict(self, classifier_id: str) -> None:
-        with self._lock:
-            for key in [k for k in self._items if k[0] == classifier_id]:
-                del self._items[key]
+        self._lru.evict(lambda key: key[0] == classifier_id)
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._lru.clear()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._lru)
 
 
 #: The process-wide cache used by :func:`classify_with_classifier`.
