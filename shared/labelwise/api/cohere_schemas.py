@@ -103,3 +103,11 @@ class CohereError(BaseModel):
     """Cohere's error body, used for errors of Cohere-shaped requests."""
 
     message: str
+
+
+def is_cohere_shape(value: object) -> bool:
+    """Whether a classify request (a parsed JSON body or a request model) is in Cohere's shape:
+    Cohere's is recognised by ``inputs`` (Jina's has ``input``)."""
+    if isinstance(value, dict):
+        return "inputs" in value
+    return isinstance(value, CohereClassifyRequest)

@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 
 from labelwise import errors
-from labelwise.api.cohere_schemas import CohereError
+from labelwise.api.cohere_schemas import CohereError, is_cohere_shape
 from labelwise.api.schemas import ErrorDetail, ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def is_cohere_request(app: APIGatewayHttpResolver) -> bool:
         body = app.current_event.json_body
     except (ValueError, UnicodeDecodeError, RecursionError):
         return False
-    return isinstance(body, dict) and "inputs" in body
+    return is_cohere_shape(body)
 
 
 def cohere_error_response(
