@@ -37,8 +37,7 @@ from labelwise.storage.ports import (
     KeyStore,
     VersionConflict,
     hash_api_key,
-    new_api_key,
-    new_key_id,
+    issue_api_key,
     utcnow,
     validate_commit,
 )
@@ -356,9 +355,7 @@ class AwsKeyStore(KeyStore):
         return cls(settings.table_name, dynamodb=make_clients(settings)[0])
 
     def create(self, tenant_id: str, name: str) -> tuple[str, ApiKeyRecord]:
-        plaintext = new_api_key()
-        digest = hash_api_key(plaintext)
-        record = ApiKeyRecord(key_id=new_key_id(), tenant_id=tenant_id, name=name, created_at=utcnow())
+        plaintext, digest, record = issue_api_key(tenant_id, name)
         created = record.created_at.isoformat()
         with _provider_errors("create an API key"):
             self._ddb.transact_write_items(
