@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -70,17 +70,39 @@ def make_clients(settings: Settings) -> tuple[DynamoDBClient, S3Client]:
     return dynamodb, s3
 
 
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``""`` when it has none)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 @contextlib.contextmanager
-def _provider_errors(what: str) -> Iterator[None]:
-    """Wrap botocore errors into domain errors (see the module docstring)."""
+def provider_errors(
+    what: str, provider: str = "AWS store", special: Callable[[str], Exception | None] | None = None
+) -> Iterator[None]:
+    """Wrap botocore errors raised inside into domain errors: a ``ClientError`` whose code
+    ``special`` maps to an exception raises that one, any other -> ``StoreUnavailable("<provider>
+    failed to <what>.")``; a ``BotoCoreError`` (unreachable, timeout) -> ``StoreUnavailable``. The
+    AWS adapters (``storage``, ``uploads``) all wrap their calls with it."""
     try:
         yield
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _CONDITION_FAILED:
-            raise VersionConflict(f"Conditional write failed while trying to {what}.") from exc
-        raise StoreUnavailable(f"AWS store failed to {what}.") from exc
+        translated = special(error_code(exc)) if special is not None else None
+        if translated is not None:
+            raise translated from exc
+        raise StoreUnavailable(f"{provider} failed to {what}.") from exc
     except BotoCoreError as exc:
-        raise StoreUnavailable(f"AWS store unreachable while trying to {what}.") from exc
+        raise StoreUnavailable(f"{provider} unreachable while trying to {what}.") from exc
+
+
+def _provider_errors(what: str) -> contextlib.AbstractContextManager[None]:
+    """:func:`provider_errors` of the stores: a failed condition is a :class:`VersionConflict`."""
+
+    def conflict(code: str) -> Exception | None:
+        if code in _CONDITION_FAILED:
+            return VersionConflict(f"Conditional write failed while trying to {what}.")
+        return None
+
+    return provider_errors(what, special=conflict)
 
 
 def _s(value: str) -> dict[str, str]:
@@ -219,15 +241,12 @@ class AwsClassifierStore(ClassifierStore):
         missing = f"Weights of classifier {classifier_id} version {version} not found."
         if key is None:
             raise ResourceNotFound(missing)
-        try:
+        not_found = {"NoSuchKey", "404"}
+        with provider_errors(
+            "read weights", special=lambda code: ResourceNotFound(missing) if code in not_found else None
+        ):
             response = self._s3.get_object(Bucket=self.bucket, Key=key)
             body: bytes = response["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                raise ResourceNotFound(missing) from exc
-            raise StoreUnavailable("AWS store failed to read weights.") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable("AWS store unreachable while reading weights.") from exc
         return body
 
     def commit_version(self, meta: ClassifierMeta, weights: bytes, expected_version: int) -> None:
