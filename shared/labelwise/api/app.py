@@ -143,7 +143,7 @@ def create_app(
         caller = caller_of(request.headers)
         record_caller(caller.key_id)
         services.limiter.admit(caller.key_id)  # 429 past the key's quota
-        app.append_context(quota_key_id=caller.key_id)
+        app.context.update(quota_key_id=caller.key_id)  # what append_context does (typed)
         return caller
 
     app.use(middlewares=[add_request_id, body_size_limit(settings.max_body_bytes), quota_charge(services)])
@@ -159,10 +159,10 @@ def create_app(
     return app
 
 
-Middleware = Callable[[APIGatewayHttpResolver, NextMiddleware], Response]
+Middleware = Callable[[APIGatewayHttpResolver, NextMiddleware], Response[Any]]
 
 
-def add_request_id(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+def add_request_id(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
     response = next_middleware(app)
     response.headers["x-request-id"] = request_id_of(app)
     return response
@@ -171,7 +171,7 @@ def add_request_id(app: APIGatewayHttpResolver, next_middleware: NextMiddleware)
 def body_size_limit(limit: int) -> Middleware:
     """A middleware answering 413 to a body over ``limit`` bytes."""
 
-    def limit_body_size(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    def limit_body_size(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
         body = app.current_event.body or ""
         if len(body) > limit:
             raise PayloadTooLarge(f"The request body is {len(body)} bytes; at most {limit} are accepted.")
@@ -183,7 +183,7 @@ def body_size_limit(limit: int) -> Middleware:
 def quota_charge(services: Services) -> Middleware:
     """A middleware charging the request's tokens to the caller's key on ``services.limiter``."""
 
-    def charge_quota(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    def charge_quota(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
         # What was embedded is charged whatever the outcome: a request failing after some work (a
         # bad 21st input) pays for the work done. An error's answer is built by the exception
         # handlers after this middleware, so only a normal answer carries the rate-limit headers.

@@ -69,7 +69,7 @@ def error_response(
     request_id: str,
     details: list[ErrorDetail] | None = None,
     headers: dict[str, str] | None = None,
-) -> Response:
+) -> Response[str]:
     body = ErrorResponse(code=code, detail=detail, request_id=request_id, errors=details)
     return Response(
         status_code=status,
@@ -101,7 +101,7 @@ def is_cohere_request(app: APIGatewayHttpResolver) -> bool:
 
 def cohere_error_response(
     status: int, detail: str, request_id: str, headers: dict[str, str] | None = None
-) -> Response:
+) -> Response[str]:
     """Cohere's error envelope ``{"message": ...}``; Cohere answers schema violations with 400."""
     return Response(
         status_code=400 if status == 422 else status,
@@ -166,13 +166,13 @@ class _ErrorHandlers:
         detail: str,
         details: list[ErrorDetail] | None = None,
         headers: dict[str, str] | None = None,
-    ) -> Response:
+    ) -> Response[str]:
         request_id = request_id_of(self.app)
         if is_cohere_request(self.app):
             return cohere_error_response(status, detail, request_id, headers)
         return error_response(status, code, detail, request_id, details, headers)
 
-    def unauthenticated(self) -> Response | None:
+    def unauthenticated(self) -> Response[str] | None:
         if self.authenticate is None:
             return None
         try:
@@ -187,7 +187,7 @@ class _ErrorHandlers:
         headers = {k.lower(): v for k, v in (self.app.current_event.headers or {}).items()}
         return str(headers.get("content-type", "")).strip()
 
-    def not_json(self) -> Response:
+    def not_json(self) -> Response[str]:
         refused = errors.UnsupportedMediaType(
             "The body must be JSON, sent with `Content-Type: application/json` "
             f"(this request declared {self.declared_media_type()!r}; `curl -d` needs "
@@ -195,19 +195,19 @@ class _ErrorHandlers:
         )
         return self.respond(415, refused.code, refused.detail)
 
-    def domain_error(self, exc: errors.LabelwiseError) -> Response:
+    def domain_error(self, exc: errors.LabelwiseError) -> Response[str]:
         status = status_for(exc)
         if status >= 500:
             what = "past its time budget" if status == 504 else "dependency unavailable"
             logger.warning("%s: %s", what, type(exc).__name__, exc_info=exc)
         return self.respond(status, exc.code, exc.detail, headers=exc.headers)
 
-    def unsupported_media_type(self, exc: RequestUnsupportedContentType) -> Response:
+    def unsupported_media_type(self, exc: RequestUnsupportedContentType) -> Response[str]:
         # Powertools parses only JSON and form bodies; anything else is a 415, not a 500.
         denied = self.unauthenticated()
         return denied if denied is not None else self.not_json()
 
-    def validation_error(self, exc: RequestValidationError) -> Response:
+    def validation_error(self, exc: RequestValidationError) -> Response[str]:
         denied = self.unauthenticated()
         if denied is not None:
             return denied
@@ -224,14 +224,14 @@ class _ErrorHandlers:
             422, "INPUT_VALIDATION_ERROR", f"Request does not match the schema: {summary}", details
         )
 
-    def undecodable_body(self, exc: Exception) -> Response:
+    def undecodable_body(self, exc: Exception) -> Response[str]:
         # Raised while Powertools decodes the body: not UTF-8, or JSON nested too deeply to parse.
         denied = self.unauthenticated()
         if denied is not None:
             return denied
         return self.respond(400, errors.MalformedBody.code, "The request body is not valid UTF-8 JSON.")
 
-    def not_found(self, exc: Exception) -> Response:
+    def not_found(self, exc: Exception) -> Response[str]:
         app = self.app
         allow = allowed_methods(app, app.current_event.path)
         if allow:
@@ -241,6 +241,6 @@ class _ErrorHandlers:
             return self.respond(405, refused.code, refused.detail, headers=refused.headers)
         return self.respond(404, "ROUTE_NOT_FOUND", "No such route. See /openapi.json for the API.")
 
-    def unexpected(self, exc: Exception) -> Response:
+    def unexpected(self, exc: Exception) -> Response[str]:
         logger.exception("unhandled error")
         return self.respond(500, "INTERNAL_ERROR", "Internal error; quote the request id.")

@@ -32,7 +32,8 @@ def cosine_similarity(inputs: FloatArray, labels: FloatArray) -> FloatArray:
     bn = np.linalg.norm(b, axis=1, keepdims=True)
     a = np.divide(a, an, out=np.zeros_like(a), where=an > 0)
     b = np.divide(b, bn, out=np.zeros_like(b), where=bn > 0)
-    return (a @ b.T).astype(np.float32)
+    similarities: FloatArray = (a @ b.T).astype(np.float32)
+    return similarities
 
 
 def softmax(scores: FloatArray, temperature: float = 1.0) -> FloatArray:
