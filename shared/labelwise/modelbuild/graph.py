@@ -297,6 +297,18 @@ class _Linears:
         )
 
 
+@dataclass(frozen=True)
+class _LayerBlock:
+    """What the blocks of one encoder layer build with: the graph, the config, the layer's weights,
+    its name prefix (``l<i>.``) and the linear projections."""
+
+    g: _G
+    cfg: EncoderConfig
+    weights: LayerWeights
+    prefix: str
+    linears: _Linears
+
+
 def _encoder_layer(
     g: _G,
     cfg: EncoderConfig,
@@ -326,9 +338,10 @@ def _encoder_layer(
     else:
         context = _plain_attention(g, layer, prefix, query, key, value, mask)
     attention_out = linears.project(context, prefix, "ao", layer.ao_w)
+    block = _LayerBlock(g, cfg, layer, prefix, linears)
     if fused:
-        return _fused_residual_and_ffn(g, cfg, layer, prefix, hidden, attention_out, linears)
-    return _residual_and_ffn(g, cfg, layer, prefix, hidden, attention_out, linears)
+        return _fused_residual_and_ffn(block, hidden, attention_out)
+    return _residual_and_ffn(block, hidden, attention_out)
 
 
 def _plain_attention(
@@ -350,16 +363,9 @@ def _plain_attention(
     return g.op("Reshape", [g.op("Transpose", [context_heads], perm=[0, 2, 1, 3]), "shape_bsh"])
 
 
-def _residual_and_ffn(
-    g: _G,
-    cfg: EncoderConfig,
-    layer: LayerWeights,
-    prefix: str,
-    hidden: str,
-    attention_out: str,
-    linears: _Linears,
-) -> str:
+def _residual_and_ffn(block: _LayerBlock, hidden: str, attention_out: str) -> str:
     """Plain ops: Add + LayerNormalization, FFN with GELU(erf) = x (1 + erf(x / sqrt 2)) / 2."""
+    g, cfg, layer, prefix, linears = block.g, block.cfg, block.weights, block.prefix, block.linears
     attention_out = g.op("Add", [attention_out, prefix + "ao_b"])
     hidden = g.op(
         "LayerNormalization",
@@ -379,16 +385,9 @@ def _residual_and_ffn(
     )
 
 
-def _fused_residual_and_ffn(
-    g: _G,
-    cfg: EncoderConfig,
-    layer: LayerWeights,
-    prefix: str,
-    hidden: str,
-    attention_out: str,
-    linears: _Linears,
-) -> str:
+def _fused_residual_and_ffn(block: _LayerBlock, hidden: str, attention_out: str) -> str:
     """The same with onnxruntime's SkipLayerNormalization and BiasGelu."""
+    g, cfg, layer, prefix, linears = block.g, block.cfg, block.weights, block.prefix, block.linears
     hidden = g.op(
         "SkipLayerNormalization",
         [attention_out, hidden, prefix + "aln_w", prefix + "aln_b", prefix + "ao_b"],
