@@ -313,23 +313,12 @@ def _update(
             meta = _visible(store.get_meta(classifier_id), caller)
         new_labels = [label for label in batch_labels if label not in meta.labels]
         _check_label_count(len(meta.labels) + len(new_labels), settings)
-        try:
-            learner = load_learner(
-                store.load_weights(classifier_id, meta.version),
-                zero_shot_temperature=embedder.manifest.temperature,
-            )
-        except ResourceNotFound:
-            continue  # replaced (and collected) since we read the meta: reload
-        all_labels = (*meta.labels, *new_labels)
-        if all_labels not in vectors_of:
-            vectors_of[all_labels] = label_vectors(embedder, all_labels)
-        rows = vectors_of[all_labels]
-        learner.add_labels(new_labels, rows[len(meta.labels) :])
-        learner.set_label_vectors(rows)
-        version = meta.version + 1
-        learner.partial_fit(
-            batch.vectors, targets, seed=seed_for(classifier_id, version), num_iters=num_iters
+        learner = _learn_batch(
+            store, embedder, meta, new_labels, vectors_of, batch.vectors, targets, num_iters
         )
+        if learner is None:
+            continue  # replaced (and collected) since we read the meta: reload
+        version = meta.version + 1
         updated = meta.model_copy(
             update={
                 "labels": tuple(learner.labels),
@@ -356,6 +345,36 @@ def _update(
             batch.total_tokens,
         )
     raise Conflict(f"Classifier {classifier_id} is being updated concurrently; retry the request.")
+
+
+def _learn_batch(
+    store: ClassifierStore,
+    embedder: Embedder,
+    meta: ClassifierMeta,
+    new_labels: list[str],
+    vectors_of: dict[tuple[str, ...], FloatArray],
+    vectors: FloatArray,
+    targets: list[str],
+    num_iters: int | None,
+) -> MixtureLearner | None:
+    """The learner of ``meta``'s version with ``new_labels`` added and the batch learned (seeded by
+    the next version), or None when that version's weights are gone. ``vectors_of`` caches the label
+    embeddings per label list across attempts."""
+    try:
+        learner = load_learner(
+            store.load_weights(meta.id, meta.version),
+            zero_shot_temperature=embedder.manifest.temperature,
+        )
+    except ResourceNotFound:
+        return None
+    all_labels = (*meta.labels, *new_labels)
+    if all_labels not in vectors_of:
+        vectors_of[all_labels] = label_vectors(embedder, all_labels)
+    rows = vectors_of[all_labels]
+    learner.add_labels(new_labels, rows[len(meta.labels) :])
+    learner.set_label_vectors(rows)
+    learner.partial_fit(vectors, targets, seed=seed_for(meta.id, meta.version + 1), num_iters=num_iters)
+    return learner
 
 
 # -- classify and CRUD ----------------------------------------------------------------------------
