@@ -445,12 +445,7 @@ def classify_with_classifier(
     ``max_tokens`` caps the tokens of ``texts`` before any embedding (None: no cap; bulk uploads
     pass none).
     """
-    if not texts:
-        raise InvalidInput("`input` must contain at least one item.")
-    if len(texts) > settings.max_inputs:
-        raise InputLimitExceeded(
-            f"`input` has {len(texts)} items; at most {settings.max_inputs} are allowed."
-        )
+    check_input_count(len(texts), settings.max_inputs)
     meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
     if model is not None and embedder_registry.resolve_name(model) != meta.model:
         raise ModelMismatch(f"Classifier {classifier_id} uses model '{meta.model}', not '{model}'.")
@@ -474,6 +469,14 @@ def classify_with_classifier(
         truncated=list(batch.truncated),
         model=meta.model,
     )
+
+
+def check_input_count(count: int, max_inputs: int) -> None:
+    """A request's ``input`` holds at least one item and at most ``max_inputs``."""
+    if not count:
+        raise InvalidInput("`input` must contain at least one item.")
+    if count > max_inputs:
+        raise InputLimitExceeded(f"`input` has {count} items; at most {max_inputs} are allowed.")
 
 
 def get_classifier(store: ClassifierStore, caller: ApiKeyRecord, classifier_id: str) -> ClassifierMeta:

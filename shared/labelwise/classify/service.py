@@ -79,10 +79,7 @@ EmbeddingType = Literal["float", "base64"]
 
 def validate_items(items: Sequence[Item], max_inputs: int) -> list[Item]:
     """The request's inputs in order; at least one, at most ``max_inputs``, texts non-empty."""
-    if not items:
-        raise InvalidInput("`input` must contain at least one item.")
-    if len(items) > max_inputs:
-        raise InputLimitExceeded(f"`input` has {len(items)} items; at most {max_inputs} are allowed.")
+    fewshot.check_input_count(len(items), max_inputs)
     for i, item in enumerate(items):
         if isinstance(item, str) and not item.strip():
             raise InvalidInput(f"`input[{i}]` is empty; inputs must be non-empty text.")

@@ -105,6 +105,47 @@ def _provider_errors(what: str) -> contextlib.AbstractContextManager[None]:
     return provider_errors(what, special=conflict)
 
 
+def _commit_request(table: str, meta: ClassifierMeta, expected_version: int, weights_key: str) -> Item:
+    """The UpdateItem arguments committing ``meta`` (weights at ``weights_key``) over
+    ``expected_version``: the previous version's weights key is kept as ``prev_weights_key``."""
+    return {
+        "TableName": table,
+        "Key": _clf_key(meta.id),
+        "UpdateExpression": (
+            "SET #labels = :labels, #access = :access, #num_samples = :num_samples,"
+            " #version = :version, #updated_at = :updated_at, #train_count = :train_count,"
+            " #prev_version = :expected, #prev_weights_key = #weights_key,"
+            " #weights_key = :weights_key"
+        ),
+        "ConditionExpression": "#version = :expected",
+        "ExpressionAttributeNames": {
+            f"#{name}": name
+            for name in (  # every attribute the expressions name
+                "labels",
+                "access",
+                "num_samples",
+                "version",
+                "updated_at",
+                "train_count",
+                "prev_version",
+                "prev_weights_key",
+                "weights_key",
+            )
+        },
+        "ExpressionAttributeValues": {
+            ":labels": {"L": [_s(label) for label in meta.labels]},
+            ":access": _s(meta.access),
+            ":num_samples": _n(meta.num_samples),
+            ":version": _n(meta.version),
+            ":updated_at": _s(meta.updated_at.isoformat()),
+            ":train_count": _n(meta.train_count),
+            ":expected": _n(expected_version),
+            ":weights_key": _s(weights_key),
+        },
+        "ReturnValues": "ALL_OLD",
+    }
+
+
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
@@ -255,42 +296,7 @@ class AwsClassifierStore(ClassifierStore):
         self._put_blob(key, weights)
         try:
             with _provider_errors("commit a version"):
-                response = self._ddb.update_item(
-                    TableName=self.table,
-                    Key=_clf_key(meta.id),
-                    UpdateExpression=(
-                        "SET #labels = :labels, #access = :access, #num_samples = :num_samples,"
-                        " #version = :version, #updated_at = :updated_at, #train_count = :train_count,"
-                        " #prev_version = :expected, #prev_weights_key = #weights_key,"
-                        " #weights_key = :weights_key"
-                    ),
-                    ConditionExpression="#version = :expected",
-                    ExpressionAttributeNames={
-                        f"#{name}": name
-                        for name in (  # every attribute the expressions name
-                            "labels",
-                            "access",
-                            "num_samples",
-                            "version",
-                            "updated_at",
-                            "train_count",
-                            "prev_version",
-                            "prev_weights_key",
-                            "weights_key",
-                        )
-                    },
-                    ExpressionAttributeValues={
-                        ":labels": {"L": [_s(label) for label in meta.labels]},
-                        ":access": _s(meta.access),
-                        ":num_samples": _n(meta.num_samples),
-                        ":version": _n(meta.version),
-                        ":updated_at": _s(meta.updated_at.isoformat()),
-                        ":train_count": _n(meta.train_count),
-                        ":expected": _n(expected_version),
-                        ":weights_key": _s(key),
-                    },
-                    ReturnValues="ALL_OLD",
-                )
+                response = self._ddb.update_item(**_commit_request(self.table, meta, expected_version, key))
         except VersionConflict as exc:
             if self._settle_failed_write(meta.id, key):
                 return  # committed; the obsolete blob it replaced stays until the classifier is deleted
