@@ -361,6 +361,27 @@ class _E5Tensors:
 
 
 # --------------------------------------------------------------------------- BERT safetensors
+#: The HF ``BertModel`` tensor (under ``encoder.layer.<i>.``) of each :class:`LayerWeights` field.
+BERT_LAYER_TENSORS = {
+    "q_w": "attention.self.query.weight",
+    "q_b": "attention.self.query.bias",
+    "k_w": "attention.self.key.weight",
+    "k_b": "attention.self.key.bias",
+    "v_w": "attention.self.value.weight",
+    "v_b": "attention.self.value.bias",
+    "ao_w": "attention.output.dense.weight",
+    "ao_b": "attention.output.dense.bias",
+    "aln_w": "attention.output.LayerNorm.weight",
+    "aln_b": "attention.output.LayerNorm.bias",
+    "fi_w": "intermediate.dense.weight",
+    "fi_b": "intermediate.dense.bias",
+    "fo_w": "output.dense.weight",
+    "fo_b": "output.dense.bias",
+    "oln_w": "output.LayerNorm.weight",
+    "oln_b": "output.LayerNorm.bias",
+}
+
+
 def bert_from_safetensors(
     tensors: dict[str, npt.NDArray[np.generic]], config: dict[str, Any]
 ) -> tuple[EncoderConfig, EncoderWeights]:
@@ -381,29 +402,10 @@ def bert_from_safetensors(
         max_positions=int(config["max_position_embeddings"]),
         eps=float(config.get("layer_norm_eps", 1e-12)),
     )
-    layers = []
-    for i in range(nl):
-        pre = f"encoder.layer.{i}."
-        layers.append(
-            LayerWeights(
-                q_w=g(pre + "attention.self.query.weight"),
-                q_b=g(pre + "attention.self.query.bias"),
-                k_w=g(pre + "attention.self.key.weight"),
-                k_b=g(pre + "attention.self.key.bias"),
-                v_w=g(pre + "attention.self.value.weight"),
-                v_b=g(pre + "attention.self.value.bias"),
-                ao_w=g(pre + "attention.output.dense.weight"),
-                ao_b=g(pre + "attention.output.dense.bias"),
-                aln_w=g(pre + "attention.output.LayerNorm.weight"),
-                aln_b=g(pre + "attention.output.LayerNorm.bias"),
-                fi_w=g(pre + "intermediate.dense.weight"),
-                fi_b=g(pre + "intermediate.dense.bias"),
-                fo_w=g(pre + "output.dense.weight"),
-                fo_b=g(pre + "output.dense.bias"),
-                oln_w=g(pre + "output.LayerNorm.weight"),
-                oln_b=g(pre + "output.LayerNorm.bias"),
-            )
-        )
+    layers = [
+        LayerWeights(**{field: g(f"encoder.layer.{i}.{name}") for field, name in BERT_LAYER_TENSORS.items()})
+        for i in range(nl)
+    ]
     weights = EncoderWeights(
         word=g("embeddings.word_embeddings.weight"),
         pos=g("embeddings.position_embeddings.weight"),
