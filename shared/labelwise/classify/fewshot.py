@@ -94,6 +94,13 @@ class TrainResult:
     access: Access
     total_tokens: int  # input tokens embedded by this call
 
+    @staticmethod
+    def of(meta: ClassifierMeta, *, created: bool, total_tokens: int) -> TrainResult:
+        """The result of a training call that left the classifier at ``meta``."""
+        return TrainResult(
+            meta.id, created, meta.version, meta.num_samples, meta.labels, meta.access, total_tokens
+        )
+
 
 class WeightsCache:
     """Bounded, thread-safe LRU of deserialised learners keyed by (classifier id, version).
@@ -281,7 +288,7 @@ def _create(
     )
     store.create(meta, learner.to_bytes())
     WEIGHTS_CACHE.put(classifier_id, 1, learner)
-    return TrainResult(classifier_id, True, 1, meta.num_samples, meta.labels, meta.access, batch.total_tokens)
+    return TrainResult.of(meta, created=True, total_tokens=batch.total_tokens)
 
 
 def _update(
@@ -318,33 +325,31 @@ def _update(
         )
         if learner is None:
             continue  # replaced (and collected) since we read the meta: reload
-        version = meta.version + 1
-        updated = meta.model_copy(
-            update={
-                "labels": tuple(learner.labels),
-                "access": access or meta.access,
-                "num_samples": meta.num_samples + len(examples),
-                "version": version,
-                "updated_at": utcnow(),
-                "train_count": meta.train_count + 1,
-            }
-        )
+        updated = _next_meta(meta, learner, access, len(examples))
         try:
             store.commit_version(updated, learner.to_bytes(), expected_version=meta.version)
         except VersionConflict:
             logger.info("version conflict on classifier %s (attempt %d)", classifier_id, attempt + 1)
             continue
-        WEIGHTS_CACHE.put(classifier_id, version, learner)
-        return TrainResult(
-            classifier_id,
-            False,
-            version,
-            updated.num_samples,
-            updated.labels,
-            updated.access,
-            batch.total_tokens,
-        )
+        WEIGHTS_CACHE.put(classifier_id, updated.version, learner)
+        return TrainResult.of(updated, created=False, total_tokens=batch.total_tokens)
     raise Conflict(f"Classifier {classifier_id} is being updated concurrently; retry the request.")
+
+
+def _next_meta(
+    meta: ClassifierMeta, learner: MixtureLearner, access: Access | None, n_examples: int
+) -> ClassifierMeta:
+    """``meta`` after one more training batch of ``n_examples`` learned into ``learner``."""
+    return meta.model_copy(
+        update={
+            "labels": tuple(learner.labels),
+            "access": access or meta.access,
+            "num_samples": meta.num_samples + n_examples,
+            "version": meta.version + 1,
+            "updated_at": utcnow(),
+            "train_count": meta.train_count + 1,
+        }
+    )
 
 
 def _learn_batch(

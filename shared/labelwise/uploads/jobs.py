@@ -378,14 +378,16 @@ class UploadJobs:
             classifier_version=plan.classifier_version,
             elapsed_ms=int((self.monotonic() - started) * 1000),
         )
+        self._write_part(checkpoint, token, results.lines, meta)
+        return meta
+
+    def _write_part(self, checkpoint: Checkpoint, token: str, lines: list[bytes], meta: PartMeta) -> None:
+        """A part's result lines, then its meta (whose presence says the part is complete)."""
         prefix = self.layout.parts(checkpoint.key, token)
-        self.objects.put(
-            f"{prefix}{checkpoint.part:06d}.jsonl", b"".join(results.lines), "application/x-ndjson"
-        )
+        self.objects.put(f"{prefix}{checkpoint.part:06d}.jsonl", b"".join(lines), "application/x-ndjson")
         self.objects.put(
             f"{prefix}{checkpoint.part:06d}.json", meta.model_dump_json().encode(), "application/json"
         )
-        return meta
 
     # -- finishing ---------------------------------------------------------------------------------
 
