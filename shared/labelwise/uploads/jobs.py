@@ -331,21 +331,12 @@ class UploadJobs:
         """Read and classify one part from ``checkpoint.cursor``; write its results, then its meta."""
         started = self.monotonic()
         plan.refresh()
-        settings = self.services.settings
         results = _PartResults(plan, self.batch_size)
-        columns = checkpoint.columns
-        end = checkpoint.cursor
-        read = 0
-        final = True
+        columns, end, read, final = checkpoint.columns, checkpoint.cursor, 0, True
+        max_line = self.services.settings.uploads_max_line_bytes
         with self.objects.open(info, checkpoint.cursor.offset) as read_fn:
-            items = read_items(
-                checkpoint.format,
-                read_fn,
-                checkpoint.cursor.position(),
-                settings.uploads_max_line_bytes,
-                columns,
-            )
-            for item in items:
+            position = checkpoint.cursor.position()
+            for item in read_items(checkpoint.format, read_fn, position, max_line, columns):
                 if isinstance(item, Header):
                     columns = list(item.columns)
                     end = Cursor.of(item.end)
