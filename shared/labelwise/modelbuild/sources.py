@@ -339,25 +339,17 @@ class _E5Tensors:
         return _q4_values(nib, d)
 
     def layer(self, i: int, h: int, ff: int) -> LayerWeights:
-        q4, f32 = self.q4, self.f32
-        return LayerWeights(
-            q_w=q4(f"l{i}.q.w", h, h),
-            q_b=f32(f"l{i}.q.b", (h,)),
-            k_w=q4(f"l{i}.k.w", h, h),
-            k_b=f32(f"l{i}.k.b", (h,)),
-            v_w=q4(f"l{i}.v.w", h, h),
-            v_b=f32(f"l{i}.v.b", (h,)),
-            ao_w=q4(f"l{i}.ao.w", h, h),
-            ao_b=f32(f"l{i}.ao.b", (h,)),
-            aln_w=f32(f"l{i}.aln.w", (h,)),
-            aln_b=f32(f"l{i}.aln.b", (h,)),
-            fi_w=q4(f"l{i}.fi.w", ff, h),
-            fi_b=f32(f"l{i}.fi.b", (ff,)),
-            fo_w=q4(f"l{i}.fo.w", h, ff),
-            fo_b=f32(f"l{i}.fo.b", (h,)),
-            oln_w=f32(f"l{i}.oln.w", (h,)),
-            oln_b=f32(f"l{i}.oln.b", (h,)),
-        )
+        """Layer ``i``'s weights (hidden size ``h``, FFN size ``ff``): Q4_0 linears, float biases
+        and LayerNorms."""
+        out_in = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (ff, h), "fo": (h, ff)}
+        fields: dict[str, npt.NDArray[np.float32]] = {}
+        for kind, (nout, nin) in out_in.items():
+            fields[f"{kind}_w"] = self.q4(f"l{i}.{kind}.w", nout, nin)
+            fields[f"{kind}_b"] = self.f32(f"l{i}.{kind}.b", (nout,))
+        for norm in ("aln", "oln"):
+            fields[f"{norm}_w"] = self.f32(f"l{i}.{norm}.w", (h,))
+            fields[f"{norm}_b"] = self.f32(f"l{i}.{norm}.b", (h,))
+        return LayerWeights(**fields)
 
 
 # --------------------------------------------------------------------------- BERT safetensors
