@@ -63,11 +63,17 @@ Item = dict[str, Any]
 def make_clients(settings: Settings) -> tuple[DynamoDBClient, S3Client]:
     """DynamoDB and S3 clients for ``settings`` (endpoint override for moto / LocalStack)."""
     endpoint = settings.aws_endpoint_url
-    s3_config = CLIENT_CONFIG.merge(Config(s3={"addressing_style": "path"})) if endpoint else CLIENT_CONFIG
     session = boto3.session.Session()
     dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=CLIENT_CONFIG)
-    s3 = session.client("s3", endpoint_url=endpoint, config=s3_config)
-    return dynamodb, s3
+    return dynamodb, s3_client(session, endpoint, CLIENT_CONFIG)
+
+
+def s3_client(session: boto3.session.Session, endpoint: str | None, config: Config) -> S3Client:
+    """An S3 client of ``session`` with ``config``; path-style addressing under an endpoint override
+    (moto / LocalStack)."""
+    if endpoint:
+        config = config.merge(Config(s3={"addressing_style": "path"}))
+    return session.client("s3", endpoint_url=endpoint, config=config)
 
 
 def error_code(exc: ClientError) -> str:

@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labelwise.settings import Settings
-from labelwise.storage.aws import CLIENT_CONFIG, provider_errors
+from labelwise.storage.aws import CLIENT_CONFIG, provider_errors, s3_client
 from labelwise.uploads.models import CHECKPOINT_MESSAGE, Checkpoint
 from labelwise.uploads.ports import ContinuationQueue, ObjectChanged, ObjectInfo, ObjectStore
 from labelwise.uploads.readers import ReadFn
@@ -55,9 +55,8 @@ def _unless_missing(what: str, call: Callable[[], T]) -> T | None:
 
 def make_upload_clients(settings: Settings) -> tuple[S3Client, SQSClient]:
     endpoint = settings.aws_endpoint_url
-    s3_config = STREAM_CONFIG.merge(Config(s3={"addressing_style": "path"})) if endpoint else STREAM_CONFIG
     session = boto3.session.Session()
-    s3 = session.client("s3", endpoint_url=endpoint, config=s3_config)
+    s3 = s3_client(session, endpoint, STREAM_CONFIG)
     sqs = session.client("sqs", endpoint_url=endpoint, config=CLIENT_CONFIG)
     return s3, sqs
 
