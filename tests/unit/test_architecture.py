@@ -33,6 +33,10 @@ LAMBDA_ENTRIES = {
     "uploads": REPO / "functions" / "classify" / "uploads.py",
 }
 NOT_IN_LAMBDA = ("evaluation", "modelbuild")
+#: Base modules every package may import; they import no other labelwise module.
+BASE_MODULES = ("settings", "errors", "request_context", "numerics")
+#: What ``learning`` (pure numpy) may import of labelwise: the numeric base module (and the root).
+LEARNING_MAY_IMPORT = {ROOT, "numerics"}
 
 #: The modules that may import boto3 / botocore: the AWS adapters.
 AWS_ADAPTERS = {
@@ -202,6 +206,17 @@ def test_embedding_and_request_context_stay_low() -> None:
     assert graph["embedding"] & {"telemetry", "endpoint", "api", "runtime", "classify", "quota"} == set()
     # And request_context, which every layer may import, imports no labelwise module
     assert graph.get("request_context", set()) == set()
+
+
+def test_base_modules_stay_low_and_learning_imports_only_numerics() -> None:
+    # Given the package graph
+    graph = package_graph()
+    # Then the base modules (numerics among them), which every package may import, import no
+    # labelwise module
+    for base in BASE_MODULES:
+        assert graph.get(base, set()) == set(), base
+    # And the online learners import nothing of labelwise but numerics
+    assert graph["learning"] <= LEARNING_MAY_IMPORT
 
 
 def test_boto3_only_in_aws_adapters() -> None:

@@ -32,6 +32,7 @@ from labelwise.classify.zeroshot import (
     zeroshot_label_vectors,
 )
 from labelwise.embedding.pixels import IMAGE_TOKENS
+from labelwise.embedding.port import Embedder
 from labelwise.errors import InputLimitExceeded, InvalidInput
 from labelwise.settings import Settings
 from labelwise.storage.ports import Access, ApiKeyRecord, ClassifierStore
@@ -79,10 +80,7 @@ EmbeddingType = Literal["float", "base64"]
 
 def validate_items(items: Sequence[Item], max_inputs: int) -> list[Item]:
     """The request's inputs in order; at least one, at most ``max_inputs``, texts non-empty."""
-    if not items:
-        raise InvalidInput("`input` must contain at least one item.")
-    if len(items) > max_inputs:
-        raise InputLimitExceeded(f"`input` has {len(items)} items; at most {max_inputs} are allowed.")
+    fewshot.check_input_count(len(items), max_inputs)
     for i, item in enumerate(items):
         if isinstance(item, str) and not item.strip():
             raise InvalidInput(f"`input[{i}]` is empty; inputs must be non-empty text.")
@@ -126,6 +124,23 @@ def classify_zero_shot(
         + IMAGE_TOKENS * (len(inputs) - len(text_at)),
         settings.max_request_tokens,
     )
+    vectors, truncated, tokens, answered_by = _embed_mixed_inputs(embedder, images, model, inputs, text_at)
+    group_vectors = {}
+    for name, group in groups.items():
+        label_vectors, label_tokens = zeroshot_label_vectors(label_cache, embedder, group)
+        group_vectors[name] = label_vectors
+        tokens += sum(label_tokens)
+    scores = score_groups(vectors, group_vectors, groups, manifest.temperature)
+    return ClassifyResult(model=answered_by, groups=scores, truncated=truncated, total_tokens=tokens)
+
+
+def _embed_mixed_inputs(
+    embedder: Embedder, images: ImageModels, model: str | None, inputs: list[Item], text_at: list[int]
+) -> tuple[npt.NDArray[np.float32], list[bool], int, str]:
+    """Zero-shot vectors of ``inputs`` (texts at ``text_at`` by ``embedder``, images by the image
+    model paired with it): the vectors, which inputs were truncated, the tokens read and the name of
+    the model that answered (the image model's when there are images)."""
+    manifest = embedder.manifest
     vectors = np.zeros((len(inputs), manifest.dimension), np.float32)
     truncated = [False] * len(inputs)
     tokens = 0
@@ -143,13 +158,7 @@ def classify_zero_shot(
         vectors[image_at] = image_model.zero_shot_vectors(references, indices=image_at)
         tokens += IMAGE_TOKENS * len(image_at)
         answered_by = image_model.name
-    group_vectors = {}
-    for name, group in groups.items():
-        label_vectors, label_tokens = zeroshot_label_vectors(label_cache, embedder, group)
-        group_vectors[name] = label_vectors
-        tokens += sum(label_tokens)
-    scores = score_groups(vectors, group_vectors, groups, manifest.temperature)
-    return ClassifyResult(model=answered_by, groups=scores, truncated=truncated, total_tokens=tokens)
+    return vectors, truncated, tokens, answered_by
 
 
 def classify_few_shot(
