@@ -1,4 +1,5 @@
-"""The ``labelwise`` command: ``serve`` the API locally, ``build-model`` the embedders."""
+"""The ``labelwise`` command: ``serve`` the API locally, ``build-model`` the embedders, ``classify-file``,
+``evaluate`` zero-shot against few-shot on a labelled file."""
 
 from __future__ import annotations
 
@@ -105,6 +106,39 @@ def _classify_file(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Zero-shot vs few-shot on the user's labelled file: table, results.json, learning_curve.png."""
+    from pathlib import Path
+
+    from labelwise.evaluation import user
+    from labelwise.progress import Progress
+
+    path, out = Path(args.path), Path(args.out)
+    try:
+        data = user.read_labelled(path, args.text_column, args.label_column)
+        user.check_labelled(data)
+    except user.DataError as exc:
+        print(f"labelwise evaluate: {exc}", file=sys.stderr)
+        return 2
+    train, test = user.holdout(data.labels)
+    sizes = user.curve_sizes(data.counts(train))
+    skipped = f" ({data.skipped} rows without a text or label skipped)" if data.skipped else ""
+    print(f"{len(data.texts)} examples, {len(data.classes)} labels{skipped}")
+    print(f"held-out test split: {len(test)} examples (stratified); training pool: {len(train)}")
+    print(f"few-shot sizes per label: {', '.join(map(str, sizes))}; {user.SEEDS} seeds each", flush=True)
+    with user.local_engine(settings, args.model) as engine:
+        with Progress(1 + len(sizes) * user.SEEDS, "evaluate") as bar:
+            report = user.evaluate(
+                data, engine, train, test, sizes=sizes, on_step=lambda step: bar.advance()
+            )
+        report.meta = user.run_meta(path, data, (args.text_column, args.label_column), settings, engine.model)
+    print(f"\nmodel {report.model}\n")
+    print(user.render_report(report))
+    results, png = user.write_outputs(report, out)
+    print(f"\nresults: {results}\nplot:    {png}")
+    return 0
+
+
 def configure_logging() -> None:
     """Plain-text logs on stderr; every line carries the request id (``-`` outside requests)."""
     from labelwise.telemetry import RequestIdFilter
@@ -156,6 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         "--api-key-id", help="act as this key (default: any key may use public classifiers only)"
     )
     classify_file.set_defaults(func=_classify_file)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="zero-shot vs few-shot on your labelled .csv/.jsonl: how many examples before few-shot pays off",
+    )
+    evaluate.add_argument("path", help="a .csv (header row) or .jsonl file with a text and a label column")
+    evaluate.add_argument("--text-column", default="text")
+    evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("--model", help="embedding model (default: the default model)")
+    evaluate.add_argument("--out", default="labelwise-evaluate", help="where results.json and the plot go")
+    evaluate.set_defaults(func=_evaluate)
 
     args = parser.parse_args(argv)
     configure_logging()
