@@ -70,15 +70,41 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _build_model(args: argparse.Namespace, settings: Settings) -> int:
-    from labelwise.modelbuild.__main__ import main as build_main
+    """``python -m labelwise.modelbuild`` into the model dir; on a terminal one model at a time,
+    under a progress bar (the builder's own lines print above it)."""
+    import contextlib
 
-    return int(build_main(["--out", str(settings.model_dir), *args.rest]) or 0)
+    from labelwise.modelbuild.__main__ import main as build_main
+    from labelwise.modelbuild.build import DEFAULT_MODELS, SPECS
+    from labelwise.modelbuild.image.build import IMAGE_SPECS
+    from labelwise.progress import Progress
+
+    def run(rest: list[str]) -> int:
+        return int(build_main(["--out", str(settings.model_dir), *rest]) or 0)
+
+    picker = argparse.ArgumentParser(add_help=False)
+    picker.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    picked, rest = picker.parse_known_args(args.rest)
+    models = [m.strip() for m in picked.models.split(",") if m.strip()]
+    bar = Progress(len(models), "build-model", unit="models")
+    known = all(m in SPECS or m in IMAGE_SPECS for m in models)
+    if not bar.enabled or not known or {"-h", "--help"} & set(rest):
+        return run(args.rest)  # as before: the builder reports unknown models and help itself
+    with bar, contextlib.redirect_stdout(bar.lines(sys.stdout)):
+        for i, model in enumerate(models):
+            bar.update(i, desc=f"build-model {model}")
+            code = run([*rest, "--models", model])
+            if code:
+                return code
+        bar.update(len(models), desc="build-model")
+    return 0
 
 
 def _classify_file(args: argparse.Namespace, settings: Settings) -> int:
     """Classify a local .jsonl/.csv/.txt file like an upload; outputs are written beside it."""
     from pathlib import Path
 
+    from labelwise.progress import Progress
     from labelwise.runtime import build_services
     from labelwise.uploads.local import classify_file, local_config, local_outputs
 
@@ -92,7 +118,8 @@ def _classify_file(args: argparse.Namespace, settings: Settings) -> int:
     )
     services = build_services(settings)
     services.warm_up()  # load the model before the clock starts
-    outcome = classify_file(path, config, services)
+    with Progress(path.stat().st_size, "classify", unit="B") as bar:
+        outcome = classify_file(path, config, services, on_read=bar.update)
     outputs = local_outputs(path)
     if outcome.status != "done" or outcome.summary is None:
         print(f"labelwise: {outcome.detail} (see {outputs.error})", file=sys.stderr)
@@ -128,9 +155,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     print(f"few-shot sizes per label: {', '.join(map(str, sizes))}; {user.SEEDS} seeds each", flush=True)
     with user.local_engine(settings, args.model) as engine:
         with Progress(1 + len(sizes) * user.SEEDS, "evaluate") as bar:
-            report = user.evaluate(
-                data, engine, train, test, sizes=sizes, on_step=lambda step: bar.advance()
-            )
+            report = user.evaluate(data, engine, train, test, sizes=sizes, on_step=lambda step: bar.advance())
         report.meta = user.run_meta(path, data, (args.text_column, args.label_column), settings, engine.model)
     print(f"\nmodel {report.model}\n")
     print(user.render_report(report))

@@ -29,7 +29,7 @@ _CLEAR = "\r\x1b[K"
 
 def format_duration(seconds: float) -> str:
     """``75`` -> ``1:15``, ``3725`` -> ``1:02:05``."""
-    s = max(0, int(round(seconds)))
+    s = max(0, round(seconds))
     h, rest = divmod(s, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -92,16 +92,14 @@ class Progress:
         """The line as drawn now (without the carriage return)."""
         elapsed = self.clock() - self.started
         fraction = self.done / self.total if self.total else 1.0
-        filled = int(round(BAR_WIDTH * fraction))
+        filled = round(BAR_WIDTH * fraction)
         bar = "#" * filled + "." * (BAR_WIDTH - filled)
         unit = f" {self.unit}" if self.unit and self.unit != "B" else ""
         amount = f"{format_amount(self.done, self.unit)}/{format_amount(self.total, self.unit)}{unit}"
         eta = eta_seconds(self.done, self.total, elapsed)
         eta_text = format_duration(eta) if eta is not None else "?"
         head = f"{self.desc} " if self.desc else ""
-        return (
-            f"{head}[{bar}] {fraction:4.0%} {amount}  elapsed {format_duration(elapsed)}  ETA {eta_text}"
-        )
+        return f"{head}[{bar}] {fraction:4.0%} {amount}  elapsed {format_duration(elapsed)}  ETA {eta_text}"
 
     # -- drawing -----------------------------------------------------------------------------------
     def _draw(self, force: bool = False) -> None:

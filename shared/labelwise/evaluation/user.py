@@ -158,7 +158,10 @@ def check_labelled(data: LabelledData) -> None:
 
 # ------------------------------------------------------------------------------- split and sizes
 def holdout(
-    labels: Sequence[str], test_fraction: float = TEST_FRACTION, test_max: int = TEST_MAX, seed: int = SPLIT_SEED
+    labels: Sequence[str],
+    test_fraction: float = TEST_FRACTION,
+    test_max: int = TEST_MAX,
+    seed: int = SPLIT_SEED,
 ) -> tuple[list[int], list[int]]:
     """(train, test) indices: a stratified test split (:func:`make_splits` without validation);
     a label the split left without a training example gives one back from the test side."""
@@ -186,10 +189,8 @@ def examples_needed(zero_shot: float, curve: Sequence[tuple[int, float]]) -> int
     ``zero_shot`` at that size and every larger one measured; None when it never does."""
     needed: int | None = None
     for k, mean in sorted(curve):
-        if mean > zero_shot:
-            needed = k if needed is None else needed
-        else:
-            needed = None
+        beats = mean > zero_shot
+        needed = (k if needed is None else needed) if beats else None
     return needed
 
 
@@ -243,7 +244,13 @@ class ServiceEngine:
             texts,
             labels,
             lambda part: service.classify_zero_shot(
-                s.registry, s.images, s.label_cache, s.settings, items=part, labels=list(labels), model=self.model
+                s.registry,
+                s.images,
+                s.label_cache,
+                s.settings,
+                items=part,
+                labels=list(labels),
+                model=self.model,
             ),
         )
 
@@ -255,7 +262,9 @@ class ServiceEngine:
         for start in range(0, len(texts), self.chunk):
             examples = [
                 service.Example(text, label)
-                for text, label in zip(texts[start : start + self.chunk], labels[start : start + self.chunk], strict=True)
+                for text, label in zip(
+                    texts[start : start + self.chunk], labels[start : start + self.chunk], strict=True
+                )
             ]
             result = service.train(
                 s.fewshot_registry, s.store, s.settings, self.caller,
@@ -287,7 +296,7 @@ class ServiceEngine:
         """Classifiers of this caller still in the store (none once :func:`evaluate` is done)."""
         from labelwise.classify import fewshot
 
-        return [m.classifier_id for m in fewshot.list_classifiers(self.services.store, self.caller)]
+        return [m.id for m in fewshot.list_classifiers(self.services.store, self.caller)]
 
 
 @contextlib.contextmanager
@@ -360,13 +369,18 @@ class Report:
         return {c: float(np.mean([row[c] for row in rows])) for c in self.classes}
 
 
-def _result(method: str, k: int, seed: int, P: FloatArray, y: npt.NDArray[np.int64], classes: list[str]) -> Result:
+def _result(
+    method: str, k: int, seed: int, P: FloatArray, y: npt.NDArray[np.int64], classes: list[str]
+) -> Result:
     s = score(P, y, len(classes))
     pred = P.argmax(axis=1)
     per_label = f1_per_class(y, pred, len(classes))
     return Result(
         DATASET, method, k, seed, s.macro_f1, s.ece, s.nll,
-        extra={"accuracy": accuracy(y, pred), "per_label_f1": dict(zip(classes, map(float, per_label), strict=True))},
+        extra={
+            "accuracy": accuracy(y, pred),
+            "per_label_f1": dict(zip(classes, map(float, per_label), strict=True)),
+        },
     )  # fmt: skip
 
 
@@ -427,7 +441,11 @@ def render_report(report: Report) -> str:
         largest = report.sizes[-1]
         few = report.per_label_at(largest)
         width = max(len("label"), *(len(c) for c in report.classes))
-        lines += ["", f"per-label F1 at {largest} per label", f"{'label':<{width}}  {'zero-shot':>9}  {'few-shot':>8}"]
+        lines += [
+            "",
+            f"per-label F1 at {largest} per label",
+            f"{'label':<{width}}  {'zero-shot':>9}  {'few-shot':>8}",
+        ]
         for c in report.classes:
             lines.append(f"{c:<{width}}  {float(z.extra['per_label_f1'][c]):>9.3f}  {few[c]:>8.3f}")
     lines += ["", verdict(report)]
@@ -482,8 +500,12 @@ def plot_curve(report: Report, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     try:
         if len(curve):
-            ax.plot(ks, mean, marker="o", color="tab:blue", label=f"few-shot (mean ± sd, {report.seeds} seeds)")
-            ax.fill_between(ks, mean - sd, mean + sd, color="tab:blue", alpha=0.2)
+            ax.plot(
+                ks, mean, marker="o", color="tab:blue", label=f"few-shot (mean ± sd, {report.seeds} seeds)"
+            )
+            ax.fill_between(
+                ks, np.clip(mean - sd, 0, 1), np.clip(mean + sd, 0, 1), color="tab:blue", alpha=0.2
+            )
             ax.set_xscale("log", base=2)
             ax.set_xticks(ks, [str(int(k)) for k in ks])
         ax.axhline(report.zero_shot.macro_f1, color="tab:orange", linestyle="--", label="zero-shot")
@@ -507,7 +529,9 @@ def write_outputs(report: Report, out: Path) -> tuple[Path, Path]:
     return results, png
 
 
-def run_meta(path: Path, data: LabelledData, columns: tuple[str, str], settings: Settings, model: str) -> dict[str, Any]:
+def run_meta(
+    path: Path, data: LabelledData, columns: tuple[str, str], settings: Settings, model: str
+) -> dict[str, Any]:
     """What ``results.json`` records about the run: the file, its labels, the model's fingerprint
     and the code's git revision."""
     from labelwise.evaluation.fewshot import git_revision
