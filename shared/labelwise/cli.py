@@ -82,14 +82,15 @@ def _build_model(args: argparse.Namespace, settings: Settings) -> int:
     def run(rest: list[str]) -> int:
         return int(build_main(["--out", str(settings.model_dir), *rest]) or 0)
 
+    given = args.rest[1:] if args.rest[:1] == ["--"] else args.rest  # `build-model -- --models x`
     picker = argparse.ArgumentParser(add_help=False)
     picker.add_argument("--models", default=",".join(DEFAULT_MODELS))
-    picked, rest = picker.parse_known_args(args.rest)
+    picked, rest = picker.parse_known_args(given)
     models = [m.strip() for m in picked.models.split(",") if m.strip()]
     bar = Progress(len(models), "build-model", unit="models")
     known = all(m in SPECS or m in IMAGE_SPECS for m in models)
     if not bar.enabled or not known or {"-h", "--help"} & set(rest):
-        return run(args.rest)  # as before: the builder reports unknown models and help itself
+        return run(given)  # as before: the builder reports unknown models and help itself
     with bar, contextlib.redirect_stdout(bar.lines(sys.stdout)):
         for i, model in enumerate(models):
             bar.update(i, desc=f"build-model {model}")
@@ -197,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     keys.set_defaults(func=_keys)
 
     build = sub.add_parser("build-model", help="build the int8 ONNX models into LABELWISE_MODEL_DIR")
-    build.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to labelwise.modelbuild")
+    build.add_argument(
+        "rest", nargs=argparse.REMAINDER, help="options passed to labelwise.modelbuild, after `--`"
+    )
     build.set_defaults(func=_build_model)
 
     classify_file = sub.add_parser(

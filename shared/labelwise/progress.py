@@ -46,7 +46,9 @@ def format_amount(value: float, unit: str) -> str:
 
 
 def eta_seconds(done: float, total: float, elapsed: float) -> float | None:
-    """Time left at the average rate so far; None before any progress."""
+    """Time left at the average rate so far (0 when done); None before any progress."""
+    if done >= total:
+        return 0.0
     if done <= 0 or elapsed <= 0:
         return None
     return max(0.0, elapsed / done * (total - done))

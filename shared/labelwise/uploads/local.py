@@ -52,12 +52,14 @@ def local_config(
 
 
 class ReportingObjectStore(LocalObjectStore):
-    """A :class:`LocalObjectStore` that reports, after each read of a file, the byte offset reached
-    (``on_read(offset)``): how far through the file the job is, for a progress bar."""
+    """A :class:`LocalObjectStore` that reports, after each read of a file, the furthest byte offset
+    read so far (``on_read(offset)``; a later part re-reads from its cursor, a little behind): how
+    far through the file the job is, for a progress bar."""
 
     def __init__(self, root: Path, on_read: Callable[[int], None]) -> None:
         super().__init__(root)
         self._on_read = on_read
+        self._furthest = 0
 
     @contextlib.contextmanager
     def open(self, info: ObjectInfo, offset: int) -> Iterator[ReadFn]:
@@ -68,7 +70,8 @@ class ReportingObjectStore(LocalObjectStore):
                 nonlocal reached
                 chunk = read(n)
                 reached += len(chunk)
-                self._on_read(reached)
+                self._furthest = max(self._furthest, reached)
+                self._on_read(self._furthest)
                 return chunk
 
             yield reporting
@@ -83,7 +86,7 @@ def classify_file(
 ) -> Outcome:
     """Classify ``path`` like an upload: same readers, parts, checkpoints and outputs, with the
     follow-up messages handled in process. Returns the final outcome (``done`` or ``error``).
-    ``on_read(offset)``: called with the byte offset reached after each read of the file."""
+    ``on_read(offset)``: called with the furthest byte offset read after each read of the file."""
     path = Path(path).resolve()
     queue = InlineQueue()
     objects = LocalObjectStore(path.parent) if on_read is None else ReportingObjectStore(path.parent, on_read)
