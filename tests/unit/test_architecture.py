@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -202,6 +203,13 @@ def test_embedding_and_request_context_stay_low() -> None:
     assert graph["embedding"] & {"telemetry", "endpoint", "api", "runtime", "classify", "quota"} == set()
     # And request_context, which every layer may import, imports no labelwise module
     assert graph.get("request_context", set()) == set()
+
+
+def test_progress_bar_is_a_leaf_without_dependencies() -> None:
+    # Given the progress module the CLI draws its bars with
+    imported = _modules()["labelwise.progress"]
+    # Then it imports no labelwise module and nothing outside the standard library
+    assert {name.split(".")[0] for name in imported} <= set(sys.stdlib_module_names) | {"__future__"}
 
 
 def test_boto3_only_in_aws_adapters() -> None:
