@@ -3,7 +3,6 @@ terminal, nothing otherwise, and the commands' own output unchanged."""
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
@@ -14,16 +13,8 @@ import labelwise.runtime
 from labelwise.cli import main
 from labelwise.settings import Settings
 from labelwise.uploads.local import classify_file, local_config, local_outputs
+from tests.support.fakes import FakeStream
 from tests.unit.test_uploads_jobs import LABELS, make_services
-
-
-class FakeStderr(io.StringIO):
-    def __init__(self, tty: bool) -> None:
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self) -> bool:
-        return self.tty
 
 
 def tickets(tmp_path: Path, n: int = 40) -> Path:
@@ -62,7 +53,7 @@ def test_classify_file_cli_draws_a_bar_only_on_a_terminal(
     path = tickets(tmp_path)
     services = make_services(settings)
     monkeypatch.setattr(labelwise.runtime, "build_services", lambda s: services)
-    stderr = FakeStderr(tty)
+    stderr = FakeStream(tty)
     monkeypatch.setattr(sys, "stderr", stderr)
     # When a file is classified
     code = main(["classify-file", str(path), "--labels", ",".join(LABELS)])
@@ -94,7 +85,7 @@ def test_build_model_shows_one_step_per_model_on_a_terminal(
 
     monkeypatch.setattr(modelbuild_main, "main", fake_build)
     monkeypatch.setenv("LABELWISE_MODEL_DIR", str(tmp_path / "models"))
-    stderr = FakeStderr(tty)
+    stderr = FakeStream(tty)
     monkeypatch.setattr(sys, "stderr", stderr)
     # When two models are built
     code = main(["build-model", "--", "--models", "all-minilm-l6-v2,efficientnet-lite0", "--check"])
@@ -124,7 +115,7 @@ def test_build_model_leaves_unknown_models_to_the_builder(
     calls: list[list[str]] = []
     monkeypatch.setattr(modelbuild_main, "main", lambda argv: calls.append(argv) or 0)
     monkeypatch.setenv("LABELWISE_MODEL_DIR", str(tmp_path / "models"))
-    monkeypatch.setattr(sys, "stderr", FakeStderr(True))
+    monkeypatch.setattr(sys, "stderr", FakeStream(True))
     # When it is asked for
     main(["build-model", "--", "--models", "nope"])
     # Then the builder gets the arguments as given (and reports the unknown name itself)

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import io
 
 from labelwise.progress import Progress, eta_seconds, format_amount, format_duration
-
-
-class FakeStream(io.StringIO):
-    def __init__(self, tty: bool) -> None:
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self) -> bool:
-        return self.tty
+from tests.support.fakes import FakeStream
 
 
 class FakeClock:
