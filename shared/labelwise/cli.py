@@ -161,7 +161,8 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nmodel {report.model}\n")
     print(user.render_report(report))
     results, png = user.write_outputs(report, out)
-    print(f"\nresults: {results}\nplot:    {png}")
+    plot = png or "not drawn: matplotlib is not installed (pip install matplotlib)"
+    print(f"\nresults: {results}\nplot:    {plot}")
     return 0
 
 

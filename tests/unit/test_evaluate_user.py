@@ -4,6 +4,7 @@ the "examples needed" answer, and the whole run over fake services (no classifie
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -281,3 +282,21 @@ def test_cli_prints_the_table_and_writes_results_and_plot(
     assert len(doc["few_shot"]) == 3 and doc["curve"][0]["k"] == 4 and "examples_needed" in doc
     assert (cli_env / "out" / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert engines[0].leftovers() == []
+
+
+def test_results_are_written_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a finished evaluation, and no matplotlib installed (it is a dev dependency)
+    data = LabelledData(*map(list, zip(*two_labels(), strict=True)))
+    train, test = holdout(data.labels)
+    report = user.evaluate(data, FakeEngine(), train, test, sizes=[2], seeds=1)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a),
+    )
+    # When the outputs are written
+    results, png = user.write_outputs(report, tmp_path / "out")
+    # Then results.json is there and the plot is skipped, not a crash
+    assert png is None and json.loads(results.read_text())["examples_needed"] == 2
+    assert not (tmp_path / "out" / "learning_curve.png").exists()

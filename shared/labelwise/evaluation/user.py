@@ -520,11 +520,16 @@ def plot_curve(report: Report, path: Path) -> None:
         plt.close(fig)
 
 
-def write_outputs(report: Report, out: Path) -> tuple[Path, Path]:
-    """``results.json`` and ``learning_curve.png`` under ``out`` (created)."""
+def write_outputs(report: Report, out: Path) -> tuple[Path, Path | None]:
+    """``results.json`` and ``learning_curve.png`` under ``out`` (created); the plot is None when
+    matplotlib (a dev dependency, not the runtime's) is not installed."""
+    import importlib.util
+
     out.mkdir(parents=True, exist_ok=True)
     results, png = out / "results.json", out / "learning_curve.png"
     results.write_text(json.dumps(results_document(report), indent=2) + "\n", encoding="utf-8")
+    if importlib.util.find_spec("matplotlib") is None:
+        return results, None
     plot_curve(report, png)
     return results, png
 
