@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -217,6 +218,13 @@ def test_base_modules_stay_low_and_learning_imports_only_numerics() -> None:
         assert graph.get(base, set()) == set(), base
     # And the online learners import nothing of labelwise but numerics
     assert graph["learning"] <= LEARNING_MAY_IMPORT
+
+
+def test_progress_bar_is_a_leaf_without_dependencies() -> None:
+    # Given the progress module the CLI draws its bars with
+    imported = _modules()["labelwise.progress"]
+    # Then it imports no labelwise module and nothing outside the standard library
+    assert {name.split(".")[0] for name in imported} <= set(sys.stdlib_module_names) | {"__future__"}
 
 
 def test_boto3_only_in_aws_adapters() -> None:
