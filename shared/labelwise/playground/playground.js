@@ -1,5 +1,5 @@
 // labelwise playground: plain JavaScript over the public API of the server that serves this page.
-// The API key lives in sessionStorage only (this tab), never in localStorage.
+// The API key lives in sessionStorage only (this tab), never in local storage.
 "use strict";
 
 const KEY_ITEM = "labelwise.apiKey";
@@ -328,6 +328,25 @@ async function zeroShotInputs() {
   return { inputs, names };
 }
 
+function settled(promise) {
+  return promise.then(
+    (value) => ({ status: "fulfilled", value }),
+    (reason) => ({ status: "rejected", reason }),
+  );
+}
+
+// A zero-shot request; its answer must be about these inputs and these labels.
+async function classifyZeroShot(model, inputs, labels) {
+  const response = await api("POST", "/v1/classify", { model, input: inputs, labels });
+  const asked = new Set(Array.isArray(labels) ? labels : Object.values(labels).flat());
+  const answered = response.data.flatMap((item) =>
+    typeof item.prediction === "string" ? [item.prediction] : Object.values(item.prediction),
+  );
+  if (response.data.length !== inputs.length || answered.some((label) => !asked.has(label)))
+    throw new Error("The server's answer does not match this request (other inputs or labels); run it again.");
+  return response;
+}
+
 async function runZeroShot() {
   clearErrors(ZS_ERRORS);
   $("zs-results").replaceChildren();
@@ -367,9 +386,9 @@ async function runZeroShot() {
   const model = $("zs-model").value || undefined;
   const slots = (labelsId) => ({ labels: labelsId, input: "zs-texts-error", images: "zs-images-error", model: "zs-model-error" });
   await withProgress($("zs-run"), "zs-progress", async () => {
-    const requests = [api("POST", "/v1/classify", { model, input: inputs, labels: labelsA })];
-    if (compare) requests.push(api("POST", "/v1/classify", { model, input: inputs, labels: labelsB }));
-    const [a, b] = await Promise.allSettled(requests);
+    // One request at a time: the local server's cores serve one well, and the wordings run alike.
+    const a = await settled(classifyZeroShot(model, inputs, labelsA));
+    const b = compare ? await settled(classifyZeroShot(model, inputs, labelsB)) : null;
     if (a.status === "rejected") showError(a.reason, slots("zs-labels-error"), "zs-error");
     if (b && b.status === "rejected") showError(b.reason, slots("zs-labels-b-error"), "zs-error");
     const tables = [];
