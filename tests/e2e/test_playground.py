@@ -121,9 +121,7 @@ def test_playground_zero_shot_compare_and_few_shot(
     driver.get(f"{live_server.url}/playground")
     wait_for(driver, lambda d: "multilingual-e5-small" in by_id(d, "server-info").text)
     type_into(driver, "api-key", str(live_server.key))
-    stored = driver.execute_script(
-        "return [sessionStorage.getItem('labelwise.apiKey'), localStorage.length]"
-    )
+    stored = driver.execute_script("return [sessionStorage.getItem('labelwise.apiKey'), localStorage.length]")
     assert stored == [live_server.key, 0]
 
     # When a zero-shot request has a duplicated label
@@ -188,7 +186,9 @@ def test_playground_zero_shot_compare_and_few_shot(
 
     # When the user classifies with it
     assert by_id(driver, "fs-classifier-id").get_attribute("value") == classifier_id
-    type_into(driver, "fs-texts", "You charged me two times for one purchase\nMy box still has not been delivered")
+    type_into(
+        driver, "fs-texts", "You charged me two times for one purchase\nMy box still has not been delivered"
+    )
     by_id(driver, "fs-classify").click()
     # Then each text gets the right label
     wait_for(driver, lambda d: css(d, "#fs-results table.scores tbody tr"))
@@ -206,3 +206,47 @@ def test_playground_zero_shot_compare_and_few_shot(
         "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)"
     )
     assert set(hosts) <= {live_server.url.split("//", 1)[1]}
+
+
+def test_playground_classifies_an_uploaded_image(
+    browser: Any, live_server: LiveServer, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from labelwise.settings import Settings
+
+    if not (Settings.from_environ().model_dir / "efficientnet-lite0" / "model.onnx").exists():
+        pytest.skip("image model not built: run `make model`")
+    driver = browser
+    # Given the playground opened at the link `labelwise serve` prints, the key in its fragment
+    driver.get(f"{live_server.url}/playground")
+    driver.execute_script("sessionStorage.clear()")
+    driver.get("about:blank")
+    driver.get(f"{live_server.url}/playground#key={live_server.key}")
+    wait_for(driver, lambda d: by_id(d, "api-key").get_attribute("value") == live_server.key)
+    # Then the page keeps the key for the tab and drops it from the address
+    assert "#key" not in driver.current_url
+    assert driver.execute_script("return sessionStorage.getItem('labelwise.apiKey')") == live_server.key
+    # And labels, and no text
+    type_into(driver, "zs-labels", "a red square\na photo of a cat")
+    # When a file that is not an image is uploaded
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("not an image")
+    by_id(driver, "zs-image-file").send_keys(str(not_image))
+    by_id(driver, "zs-run").click()
+    # Then the API's detail shows next to the image fields
+    wait_for(driver, lambda d: by_id(d, "zs-images-error").text)
+    assert "INPUT_INVALID_IMAGE" in by_id(driver, "zs-images-error").text
+
+    # When an image file is uploaded instead
+    square = tmp_path / "square.png"
+    Image.new("RGB", (64, 64), (220, 20, 20)).save(square)
+    driver.execute_script("document.getElementById('zs-image-file').value = ''")
+    by_id(driver, "zs-image-file").send_keys(str(square))
+    by_id(driver, "zs-run").click()
+    # Then it gets a row of scores, named after the file
+    wait_for(driver, lambda d: css(d, "#zs-results table.scores tbody tr"))
+    table = css(driver, "#zs-results table.scores")[0]
+    assert table.find_elements("css selector", "td.input")[0].text == "image: square.png"
+    assert best_labels(table)[0] in ("a red square", "a photo of a cat")
+    assert not by_id(driver, "zs-images-error").text

@@ -19,15 +19,21 @@ function setKey(value) {
   $("api-key-error").textContent = "";
 }
 
+// `labelwise serve` prints this page's URL with `#key=...` on first start: the fragment never
+// reaches a server. The page keeps the key for the tab and drops it from the address.
+function takeKeyFromFragment() {
+  const key = new URLSearchParams(location.hash.slice(1)).get("key");
+  if (!key) return;
+  history.replaceState(null, "", location.pathname + location.search);
+  $("api-key").value = key;
+  setKey(key);
+}
+
 function initKey() {
-  // `labelwise serve` may print this page's URL with `#key=...`: the fragment never reaches a server.
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  if (fragment.get("key")) {
-    sessionStorage.setItem(KEY_ITEM, fragment.get("key"));
-    history.replaceState(null, "", location.pathname + location.search);
-  }
   $("api-key").value = apiKey();
   setKey(apiKey());
+  takeKeyFromFragment();
+  window.addEventListener("hashchange", takeKeyFromFragment);
   $("api-key").addEventListener("input", (e) => setKey(e.target.value));
   $("key-forget").addEventListener("click", () => {
     $("api-key").value = "";
@@ -314,16 +320,14 @@ async function zeroShotInputs() {
   const texts = lines($("zs-texts").value);
   const inputs = texts.slice();
   const names = texts.slice();
-  if (!$("zs-images").hidden) {
-    const url = $("zs-image-url").value.trim();
-    if (url) {
-      inputs.push({ image: url });
-      names.push(`image: ${url}`);
-    }
-    for (const file of $("zs-image-file").files) {
-      inputs.push({ image: await readFile(file, true) });
-      names.push(`image: ${file.name}`);
-    }
+  const url = $("zs-image-url").value.trim();
+  if (url) {
+    inputs.push({ image: url });
+    names.push(`image: ${url}`);
+  }
+  for (const file of $("zs-image-file").files) {
+    inputs.push({ image: await readFile(file, true) }); // a data: URL, base64
+    names.push(`image: ${file.name}`);
   }
   return { inputs, names };
 }
@@ -528,8 +532,6 @@ async function loadExampleFile(file) {
 
 // --- start -----------------------------------------------------------------------------------
 
-const IMAGE_MODEL = /efficientnet|clip/i;
-
 async function loadHealth() {
   try {
     const health = await api("GET", "/health");
@@ -537,9 +539,6 @@ async function loadHealth() {
     for (const id of ["zs-model", "fs-model"]) {
       for (const model of health.models) $(id).append(el("option", { value: model }, model));
     }
-    const imageModels = health.models.filter((m) => IMAGE_MODEL.test(m));
-    $("zs-images").hidden = imageModels.length === 0;
-    $("zs-image-models").textContent = imageModels.length ? `(served by ${imageModels.join(", ")})` : "";
   } catch (e) {
     $("server-info").textContent = `server not reachable: ${e.message}`;
   }
