@@ -22,6 +22,13 @@ from tests.e2e.conftest import LiveServer
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
+REVIEWS = (
+    "I love this phone, it works perfectly.",
+    "Terrible, it broke after one day.",
+    "It does the job, nothing special.",
+    "The delivery was late but the product is great.",
+    "Not bad at all for the price.",
+)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_S = 120
@@ -41,8 +48,9 @@ FLAGS = (
 
 def skip_loudly(reason: str) -> None:
     """Skip with ``reason``, printed too, so a CI log shows why the browser test did not run."""
-    print(f"\n!!! PLAYGROUND BROWSER TEST SKIPPED: {reason}\n", file=sys.stderr, flush=True)
-    pytest.skip(reason)
+    message = f"!!! PLAYGROUND BROWSER TEST SKIPPED: {reason}"
+    print(f"\n{message}\n", file=sys.stderr, flush=True)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -143,16 +151,18 @@ def test_playground_zero_shot_compare_and_few_shot(
     assert len(css(driver, "#zs-results .bar > span")) == 4
     assert not by_id(driver, "zs-labels-error").text
 
-    # When two wordings of the same labels are compared side by side
+    # When two wordings of the same labels are compared side by side, on more reviews
     by_id(driver, "zs-compare").click()
-    type_into(driver, "zs-labels-b", "positive\nnegative")
+    type_into(driver, "zs-labels-b", "I would recommend it\nI would not recommend it")
+    type_into(driver, "zs-texts", "\n".join(REVIEWS))
     by_id(driver, "zs-run").click()
-    # Then both score tables show, with the agreement between them
+    # Then both score tables show, with the agreement between them, input by input
     wait_for(driver, lambda d: css(d, "#zs-agreement-summary"))
     summary = by_id(driver, "zs-agreement-summary").text
-    assert re.fullmatch(r"Agreement: [0-2]/2 inputs \(\d+%\)", summary), summary
+    assert re.fullmatch(r"Agreement: [0-5]/5 inputs \(\d+%\)", summary), summary
     assert len(css(driver, "#zs-results table.scores")) == 2
-    assert len(css(driver, "#zs-agreement table.agreement tbody tr")) == 2
+    rows = css(driver, "#zs-agreement table.agreement tbody tr")
+    assert len(rows) == 5 and {r.text.split()[-1] for r in rows} <= {"agree", "differ"}
     shot = tmp_path / "playground.png"
     screenshot(driver, shot)
     assert shot.stat().st_size > 10_000
@@ -189,9 +199,21 @@ def test_playground_zero_shot_compare_and_few_shot(
     type_into(
         driver, "fs-texts", "You charged me two times for one purchase\nMy box still has not been delivered"
     )
+    driver.execute_script(  # (the answer held back a second, to see the request in flight)
+        "const f = window.fetch; window.fetch = (...a) => "
+        "new Promise(r => setTimeout(r, 1000)).then(() => { window.fetch = f; return f(...a); })"
+    )
     by_id(driver, "fs-classify").click()
-    # Then each text gets the right label
+    # Then a spinner counts the seconds while the request is in flight
+    wait_for(
+        driver,
+        lambda d: css(d, "#fs-classify + .progress") and css(d, "#fs-classify + .progress")[0].is_displayed(),
+    )
+    assert "working" in css(driver, "#fs-classify + .progress")[0].text
+    assert not by_id(driver, "fs-classify").is_enabled()
+    # And each text gets the right label, the spinner gone
     wait_for(driver, lambda d: css(d, "#fs-results table.scores tbody tr"))
+    assert not css(driver, "#fs-classify + .progress")[0].is_displayed()
     assert best_labels(css(driver, "#fs-results table.scores")[0]) == ["billing", "shipping"]
 
     # When the user deletes it (and confirms)

@@ -71,9 +71,19 @@ async function api(method, path, body) {
   return data;
 }
 
+// The spinner next to `button` (made on first use).
+function progressOf(button) {
+  let progress = button.nextElementSibling;
+  if (!progress || !progress.classList.contains("progress")) {
+    progress = el("span", { class: "progress" }, el("span", { class: "spinner" }), el("span", { class: "elapsed" }));
+    button.after(progress);
+  }
+  return progress;
+}
+
 // A spinner with the elapsed time while `work` runs; the button is disabled meanwhile.
-async function withProgress(button, progressId, work) {
-  const progress = $(progressId);
+async function withProgress(button, work) {
+  const progress = progressOf(button);
   const elapsed = progress.querySelector(".elapsed");
   const start = performance.now();
   const tick = () => (elapsed.textContent = `working… ${((performance.now() - start) / 1000).toFixed(1)} s`);
@@ -389,7 +399,7 @@ async function runZeroShot() {
   }
   const model = $("zs-model").value || undefined;
   const slots = (labelsId) => ({ labels: labelsId, input: "zs-texts-error", images: "zs-images-error", model: "zs-model-error" });
-  await withProgress($("zs-run"), "zs-progress", async () => {
+  await withProgress($("zs-run"), async () => {
     // One request at a time: the local server's cores serve one well, and the wordings run alike.
     const a = await settled(classifyZeroShot(model, inputs, labelsA));
     const b = compare ? await settled(classifyZeroShot(model, inputs, labelsB)) : null;
@@ -433,7 +443,7 @@ async function train() {
     access: "fs-train-error",
     classifier_id: "fs-update-id-error",
   };
-  await withProgress($("fs-train"), "fs-train-progress", async () => {
+  await withProgress($("fs-train"), async () => {
     try {
       const trained = await api("POST", "/v1/train", body);
       $("fs-trained-id").textContent = trained.classifier_id;
@@ -464,7 +474,7 @@ async function classifyWithClassifier() {
     return;
   }
   const slots = { classifier_id: "fs-classifier-id-error", input: "fs-texts-error", model: "fs-classify-error" };
-  await withProgress($("fs-classify"), "fs-classify-progress", async () => {
+  await withProgress($("fs-classify"), async () => {
     try {
       const result = await api("POST", "/v1/classify", { classifier_id: classifierId, input: texts });
       const labels = result.data.length ? result.data[0].predictions.map((p) => p.label).sort() : [];
@@ -508,7 +518,7 @@ async function listClassifiers() {
 
 async function deleteClassifier(classifierId, button) {
   if (!confirm(`Delete classifier ${classifierId} and all its versions?`)) return;
-  await withProgress(button, "fs-list-progress", async () => {
+  await withProgress(button, async () => {
     try {
       await api("DELETE", `/v1/classifiers/${encodeURIComponent(classifierId)}`);
       if ($("fs-classifier-id").value === classifierId) $("fs-classifier-id").value = "";
@@ -582,6 +592,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("zs-run").addEventListener("click", runZeroShot);
   $("fs-train").addEventListener("click", train);
   $("fs-classify").addEventListener("click", classifyWithClassifier);
-  $("fs-refresh").addEventListener("click", () => withProgress($("fs-refresh"), "fs-list-progress", listClassifiers));
+  $("fs-refresh").addEventListener("click", () => withProgress($("fs-refresh"), listClassifiers));
   loadHealth();
 });
