@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except LabelwiseError as exc:
         print(f"Cannot load the default model: {exc.detail}", file=sys.stderr)
         return 2
+    key: str | None = None
     if not services.keys.list():
         key, record = services.keys.create(LOCAL_TENANT, "local (created by labelwise serve)")
         print(f"Created your API key (shown once, stored hashed): {key}", flush=True)
@@ -40,6 +41,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     server = make_server(services, args.host, args.port)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     print(f"labelwise listening on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
+    # The key rides in the fragment, which the browser never sends: the page keeps it for the tab.
+    print(f"playground: http://{host}:{port}/playground{f'#key={key}' if key else ''}", flush=True)
     print(f"models: {', '.join(services.registry.available)}; data: {settings.data_dir}", flush=True)
     try:
         server.serve_forever()

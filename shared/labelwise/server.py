@@ -4,12 +4,16 @@ Each HTTP request becomes an API Gateway HTTP API (payload v2.0) event and is re
 :func:`labelwise.api.app.create_app` resolver the Lambda entry points use, so local behaviour is
 the deployed behaviour. Powertools resolvers keep per-request state on the instance, so each
 server thread gets its own resolver over the shared (thread-safe) services.
+
+The server also answers ``/openapi.json`` and the playground page (``/playground``: static package
+data in ``labelwise/playground``), which calls the public API from the browser like any client.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import importlib.resources
 import re
 import sys
 import threading
@@ -41,8 +45,24 @@ _HEX = re.compile(rb"[0-9A-Fa-f]+")
 #: Longest chunk-size or trailer line read from a chunked body, and the most trailer fields.
 _MAX_CHUNK_LINE = 4096
 _MAX_TRAILERS = 64
+#: The playground page (package data in ``labelwise/playground``), by URL path: file and content type.
+PLAYGROUND_FILES = {
+    "/playground": ("index.html", "text/html; charset=utf-8"),
+    "/playground/": ("index.html", "text/html; charset=utf-8"),
+    "/playground/playground.css": ("playground.css", "text/css; charset=utf-8"),
+    "/playground/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
+}
+#: The playground loads nothing from another host and talks only to this server.
+PLAYGROUND_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data: blob:; connect-src 'self'; form-action 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 #: Routes the server answers itself, not the resolver: their methods.
-_OWN_ROUTES = {"/openapi.json": ["GET", "HEAD"]}
+_OWN_ROUTES = {"/openapi.json": ["GET", "HEAD"], **{path: ["GET", "HEAD"] for path in PLAYGROUND_FILES}}
 #: Codes of the errors ``http.server`` itself answers (``send_error``).
 _SERVER_ERROR_CODES = {
     400: "INPUT_MALFORMED_REQUEST",
@@ -251,6 +271,9 @@ class LocalHandler(BaseHTTPRequestHandler):
         if path == "/openapi.json":
             self._send(200, {"Content-Type": "application/json"}, self.api.openapi.encode())
             return
+        if path in PLAYGROUND_FILES:
+            self._send(200, *playground_asset(path))
+            return
         method = "GET" if self.command == "HEAD" else self.command  # HEAD: GET without the body
         headers = {
             k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "content-length")
@@ -298,6 +321,13 @@ def _http_answer(result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         if key.lower() == "allow":  # GET routes also answer HEAD here (not through API Gateway)
             answer[key] = _with_head(value)
     return int(result.get("statusCode", 500)), answer, data
+
+
+def playground_asset(path: str) -> tuple[dict[str, str], bytes]:
+    """The headers and body of one playground file (``path`` a key of :data:`PLAYGROUND_FILES`)."""
+    name, content_type = PLAYGROUND_FILES[path]
+    body = importlib.resources.files("labelwise").joinpath("playground", name).read_bytes()
+    return {"Content-Type": content_type, **PLAYGROUND_HEADERS}, body
 
 
 def _with_head(allow: str) -> str:
