@@ -34,8 +34,10 @@ SAM = REPO_ROOT / ".tools" / "sam" / "bin" / "sam"
 
 ROUTES = {
     ("POST", "/v1/classify"): "ClassifyFunction",
+    ("POST", "/v1/embeddings"): "ClassifyFunction",
     ("POST", "/v1/train"): "TrainFunction",
     ("GET", "/v1/classifiers"): "TrainFunction",
+    ("POST", "/v1/classifiers"): "TrainFunction",
     ("GET", "/v1/classifiers/{classifier_id}"): "TrainFunction",
     ("DELETE", "/v1/classifiers/{classifier_id}"): "TrainFunction",
     ("GET", "/health"): "ClassifyFunction",
