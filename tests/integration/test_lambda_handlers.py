@@ -103,7 +103,9 @@ def test_train_then_classify_across_the_two_functions(deployed: dict[str, Any], 
     assert status == 200 and cid in [c["classifier_id"] for c in listed]
 
 
-def test_embeddings_event_through_the_classify_function(deployed: dict[str, Any], lambda_context: Any) -> None:
+def test_embeddings_event_through_the_classify_function(
+    deployed: dict[str, Any], lambda_context: Any
+) -> None:
     # Given the sample embeddings event (the template routes POST /v1/embeddings to ClassifyFunction)
     event = load_event("embeddings.json", deployed["key"])
     # When the classify function handles it
