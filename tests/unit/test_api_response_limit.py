@@ -52,8 +52,9 @@ def test_1024_inputs_by_128_labels_is_refused_with_a_4xx_naming_the_limit(call: 
     body = {"labels": LABELS_128, "input": INPUTS_1024}
     # When it is sent
     status, payload, size = call(body)
-    # Then it is refused before any work, in the error envelope, naming the limit and the ways out
-    assert status == 413, (status, size)
+    # Then it is refused before any work with a 400 (as Jina's API answers what a request cannot
+    # have), in the error envelope, naming the limit and the ways out
+    assert status == 400, (status, size)
     assert payload["code"] == "RESPONSE_TOO_LARGE"
     assert "6 MB" in payload["detail"] and "top_n" in payload["detail"]
 
@@ -112,7 +113,7 @@ def test_1024_float_embeddings_of_384_dimensions_are_refused_and_base64_fits(
     as_floats = post({"input": INPUTS_1024})
     as_base64 = post({"input": INPUTS_1024, "embedding_type": "base64"})
     # Then floats are refused with the limit and the remedy named, and base64 answers under the limit
-    assert as_floats[0] == 413 and "base64" in as_floats[1]["detail"], as_floats[:2]
+    assert as_floats[0] == 400 and "base64" in as_floats[1]["detail"], as_floats[:2]
     assert as_base64[0] == 200 and as_base64[2] <= LAMBDA_RESPONSE_LIMIT
 
 
@@ -152,3 +153,35 @@ def test_the_bound_is_never_below_the_real_lambda_response(
     from labelwise.classify.response_size import classify_bytes_bound
 
     assert classify_bytes_bound(n_inputs, {UNGROUPED: labels}, top_n) >= size
+
+
+def test_a_cohere_request_whose_answer_cannot_fit_is_refused_in_cohere_s_envelope(call: Any) -> None:
+    # Given Cohere's shape: 96 inputs and examples of 512 labels of 250 characters (each answer row
+    # scores every label)
+    labels = [f"{i:03d}" + "x" * 247 for i in range(512)]
+    examples = [{"text": f"example {i} {j}", "label": label} for i, label in enumerate(labels) for j in (0, 1)]
+    body = {"inputs": [f"input {i}" for i in range(96)], "examples": examples}
+    # When it is sent
+    status, payload, _ = call(body)
+    # Then the same check refuses it with a 400, in Cohere's envelope, naming the limit
+    assert status == 400, payload
+    assert set(payload) == {"message"} and "6 MB" in payload["message"]
+
+
+def test_the_largest_train_answer_fits() -> None:
+    from labelwise.api.schemas import TrainResponse, Usage
+    from labelwise.settings import Settings as Limits
+
+    # Given the largest /v1/train answer: a classifier of the most labels, each of the most
+    # characters, all escaped as \uXXXX in the body and once more in the envelope
+    limits = Limits.from_environ({"LABELWISE_DATA_DIR": "/x", "LABELWISE_CACHE_DIR": "/x"})
+    labels = [f"{i:04d}" + "\u2028" * (limits.max_label_chars - 4) for i in range(limits.max_labels)]
+    answer = TrainResponse(classifier_id="c" * 36, num_samples=1024, total_samples=10**9, labels=labels,
+                           version=10**6, usage=Usage(total_tokens=10**6, prompt_tokens=10**6))  # fmt: skip
+    # When it is put in the proxy envelope as the runtime sends it
+    envelope = {"statusCode": 200, "headers": {"content-type": "application/json"},
+                "body": answer.model_dump_json()}  # fmt: skip
+    body = json.dumps(json.loads(envelope["body"]), ensure_ascii=True)
+    size = len(json.dumps({**envelope, "body": body}).encode())
+    # Then it fits under Lambda's limit, so /v1/train needs no size check of its own
+    assert size <= LAMBDA_RESPONSE_LIMIT, size
