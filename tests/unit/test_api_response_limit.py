@@ -159,7 +159,7 @@ def test_a_cohere_request_whose_answer_cannot_fit_is_refused_in_cohere_s_envelop
     # Given Cohere's shape: 96 inputs and examples of 512 labels of 250 characters (each answer row
     # scores every label)
     labels = [f"{i:03d}" + "x" * 247 for i in range(512)]
-    examples = [{"text": f"example {i} {j}", "label": label} for i, label in enumerate(labels) for j in (0, 1)]
+    examples = [{"text": f"example {i} {j}", "label": lab} for i, lab in enumerate(labels) for j in (0, 1)]
     body = {"inputs": [f"input {i}" for i in range(96)], "examples": examples}
     # When it is sent
     status, payload, _ = call(body)

@@ -177,7 +177,12 @@ def create_app(
 
     app.use(middlewares=[add_request_id, limit_body_size, charge_quota])
 
-    @app.get("/health", summary="Liveness and the models this deployment serves", tags=["meta"])
+    @app.get(
+        "/health",
+        summary="Liveness and the models this deployment serves",
+        tags=["meta"],
+        responses={200: {"description": "Alive."}, **{s: ERROR_RESPONSES[s] for s in (413, 500)}},
+    )
     def health() -> HealthResponse:
         return HealthResponse(version=__version__, models=services.registry.available)
 
