@@ -207,8 +207,9 @@ def train(
     if any(images):
         if not all(images):
             raise InvalidInput("A classifier learns from texts or from images: do not mix them in one call.")
-        if classifier_id is None:
-            chosen = models.images.require(model, models.text.default_model).name
+        # an update too: image examples must reach an image classifier (a text one refuses them with
+        # a model mismatch), never be learned as text
+        chosen = models.images.require(model, models.text.default_model).name
     elif classifier_id is None or model is not None:
         chosen = text_model_for(models.text, models.images, model)
     # Too many labels is Jina's 400 INPUT_LABEL_LIMIT_EXCEEDED, as on /v1/classify: the batch's own
