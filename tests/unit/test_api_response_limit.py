@@ -185,3 +185,35 @@ def test_the_largest_train_answer_fits() -> None:
     size = len(json.dumps({**envelope, "body": body}).encode())
     # Then it fits under Lambda's limit, so /v1/train needs no size check of its own
     assert size <= LAMBDA_RESPONSE_LIMIT, size
+
+
+def test_a_listing_that_cannot_fit_is_refused_and_one_that_fits_answers(
+    settings: Settings, api_event: Any, lambda_context: Any
+) -> None:
+    # Given a deployment whose responses may take 64 KiB, and a tenant with 3 classifiers of 40
+    # labels of 250 characters (about 2 x 30 KB once escaped in the envelope)
+    small = settings.model_copy(update={"max_response_bytes": 64 * 1024})
+    services = Services(settings=small, registry=ModelRegistry.from_embedders([HashingEmbedder()]))
+    key, _ = services.keys.create("tenant-a", "test")
+    app = create_app(services, scope="all")
+
+    def call(method: str, path: str, body: Any = None) -> tuple[int, Any, int]:
+        event = api_event(method, path, body, headers={"authorization": f"Bearer {key}"})
+        response = app.resolve(event, lambda_context)
+        return response["statusCode"], json.loads(response["body"]), len(json.dumps(response).encode())
+
+    labels = [f"{i:02d} " + "y" * 247 for i in range(40)]
+    examples = [{"text": f"example {label[:2]}", "label": label} for label in labels]
+    ids = [call("POST", "/v1/train", {"input": examples})[1]["classifier_id"] for _ in range(3)]
+    # When they are listed, and again after two are deleted
+    too_many = call("GET", "/v1/classifiers")
+    for cid in ids[1:]:
+        assert call("DELETE", f"/v1/classifiers/{cid}")[0] == 200
+    one = call("GET", "/v1/classifiers")
+    # Then the first is a clear 400 naming the limit, and the second answers, within the bound
+    assert too_many[0] == 400 and too_many[1]["code"] == "RESPONSE_TOO_LARGE", too_many[:2]
+    assert "MB" in too_many[1]["detail"]
+    assert one[0] == 200 and [c["classifier_id"] for c in one[1]] == ids[:1]
+    from labelwise.classify.response_size import json_bytes_bound
+
+    assert one[2] <= json_bytes_bound(one[1]) <= small.max_response_bytes
