@@ -74,7 +74,9 @@ API_DESCRIPTION = (
 ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     code: {"description": desc, "content": {"application/json": {"model": ErrorResponse}}}
     for code, desc in {
-        400: "Invalid input (bad labels, empty text, unknown model, body not JSON).",
+        400: "Invalid input (bad labels, empty text, unknown model, body not JSON), too many labels "
+        "(`INPUT_LABEL_LIMIT_EXCEEDED`), or an answer that could not fit in one 6 MB response "
+        "(`RESPONSE_TOO_LARGE`: ask for `top_n`, `embedding_type` `base64`, or send fewer inputs).",
         401: "Missing API key (`AUTH_MISSING_API_KEY`), unknown or revoked key (`AUTH_INVALID_API_KEY`), "
         "or an Authorization header that is not `Bearer <key>` (`AUTH_INVALID_FORMAT`).",
         403: "A per-key resource limit, e.g. classifiers per key (`AUTHZ_RESOURCE_LIMIT_EXCEEDED`).",
@@ -82,11 +84,9 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
         409: "Too many concurrent updates of this classifier; retry.",
         429: "The key's requests (`RATE_REQUEST_LIMIT_EXCEEDED`) or tokens (`RATE_TOKEN_LIMIT_EXCEEDED`) "
         "per minute are used up (see the X-RateLimit-* headers).",
-        413: "Request body too large (`INPUT_PAYLOAD_TOO_LARGE`), more tokens to embed than one request "
-        "may (`INPUT_TOKEN_LIMIT_EXCEEDED`, `max_request_tokens`: use S3 uploads), images with more "
-        "pixels in all than one request may (`INPUT_PIXEL_LIMIT_EXCEEDED`, `max_request_pixels`), or an "
-        "answer that could not fit in one 6 MB response (`RESPONSE_TOO_LARGE`: ask for `top_n`, or send "
-        "fewer inputs).",
+        413: "Request body too large (`INPUT_PAYLOAD_TOO_LARGE`), more tokens to embed than one "
+        "request may (`INPUT_TOKEN_LIMIT_EXCEEDED`, `max_request_tokens`: use S3 uploads), or images with "
+        "more pixels in all than one request may (`INPUT_PIXEL_LIMIT_EXCEEDED`, `max_request_pixels`).",
         415: "The body is not declared as JSON (`INPUT_UNSUPPORTED_MEDIA_TYPE`).",
         422: "The body does not match the schema.",
         500: "An unexpected error (`INTERNAL_ERROR`); the body reveals only the request id.",
@@ -148,7 +148,12 @@ def create_app(
 
     app.use(middlewares=[add_request_id, body_size_limit(settings.max_body_bytes), quota_charge(services)])
 
-    @app.get("/health", summary="Liveness and the models this deployment serves", tags=["meta"])
+    @app.get(
+        "/health",
+        summary="Liveness and the models this deployment serves",
+        tags=["meta"],
+        responses={200: {"description": "Alive."}, **{s: ERROR_RESPONSES[s] for s in (413, 500)}},
+    )
     def health() -> HealthResponse:
         return HealthResponse(version=__version__, models=services.registry.available)
 

@@ -33,7 +33,7 @@ from labelwise.classify.zeroshot import (
 )
 from labelwise.embedding.pixels import IMAGE_TOKENS
 from labelwise.embedding.port import Embedder
-from labelwise.errors import InputLimitExceeded, InvalidInput
+from labelwise.errors import InputLimitExceeded, InvalidInput, LabelLimitExceeded, ResourceLimitExceeded
 from labelwise.settings import Settings
 from labelwise.storage.ports import Access, ApiKeyRecord, ClassifierStore
 
@@ -216,15 +216,29 @@ def train(
     if any(images):
         if not all(images):
             raise InvalidInput("A classifier learns from texts or from images: do not mix them in one call.")
-        if classifier_id is None:
-            chosen = models.images.require(model, models.text.default_model).name
+        # an update too: image examples must reach an image classifier (a text one refuses them with
+        # a model mismatch), never be learned as text
+        chosen = models.images.require(model, models.text.default_model).name
     elif classifier_id is None or model is not None:
         chosen = text_model_for(models.text, models.images, model)
-    return fewshot.train(
-        models, store, settings, caller,
-        examples=pairs, classifier_id=classifier_id, model=chosen, access=access, num_iters=num_iters,
-        max_tokens=settings.max_request_tokens,
-    )  # fmt: skip
+    # Too many labels is Jina's 400 INPUT_LABEL_LIMIT_EXCEEDED, as on /v1/classify: the batch's own
+    # labels are counted here; an update's total (known once the classifier is read) is counted by
+    # fewshot, whose only per-key resource limit on an update is that one.
+    batch_labels = len({label for _, label in pairs})
+    if batch_labels > settings.max_labels:
+        raise LabelLimitExceeded(
+            f"`input` has {batch_labels} labels; at most {settings.max_labels} are allowed."
+        )
+    try:
+        return fewshot.train(
+            models, store, settings, caller,
+            examples=pairs, classifier_id=classifier_id, model=chosen, access=access, num_iters=num_iters,
+            max_tokens=settings.max_request_tokens,
+        )  # fmt: skip
+    except ResourceLimitExceeded as exc:
+        if classifier_id is None:
+            raise  # classifiers per key
+        raise LabelLimitExceeded(exc.detail) from exc
 
 
 def embed_texts(
