@@ -71,7 +71,7 @@ class OwnRequestResolver(APIGatewayHttpResolver):
     @property  # type: ignore[override]  # Powertools declares a (class) attribute
     def current_event(self) -> APIGatewayProxyEventV2:
         if self._own_event is None:
-            raise RuntimeError("No request is being resolved by this resolver.")
+            raise AttributeError("current_event: this resolver has not resolved a request yet")  # as before
         return self._own_event
 
     @current_event.setter
