@@ -2,8 +2,9 @@
 
 Each HTTP request becomes an API Gateway HTTP API (payload v2.0) event and is resolved by the same
 :func:`labelwise.api.app.create_app` resolver the Lambda entry points use, so local behaviour is
-the deployed behaviour. Powertools resolvers keep per-request state on the instance, so each
-server thread gets its own resolver over the shared (thread-safe) services.
+the deployed behaviour. Resolvers keep per-request state on the instance (the request itself too:
+``labelwise.telemetry.OwnRequestResolver``), so each server thread gets its own resolver over the
+shared (thread-safe) services.
 
 The server also answers ``/openapi.json`` and the playground page (``/playground``: static package
 data in ``labelwise/playground``), which calls the public API from the browser like any client.

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from labelwise.request_context import (
     BACKEND_HEADER,
@@ -43,7 +44,65 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class TelemetryResolver(APIGatewayHttpResolver):
+class OwnRequestResolver(APIGatewayHttpResolver):
+    """Powertools' HTTP API resolver that reads the request it resolves from itself, not the process.
+
+    Powertools' ``resolve`` stores the event it is given and the Lambda context on the *class*
+    ``BaseRouter`` (``BaseRouter.current_event = ...``, so that routers included without a reference
+    to the resolver see them), and every resolver then reads ``self.current_event`` from there: one
+    slot for the whole process. Two resolvers resolving at the same moment in two threads (the local
+    server: a thread and a resolver per connection) overwrite each other's event, and each reads
+    whichever was stored last: the other request's body (scored with its labels, trained into its
+    classifier), headers (authenticated with its API key) and request id. The lazily built state a
+    resolver's first request builds (route dependants, pydantic adapters) only widened the window.
+
+    Here the event (as Powertools converts it, :meth:`_to_proxy_event`) and the context are kept on
+    the instance, which is where the rest of a request's state (``context``) already is. A resolver
+    still resolves one request at a time; concurrent requests need a resolver each, and nothing
+    else is serialised. In Lambda a process runs one event at a time (and no labelwise code reads
+    the event from another thread), so this never happened there; the fix applies there too.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._own_event: APIGatewayProxyEventV2 | None = None
+        self._own_context: Any = None
+
+    @property  # type: ignore[override]  # Powertools declares a (class) attribute
+    def current_event(self) -> APIGatewayProxyEventV2:
+        if self._own_event is None:
+            raise AttributeError("current_event: this resolver has not resolved a request yet")  # as before
+        return self._own_event
+
+    @current_event.setter
+    def current_event(self, event: APIGatewayProxyEventV2) -> None:
+        self._own_event = event
+
+    @property
+    def lambda_context(self) -> Any:
+        return self._own_context
+
+    @lambda_context.setter
+    def lambda_context(self, context: Any) -> None:
+        self._own_context = context
+
+    def _to_proxy_event(self, event: dict[str, Any]) -> APIGatewayProxyEventV2:
+        """The event as Powertools converts it at the start of ``resolve``, kept on this resolver."""
+        proxy = super()._to_proxy_event(event)
+        assert isinstance(proxy, APIGatewayProxyEventV2)
+        self._own_event = proxy
+        return proxy
+
+    def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        self._own_context = context
+        return super().resolve(event, context)
+
+    async def resolve_async(self, event: Any, context: Any) -> dict[str, Any]:
+        self._own_context = context
+        return await super().resolve_async(event, context)
+
+
+class TelemetryResolver(OwnRequestResolver):
     """Powertools' HTTP API resolver, plus request-scoped telemetry around each ``resolve``.
 
     ``metrics`` (a Powertools ``Metrics``, in Lambda) gets ``Requests``/``Tokens``/``Latency`` with
