@@ -102,6 +102,15 @@ def default_experts(zero_shot_temperature: float) -> tuple[ExpertSpec, ...]:
     )
 
 
+def _row_keys(X: npt.ArrayLike, y: Sequence[str]) -> list[bytes]:
+    """SHA-256 of each row's float32 bytes and label."""
+    x = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    return [
+        hashlib.sha256(row.tobytes() + label.encode("utf-8")).digest()
+        for row, label in zip(x, y, strict=True)
+    ]
+
+
 def canonical_order(X: npt.ArrayLike, y: Sequence[str]) -> list[int]:
     """Row order by SHA-256 of each row's float32 bytes and label: independent of input order.
 
@@ -109,12 +118,21 @@ def canonical_order(X: npt.ArrayLike, y: Sequence[str]) -> list[int]:
     ...     np.eye(2, dtype=np.float32)[::-1], ["b", "a"])[::-1]
     True
     """
-    x = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
-    keys = [
-        hashlib.sha256(row.tobytes() + label.encode("utf-8")).digest()
-        for row, label in zip(x, y, strict=True)
-    ]
+    keys = _row_keys(X, y)
     return sorted(range(len(keys)), key=lambda i: (keys[i], i))
+
+
+def content_seed(X: npt.ArrayLike, y: Sequence[str], position: int = 0) -> int:
+    """A seed drawn from a batch's content (its rows and labels, in any order) and ``position`` (how
+    many examples the learner had seen before it): the same examples train the same classifier,
+    whoever sends them and under whichever classifier id.
+
+    >>> x = np.eye(2, dtype=np.float32)
+    >>> content_seed(x, ["a", "b"]) == content_seed(x[::-1], ["b", "a"]) != content_seed(x, ["a", "b"], 2)
+    True
+    """
+    digest = hashlib.sha256(b"".join(sorted(_row_keys(X, y))) + str(int(position)).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 class MixtureLearner:
@@ -186,9 +204,12 @@ class MixtureLearner:
     # -- training ---------------------------------------------------------------------------------
 
     def partial_fit(
-        self, X: npt.ArrayLike, y: Sequence[str], *, seed: int, num_iters: int | None = None
+        self, X: npt.ArrayLike, y: Sequence[str], *, seed: int | None = None, num_iters: int | None = None
     ) -> None:
-        """Learn one batch (module docstring, steps 1-4). ``X`` and ``y`` are not modified."""
+        """Learn one batch (module docstring, steps 1-4). ``X`` and ``y`` are not modified.
+
+        ``seed`` (PA's pass order and held-out folds) defaults to :func:`content_seed`, so the
+        same examples train the same classifier whatever its id."""
         passes = self.num_iters if num_iters is None else int(num_iters)
         if passes < 1:
             raise ValueError("num_iters must be >= 1")
@@ -203,6 +224,8 @@ class MixtureLearner:
             raise ValueError(f"unknown labels {unknown}; add them first")
         if x_in.shape[0] == 0:
             return
+        if seed is None:
+            seed = content_seed(x_in, y, self.num_samples)
         order = canonical_order(x_in, y)
         x32 = x_in[order]
         labels_sorted = [y[i] for i in order]
