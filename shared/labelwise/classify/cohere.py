@@ -161,6 +161,7 @@ class CohereResult:
     probabilities: np.ndarray  # (len(inputs), len(labels))
     total_tokens: int
     warnings: list[str]
+    multi_label: bool = False  # a stored multi-label classifier: independent probabilities
 
 
 def classify(
@@ -206,7 +207,9 @@ def classify(
             settings.max_response_bytes,
             "Send fewer inputs per request.",
         )
-        return CohereResult(inputs, list(result.labels), result.probabilities, result.total_tokens, [])
+        return CohereResult(
+            inputs, list(result.labels), result.probabilities, result.total_tokens, [], result.multi_label
+        )
 
     if not examples:
         raise InvalidInput("`examples` is required unless `model` is the id of a stored classifier.")

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from labelwise.classify import fewshot
+from labelwise.classify import fewshot, multilabel
 from labelwise.classify.budget import check_request_tokens, count_tokens
 from labelwise.classify.image_models import FewShotRegistry, ImageModels, TextModels, text_model_for
 from labelwise.classify.response_size import (
@@ -56,6 +56,7 @@ class ClassifyResult:
     groups: dict[str, GroupScores]
     truncated: list[bool]
     total_tokens: int
+    multi_label: bool = False  # independent per-label probabilities (rows need not sum to 1)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Example:
     """A labelled training example: a text, or an image reference (``image``)."""
 
     value: str
-    label: str
+    label: str | tuple[str, ...]  # a tuple: the labels of a multi-label classifier's example
     image: bool = False
 
 
@@ -107,12 +108,15 @@ def classify_zero_shot(
     labels: Sequence[str] | dict[str, list[str]],
     model: str | None = None,
     top_n: int | None = None,
+    multi_label: bool = False,
 ) -> ClassifyResult:
-    """Zero-shot: each input against ``labels`` (a list, or named groups of labels)."""
+    """Zero-shot: each input against ``labels`` (a list, or named groups of labels). With
+    ``multi_label`` each label is scored on its own (:func:`multilabel.zero_shot_probabilities`)
+    instead of by a softmax over its group."""
     groups = normalize_label_groups(labels, LabelLimits.from_settings(settings))
     inputs = validate_items(items, settings.max_inputs)
     check_response_size(
-        classify_bytes_bound(len(inputs), groups, top_n),
+        classify_bytes_bound(len(inputs), groups, top_n, multi_label),
         settings.max_response_bytes,
         "Ask for the best labels only (`top_n`), or send fewer inputs or labels per request.",
     )
@@ -148,8 +152,17 @@ def classify_zero_shot(
         label_vectors, label_tokens = zeroshot_label_vectors(label_cache, embedder, group)
         group_vectors[name] = label_vectors
         tokens += sum(label_tokens)
-    scores = score_groups(vectors, group_vectors, groups, manifest.temperature)
-    return ClassifyResult(model=answered_by, groups=scores, truncated=truncated, total_tokens=tokens)
+    if multi_label:
+        calibration = multilabel.calibration_for(manifest.name)
+        scores = {
+            name: GroupScores(groups[name], multilabel.zero_shot_probabilities(vectors, v, calibration))
+            for name, v in group_vectors.items()
+        }
+    else:
+        scores = score_groups(vectors, group_vectors, groups, manifest.temperature)
+    return ClassifyResult(
+        model=answered_by, groups=scores, truncated=truncated, total_tokens=tokens, multi_label=multi_label
+    )
 
 
 def classify_few_shot(
@@ -175,13 +188,17 @@ def classify_few_shot(
     # The classifier's labels are known once it is loaded: a classifier with very many labels can
     # only be refused here, after the work (its labels are bounded by `max_labels`).
     check_response_size(
-        classify_bytes_bound(len(inputs), {UNGROUPED: list(result.labels)}, top_n),
+        classify_bytes_bound(len(inputs), {UNGROUPED: list(result.labels)}, top_n, result.multi_label),
         settings.max_response_bytes,
         "Ask for the best labels only (`top_n`), or send fewer inputs per request.",
     )
     groups = {UNGROUPED: GroupScores(labels=list(result.labels), probabilities=result.probabilities)}
     return ClassifyResult(
-        model=result.model, groups=groups, truncated=result.truncated, total_tokens=result.total_tokens
+        model=result.model,
+        groups=groups,
+        truncated=result.truncated,
+        total_tokens=result.total_tokens,
+        multi_label=result.multi_label,
     )
 
 
@@ -196,11 +213,13 @@ def train(
     model: str | None = None,
     access: Access | None = None,
     num_iters: int | None = None,
+    multi_label: bool = False,
 ) -> fewshot.TrainResult:
     """Create or update a few-shot classifier from labelled examples (never stored).
 
     Text examples train on the text model's embeddings; image examples on the image model's
-    features (one classifier cannot mix the two spaces)."""
+    features (one classifier cannot mix the two spaces). ``multi_label`` creates a classifier that
+    scores each label independently (see :func:`fewshot.train`)."""
     images = [e.image for e in examples]
     pairs = [(e.value, e.label) for e in examples]
     chosen = model
@@ -214,7 +233,7 @@ def train(
     return fewshot.train(
         models, store, settings, caller,
         examples=pairs, classifier_id=classifier_id, model=chosen, access=access, num_iters=num_iters,
-        max_tokens=settings.max_request_tokens,
+        max_tokens=settings.max_request_tokens, multi_label=multi_label,
     )  # fmt: skip
 
 
