@@ -48,49 +48,54 @@ class ReferenceBinaryPA:
         self.w = [float(v) / norm / temperature for v in vector]
         self.b = -bias / temperature
         self.c = c
-        self.margins: list[tuple[float, float]] = []  # (held-out margin, target) of the first pass
 
-    def step(self, x: list[float], target: float, first_pass: bool) -> None:
-        margin = sum(a * b for a, b in zip(self.w, x, strict=True)) + self.b
-        if first_pass:
-            self.margins.append((margin, target))
-        loss = max(0.0, 1.0 - target * margin)
+    def margin(self, x: list[float]) -> float:
+        return sum(a * b for a, b in zip(self.w, x, strict=True)) + self.b
+
+    def step(self, x: list[float], target: float) -> None:
+        loss = max(0.0, 1.0 - target * self.margin(x))
         tau = min(self.c, loss / (sum(v * v for v in x) + 1.0))
         self.w = [w + tau * target * v for w, v in zip(self.w, x, strict=True)]
         self.b += tau * target
 
 
-def _reference_fit(centres, X, y, seed, passes, c=ml.DEFAULT_C):
-    refs = [ReferenceBinaryPA(centres[k], 0.3, 0.1, c) for k in range(len(LABELS))]
-    order = ml.canonical_rows(X, y)
-    rng = np.random.default_rng(seed)
+def _reference_fit(centres, rows, y, rng, passes):
+    """One reference learner per label, trained on ``rows`` (lists of floats) with ``passes``."""
+    refs = [ReferenceBinaryPA(centres[k], 0.3, 0.1, ml.DEFAULT_C) for k in range(len(LABELS))]
     for p in range(passes):
-        for j in rng.permutation(len(order)) if p else range(len(order)):
-            i = order[j]
-            x = [float(v) for v in X[i]]
+        for j in rng.permutation(len(rows)) if p else range(len(rows)):
             for k, ref in enumerate(refs):
-                ref.step(x, 1.0 if LABELS[k] in y[i] else -1.0, p == 0)
+                ref.step(rows[j], 1.0 if LABELS[k] in y[j] else -1.0)
     return refs
 
 
-def test_weights_match_a_naive_per_label_pa_i() -> None:
-    # Given a learner and a naive binary PA-I per label, both from the same zero-shot rows
+def test_weights_and_heldout_counts_match_a_naive_per_label_pa_i() -> None:
+    # Given a learner and naive binary PA-I learners per label, from the same zero-shot rows
     centres, X, y = _data()
     learner = _learner(centres)
-    refs = _reference_fit(centres, X, y, seed=7, passes=3)
+    order = ml.canonical_rows(X, y)
+    rows = [[float(v) for v in X[i]] for i in order]
+    labels = [y[i] for i in order]
+    refs = _reference_fit(centres, rows, labels, np.random.default_rng(7), passes=3)
     # When the learner learns the batch with three passes
     learner.partial_fit(X, y, seed=7, num_iters=3)
-    # Then its rows, biases and first-pass margin counts are the reference's
+    # Then its rows and biases are the reference's
     assert_allclose(learner.weights, [r.w for r in refs], rtol=1e-9, atol=1e-9)
     assert_allclose(learner.bias, [r.b for r in refs], rtol=1e-9, atol=1e-9)
-    for k, ref in enumerate(refs):
-        pos = np.zeros(ml.BINS)
-        neg = np.zeros(ml.BINS)
-        for margin, target in ref.margins:
-            b = min(ml.BINS - 1, max(0, math.floor((min(max(margin, -6), 6) + 6) / 12 * ml.BINS)))
-            (pos if target > 0 else neg)[b] += 1
-        assert_array_equal(learner.positives[k], pos)
-        assert_array_equal(learner.negatives[k], neg)
+    # And its calibration counts are those of 5-fold held-out margins from the untrained rows
+    pos, neg = np.zeros((len(LABELS), ml.BINS)), np.zeros((len(LABELS), ml.BINS))
+    for f in range(ml.CV_FOLDS):
+        rest = [j for j in range(len(rows)) if j % ml.CV_FOLDS != f]
+        fold = _reference_fit(
+            centres, [rows[j] for j in rest], [labels[j] for j in rest], np.random.default_rng([7, f]), 3
+        )
+        for j in range(f, len(rows), ml.CV_FOLDS):
+            for k, ref in enumerate(fold):
+                m = min(max(ref.margin(rows[j]), -ml.MARGIN_RANGE), ml.MARGIN_RANGE)
+                b = min(ml.BINS - 1, math.floor((m + ml.MARGIN_RANGE) / (2 * ml.MARGIN_RANGE) * ml.BINS))
+                (pos if LABELS[k] in labels[j] else neg)[k, b] += 1
+    assert_array_equal(learner.positives, pos)
+    assert_array_equal(learner.negatives, neg)
 
 
 def test_platt_fit_is_the_minimum_of_its_objective() -> None:
@@ -114,6 +119,7 @@ def test_platt_fit_is_the_minimum_of_its_objective() -> None:
 
     best = minimize(objective, np.array([1.0, 0.0]), method="BFGS", options={"gtol": 1e-10})
     # Then both find the same parameters
+    assert best.x[0] > ml.MIN_SLOPE
     assert_allclose([a, b], best.x, atol=1e-4)
 
 

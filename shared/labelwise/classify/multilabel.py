@@ -53,7 +53,8 @@ def zero_shot_probabilities(
 ) -> FloatArray:
     """Independent probabilities ``(n_inputs, n_labels)``: a calibrated sigmoid of each cosine.
 
-    >>> zero_shot_probabilities(np.eye(2), np.eye(2), SigmoidCalibration(0.5, 0.1)).round(3).tolist()
+    >>> p = zero_shot_probabilities(np.eye(2), np.eye(2), SigmoidCalibration(0.5, 0.1))
+    >>> p.astype(np.float64).round(3).tolist()
     [[0.993, 0.007], [0.007, 0.993]]
     """
     cos = cosine_similarity(input_vectors, label_vectors).astype(np.float64)

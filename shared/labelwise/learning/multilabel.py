@@ -18,13 +18,15 @@ temperature`` with ``e_k`` the label text's embedding and ``(bias, temperature)`
 calibrated zero-shot sigmoid (``labelwise.classify.multilabel``), and ``A_k = 1, B_k = 0``: before
 any example a classifier answers like zero-shot multi-label; examples then move the rows.
 
-Calibration is held out and aggregated. During the first pass over a batch each example is scored
-*before* the row learns from it (test-then-train), and the margin is counted into one of
-:data:`BINS` fixed bins per label, separately for positives and negatives. ``A_k, B_k`` are the
-maximum a posteriori Platt fit on those counts (Platt's smoothed targets ``(N+ + 1) / (N+ + 2)``
-and ``1 / (N- + 2)``, a Gaussian prior of precision :data:`PLATT_PRIOR` around ``(1, 0)``),
-refitted after each batch by Newton's method. What is stored holds no example text and nothing
-beyond aggregates: the rows, the biases, the bin counts and the two Platt parameters per label.
+Calibration is held out and aggregated, as Platt recommends (cross-validated scores, not the
+training scores the rows were fitted to). Before learning a batch, each example is scored by rows
+that learned the *other* :data:`CV_FOLDS` - 1 folds of the batch (from the pre-batch state, with
+the same passes), and that margin is counted into one of :data:`BINS` fixed bins per label,
+separately for positives and negatives. ``A_k, B_k`` are the maximum a posteriori Platt fit on
+those counts (Platt's smoothed targets ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)``, a Gaussian
+prior of precision :data:`PLATT_PRIOR` around ``(1, 0)``), refitted after each batch by Newton's
+method, with ``A_k >= MIN_SLOPE`` so that a larger margin never means a smaller probability.
+What is stored holds no example text and nothing beyond aggregates: the rows, the biases, the bin counts and the two Platt parameters per label.
 
 Batches are learned in a canonical order (SHA-256 of each row's bytes and its sorted labels), then
 shuffled per pass with the caller's seed: the same batch in another order trains the same learner.
@@ -66,6 +68,10 @@ MARGIN_RANGE = 6.0
 PLATT_PRIOR = 4.0
 #: Newton steps of the Platt fit.
 PLATT_STEPS = 25
+#: Smallest Platt slope ``A`` kept (probabilities increase with the margin).
+MIN_SLOPE = 0.05
+#: Folds of the held-out scoring within one batch (leave-one-out when the batch is smaller).
+CV_FOLDS = 5
 
 
 def sigmoid(z: npt.ArrayLike) -> F64:
@@ -124,7 +130,21 @@ def platt_fit(positives: F64, negatives: F64, prior: float = PLATT_PRIOR) -> tup
         params = params - step
         if float(np.abs(step).max()) < 1e-10:
             break
-    return float(params[0]), float(params[1])
+    return max(float(params[0]), MIN_SLOPE), float(params[1])
+
+
+def pa_passes(
+    weights: F64, bias: F64, x: F64, targets: F64, passes: int, rng: np.random.Generator, c: float
+) -> None:
+    """Binary PA-I on every label at once, in place: ``passes`` passes over rows ``x`` (targets
+    ``+-1`` per label), the first in the given order, the others shuffled by ``rng``."""
+    for p in range(passes):
+        for i in rng.permutation(len(x)) if p else range(len(x)):
+            margin = weights @ x[i] + bias
+            loss = np.maximum(0.0, 1.0 - targets[i] * margin)
+            tau = np.minimum(c, loss / (float(x[i] @ x[i]) + 1.0)) * targets[i]
+            weights += tau[:, None] * x[i][None, :]
+            bias += tau
 
 
 def canonical_rows(X: FloatArray, y: Sequence[Sequence[str]]) -> list[int]:
@@ -225,9 +245,10 @@ class MultiLabelLearner:
     ) -> None:
         """Learn one batch: ``y[i]`` is the (possibly empty) set of labels of row ``i``.
 
-        ``X`` and ``y`` are not modified. Rows are taken in canonical order, then each pass shuffles
-        them with ``seed``; the first pass counts each example's held-out margin into the
-        calibration bins before learning it, and the Platt parameters are refitted at the end.
+        ``X`` and ``y`` are not modified. Rows are taken in canonical order; each example's
+        cross-validated margin is counted into the calibration bins (:meth:`heldout_margins`), the
+        rows learn the batch (each pass after the first shuffled with ``seed``) and the Platt
+        parameters are refitted.
         """
         passes = self.num_iters if num_iters is None else int(num_iters)
         if passes < 1:
@@ -243,23 +264,30 @@ class MultiLabelLearner:
         order = canonical_rows(x32, y)
         x = x32[order].astype(np.float64)
         t = targets[order]
-        rng = np.random.default_rng(seed)
-        for p in range(passes):
-            for i in rng.permutation(len(x)) if p else range(len(x)):
-                margin = self.weights @ x[i] + self.bias
-                if p == 0:
-                    bins = bin_of(margin)
-                    rows = np.arange(len(self._labels))
-                    self.positives[rows[t[i] > 0], bins[t[i] > 0]] += 1
-                    self.negatives[rows[t[i] < 0], bins[t[i] < 0]] += 1
-                loss = np.maximum(0.0, 1.0 - t[i] * margin)
-                tau = np.minimum(self.c, loss / (float(x[i] @ x[i]) + 1.0)) * t[i]
-                self.weights += tau[:, None] * x[i][None, :]
-                self.bias += tau
+        bins = bin_of(self.heldout_margins(x, t, seed, passes))
+        for k in range(len(self._labels)):
+            np.add.at(self.positives[k], bins[t[:, k] > 0, k], 1.0)
+            np.add.at(self.negatives[k], bins[t[:, k] < 0, k], 1.0)
+        pa_passes(self.weights, self.bias, x, t, passes, np.random.default_rng(seed), self.c)
         self.platt = np.array(
             [platt_fit(pos, neg) for pos, neg in zip(self.positives, self.negatives, strict=True)]
         ).reshape(-1, 2)
         self.num_samples += len(x)
+
+    def heldout_margins(self, x: F64, targets: F64, seed: int, passes: int) -> F64:
+        """Margins ``(n, n_labels)`` of each row by the current rows after learning the other folds
+        of the batch (folds by position: row ``i`` is in fold ``i % CV_FOLDS``); the learner is
+        not changed."""
+        folds = min(CV_FOLDS, len(x))
+        fold_of = np.arange(len(x)) % folds
+        out = np.zeros((len(x), len(self._labels)))
+        for f in range(folds):
+            held, rest = fold_of == f, fold_of != f
+            weights, bias = self.weights.copy(), self.bias.copy()
+            rng = np.random.default_rng([seed, f])
+            pa_passes(weights, bias, x[rest], targets[rest], passes, rng, self.c)
+            out[held] = x[held] @ weights.T + bias
+        return out
 
     def decision_function(self, X: npt.ArrayLike) -> F64:
         """Margins ``(n, n_labels)``: ``w_k . x + b_k``."""
