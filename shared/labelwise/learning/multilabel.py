@@ -26,7 +26,8 @@ separately for positives and negatives. ``A_k, B_k`` are the maximum a posterior
 those counts (Platt's smoothed targets ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)``, a Gaussian
 prior of precision :data:`PLATT_PRIOR` around ``(1, 0)``), refitted after each batch by Newton's
 method, with ``A_k >= MIN_SLOPE`` so that a larger margin never means a smaller probability.
-What is stored holds no example text and nothing beyond aggregates: the rows, the biases, the bin counts and the two Platt parameters per label.
+What is stored holds no example text and nothing beyond aggregates: the rows, the biases, the
+bin counts and the two Platt parameters per label.
 
 Batches are learned in a canonical order (SHA-256 of each row's bytes and its sorted labels), then
 shuffled per pass with the caller's seed: the same batch in another order trains the same learner.
