@@ -6,7 +6,9 @@ Debian's ``weka`` package). Per ``k`` and seed, one multi-label classifier learn
 call exactly as ``POST /v1/train`` with ``multi_label: true`` does (the service's learner, its
 zero-shot start and ``num_iters`` 10), and classifies every other story at the default threshold
 0.5. Zero-shot multi-label (the calibrated sigmoid, ``"multi_label": true`` on ``/v1/classify``)
-is the ``k = 0`` row. Story embeddings are cached in ``<cache_dir>/fewshot-embeddings``.
+is the ``k = 0`` row. For reference, one-vs-rest logistic regression on the same samples
+(:func:`labelwise.evaluation.fewshot.offline_logreg` per label, ``C`` by cross-validation on the
+sample) is scored alongside. Story embeddings are cached in ``<cache_dir>/fewshot-embeddings``.
 
     .venv/bin/python scripts/eval_multilabel.py [--model multilingual-e5-small] [--seeds 5]
         [--json results/multilabel-reuters.json]
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     gold = data.targets()
     rows = []
     for k in (0, *SIZES):
-        scores, taken = [], {}
+        scores, baseline, taken = [], [], {}
         for seed in range(args.seeds):
             train, test, taken = sample_examples(data, max(k, 1), seed)
             if k == 0:
@@ -66,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
                     X[train], targets, seed=seed_for(f"{data.name}-{k}-{seed}", 1), num_iters=10
                 )
                 p = learner.predict_proba(X[test])
+                columns = [
+                    fs.offline_logreg(X[train], gold[train, j].astype(np.int64), X[test], 2)[:, 1]
+                    for j in range(len(data.classes))
+                ]
+                baseline.append(multilabel_f1(np.stack(columns, axis=1) >= 0.5, gold[test]))
             scores.append(multilabel_f1(p >= multilabel.DEFAULT_THRESHOLD, gold[test]))
             if k == 0:
                 break
@@ -78,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             "macro_f1_sd": float(np.std([s.macro for s in scores])),
             "seeds": len(scores),
         }
+        if baseline:
+            row["logreg_micro_f1"] = float(np.mean([s.micro for s in baseline]))
+            row["logreg_macro_f1"] = float(np.mean([s.macro for s in baseline]))
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.json:
