@@ -210,3 +210,32 @@ def test_cohere_shape_for_a_multi_label_classifier(call: Any) -> None:
         assert row["confidences"] == [confidences[label] for label in row["predictions"]]
     assert sorted(out["classifications"][0]["predictions"]) == ["politics", "sports"]
     assert out["classifications"][1]["predictions"] == []
+
+
+def test_a_stored_multi_label_classifier_loads_as_multi_label(call: Any) -> None:
+    # Given a multi-label classifier, and a process that has not seen it (empty weights cache)
+    from labelwise.classify import fewshot
+
+    cid = _train(call)
+    fewshot.WEIGHTS_CACHE.clear()
+    # When classifying with it (its weights read from the store)
+    status, out = call({"classifier_id": cid, "input": ["football striker goal"]})
+    # Then the stored header's kind makes it multi-label again
+    assert status == 200, out
+    assert out["data"][0]["prediction"] == ["sports"]
+
+
+def test_response_size_bound_covers_a_multi_label_prediction_of_every_label(call: Any) -> None:
+    # Given many long labels, all of which a threshold of 0 predicts
+    from labelwise.classify.response_size import ENVELOPE_BYTES, classify_bytes_bound
+
+    labels = [f"label number {i} " + "x" * 40 for i in range(60)]
+    status, out = call({"input": ["a", "b"], "labels": labels, "multi_label": True, "threshold": 0.0})
+    assert status == 200 and len(out["data"][0]["prediction"]) == 60
+    # When bounding the answer from the request alone
+    bound = classify_bytes_bound(2, {"": labels}, None, multi_label=True)
+    # Then the bound covers the body as the envelope carries it (escaped once more), and the
+    # single-label bound would not have counted the prediction lists
+    escaped_body = len(json.dumps(json.dumps(out, separators=(",", ":"))))
+    assert escaped_body + ENVELOPE_BYTES <= bound
+    assert classify_bytes_bound(2, {"": labels}, None) < bound
