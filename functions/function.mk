@@ -31,8 +31,10 @@ define build_function
 	rm -rf "$(ARTIFACTS_DIR)/labelwise"
 	for f in $(FN_FILES); do cp "$(FN_DIR)/$$f" "$(ARTIFACTS_DIR)/$$f"; done
 	cp -R "$(ROOT)/shared/labelwise" "$(ARTIFACTS_DIR)/labelwise"
-	@# Build-time and dev-only code (modelbuild, evaluation) and caches stay out of the artifact.
-	rm -rf "$(ARTIFACTS_DIR)/labelwise/modelbuild" "$(ARTIFACTS_DIR)/labelwise/evaluation"
+	@# Build-time and dev-only code (modelbuild, evaluation), the local server's playground page
+	@# (docs/deploy.md "Playground") and caches stay out of the artifact.
+	rm -rf "$(ARTIFACTS_DIR)/labelwise/modelbuild" "$(ARTIFACTS_DIR)/labelwise/evaluation" \
+	  "$(ARTIFACTS_DIR)/labelwise/playground"
 	find "$(ARTIFACTS_DIR)" -depth -type d \( -name __pycache__ -o -name tests \) -exec rm -rf {} +
 	find "$(ARTIFACTS_DIR)" -name '*.pyc' -delete
 	@du -sb "$(ARTIFACTS_DIR)" | awk '{printf "$(notdir $(ARTIFACTS_DIR)): %-55s %7.1f MB\n", $$2, $$1/1e6}'

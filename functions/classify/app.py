@@ -1,4 +1,5 @@
-"""Lambda entry point for ``POST /v1/classify`` (read-only: models, classifier weights)."""
+"""Lambda entry point for ``POST /v1/classify`` and ``POST /v1/embeddings`` (read-only: models,
+classifier weights)."""
 
 from __future__ import annotations
 

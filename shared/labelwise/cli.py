@@ -1,4 +1,5 @@
-"""The ``labelwise`` command: ``serve`` the API locally, ``build-model`` the embedders."""
+"""The ``labelwise`` command: ``serve`` the API locally, ``build-model`` the embedders, ``classify-file``,
+``evaluate`` zero-shot against few-shot on a labelled file."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except LabelwiseError as exc:
         print(f"Cannot load the default model: {exc.detail}", file=sys.stderr)
         return 2
+    key: str | None = None
     if not services.keys.list():
         key, record = services.keys.create(LOCAL_TENANT, "local (created by labelwise serve)")
         print(f"Created your API key (shown once, stored hashed): {key}", flush=True)
@@ -39,6 +41,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     server = make_server(services, args.host, args.port)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     print(f"labelwise listening on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
+    # The key rides in the fragment, which the browser never sends: the page keeps it for the tab.
+    print(f"playground: http://{host}:{port}/playground{f'#key={key}' if key else ''}", flush=True)
     print(f"models: {', '.join(services.registry.available)}; data: {settings.data_dir}", flush=True)
     try:
         server.serve_forever()
@@ -69,15 +73,42 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _build_model(args: argparse.Namespace, settings: Settings) -> int:
-    from labelwise.modelbuild.__main__ import main as build_main
+    """``python -m labelwise.modelbuild`` into the model dir; on a terminal one model at a time,
+    under a progress bar (the builder's own lines print above it)."""
+    import contextlib
 
-    return int(build_main(["--out", str(settings.model_dir), *args.rest]) or 0)
+    from labelwise.modelbuild.__main__ import main as build_main
+    from labelwise.modelbuild.build import DEFAULT_MODELS, SPECS
+    from labelwise.modelbuild.image.build import IMAGE_SPECS
+    from labelwise.progress import Progress
+
+    def run(rest: list[str]) -> int:
+        return int(build_main(["--out", str(settings.model_dir), *rest]) or 0)
+
+    given = args.rest[1:] if args.rest[:1] == ["--"] else args.rest  # `build-model -- --models x`
+    picker = argparse.ArgumentParser(add_help=False)
+    picker.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    picked, rest = picker.parse_known_args(given)
+    models = [m.strip() for m in picked.models.split(",") if m.strip()]
+    bar = Progress(len(models), "build-model", unit="models")
+    known = all(m in SPECS or m in IMAGE_SPECS for m in models)
+    if not bar.enabled or not known or {"-h", "--help"} & set(rest):
+        return run(given)  # as before: the builder reports unknown models and help itself
+    with bar, contextlib.redirect_stdout(bar.lines(sys.stdout)):
+        for i, model in enumerate(models):
+            bar.update(i, desc=f"build-model {model}")
+            code = run([*rest, "--models", model])
+            if code:
+                return code
+        bar.update(len(models), desc="build-model")
+    return 0
 
 
 def _classify_file(args: argparse.Namespace, settings: Settings) -> int:
     """Classify a local .jsonl/.csv/.txt file like an upload; outputs are written beside it."""
     from pathlib import Path
 
+    from labelwise.progress import Progress
     from labelwise.runtime import build_services
     from labelwise.uploads.local import classify_file, local_config, local_outputs
 
@@ -91,7 +122,8 @@ def _classify_file(args: argparse.Namespace, settings: Settings) -> int:
     )
     services = build_services(settings)
     services.warm_up()  # load the model before the clock starts
-    outcome = classify_file(path, config, services)
+    with Progress(path.stat().st_size, "classify", unit="B") as bar:
+        outcome = classify_file(path, config, services, on_read=bar.update)
     outputs = local_outputs(path)
     if outcome.status != "done" or outcome.summary is None:
         print(f"labelwise: {outcome.detail} (see {outputs.error})", file=sys.stderr)
@@ -102,6 +134,38 @@ def _classify_file(args: argparse.Namespace, settings: Settings) -> int:
         f" ({summary.records_per_second:.0f} records/s, model {summary.model})"
     )
     print(f"results: {outputs.results}\nsummary: {outputs.summary}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Zero-shot vs few-shot on the user's labelled file: table, results.json, learning_curve.png."""
+    from pathlib import Path
+
+    from labelwise.evaluation import user
+    from labelwise.progress import Progress
+
+    path, out = Path(args.path), Path(args.out)
+    try:
+        data = user.read_labelled(path, args.text_column, args.label_column)
+        user.check_labelled(data)
+    except user.DataError as exc:
+        print(f"labelwise evaluate: {exc}", file=sys.stderr)
+        return 2
+    train, test = user.holdout(data.labels)
+    sizes = user.curve_sizes(data.counts(train))
+    skipped = f" ({data.skipped} rows without a text or label skipped)" if data.skipped else ""
+    print(f"{len(data.texts)} examples, {len(data.classes)} labels{skipped}")
+    print(f"held-out test split: {len(test)} examples (stratified); training pool: {len(train)}")
+    print(f"few-shot sizes per label: {', '.join(map(str, sizes))}; {user.SEEDS} seeds each", flush=True)
+    with user.local_engine(settings, args.model) as engine:
+        with Progress(1 + len(sizes) * user.SEEDS, "evaluate") as bar:
+            report = user.evaluate(data, engine, train, test, sizes=sizes, on_step=lambda step: bar.advance())
+        report.meta = user.run_meta(path, data, (args.text_column, args.label_column), settings, engine.model)
+    print(f"\nmodel {report.model}\n")
+    print(user.render_report(report))
+    results, png = user.write_outputs(report, out)
+    plot = png or "not drawn: matplotlib is not installed (pip install matplotlib)"
+    print(f"\nresults: {results}\nplot:    {plot}")
     return 0
 
 
@@ -138,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     keys.set_defaults(func=_keys)
 
     build = sub.add_parser("build-model", help="build the int8 ONNX models into LABELWISE_MODEL_DIR")
-    build.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to labelwise.modelbuild")
+    build.add_argument(
+        "rest", nargs=argparse.REMAINDER, help="options passed to labelwise.modelbuild, after `--`"
+    )
     build.set_defaults(func=_build_model)
 
     classify_file = sub.add_parser(
@@ -156,6 +222,17 @@ def main(argv: list[str] | None = None) -> int:
         "--api-key-id", help="act as this key (default: any key may use public classifiers only)"
     )
     classify_file.set_defaults(func=_classify_file)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="zero-shot vs few-shot on your labelled .csv/.jsonl: how many examples before few-shot pays off",
+    )
+    evaluate.add_argument("path", help="a .csv (header row) or .jsonl file with a text and a label column")
+    evaluate.add_argument("--text-column", default="text")
+    evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("--model", help="embedding model (default: the default model)")
+    evaluate.add_argument("--out", default="labelwise-evaluate", help="where results.json and the plot go")
+    evaluate.set_defaults(func=_evaluate)
 
     args = parser.parse_args(argv)
     configure_logging()

@@ -97,7 +97,8 @@ class PixelLimitExceeded(WorkLimitExceeded):
 
 
 class ResponseTooLarge(LabelwiseError):
-    """The answer to this request could not fit in one response (Lambda's 6 MB; 413)."""
+    """The answer to this request could not fit in one response (Lambda's 6 MB; 400, as Jina's API
+    answers a request it cannot serve: its reference lists no 413)."""
 
     code = "RESPONSE_TOO_LARGE"
 

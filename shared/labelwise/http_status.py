@@ -15,7 +15,7 @@ STATUS_BY_ERROR: dict[type[errors.LabelwiseError], int] = {
     errors.MethodNotAllowed: 405,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
-    errors.ResponseTooLarge: 413,
+    errors.ResponseTooLarge: 400,
     errors.UnsupportedMediaType: 415,
     errors.RateLimited: 429,
     errors.UnsupportedTransferEncoding: 501,

@@ -4,12 +4,16 @@ Each HTTP request becomes an API Gateway HTTP API (payload v2.0) event and is re
 :func:`labelwise.api.app.create_app` resolver the Lambda entry points use, so local behaviour is
 the deployed behaviour. Powertools resolvers keep per-request state on the instance, so each
 server thread gets its own resolver over the shared (thread-safe) services.
+
+The server also answers ``/openapi.json`` and the playground page (``/playground``: static package
+data in ``labelwise/playground``), which calls the public API from the browser like any client.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import importlib.resources
 import re
 import sys
 import threading
@@ -18,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -41,8 +45,24 @@ _HEX = re.compile(rb"[0-9A-Fa-f]+")
 #: Longest chunk-size or trailer line read from a chunked body, and the most trailer fields.
 _MAX_CHUNK_LINE = 4096
 _MAX_TRAILERS = 64
+#: The playground page (package data in ``labelwise/playground``), by URL path: file and content type.
+PLAYGROUND_FILES = {
+    "/playground": ("index.html", "text/html; charset=utf-8"),
+    "/playground/": ("index.html", "text/html; charset=utf-8"),
+    "/playground/playground.css": ("playground.css", "text/css; charset=utf-8"),
+    "/playground/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
+}
+#: The playground loads nothing from another host and talks only to this server.
+PLAYGROUND_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data: blob:; connect-src 'self'; form-action 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 #: Routes the server answers itself, not the resolver: their methods.
-_OWN_ROUTES = {"/openapi.json": ["GET", "HEAD"]}
+_OWN_ROUTES = {"/openapi.json": ["GET", "HEAD"], **{path: ["GET", "HEAD"] for path in PLAYGROUND_FILES}}
 #: Codes of the errors ``http.server`` itself answers (``send_error``).
 _SERVER_ERROR_CODES = {
     400: "INPUT_MALFORMED_REQUEST",
@@ -137,156 +157,177 @@ class LocalApi:
         return self._app().resolve(event, context)  # type: ignore[arg-type]  # duck-typed context
 
 
-def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
-    max_body = api.services.settings.max_body_bytes
+class LocalHandler(BaseHTTPRequestHandler):
+    """One HTTP request -> an API Gateway event -> ``api`` (set on the subclass :func:`_make_handler`
+    makes), plus the routes the server answers itself (``/openapi.json``) and ``http.server``'s own
+    errors in the JSON error envelope."""
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = f"labelwise/{__version__}"
-        protocol_version = "HTTP/1.1"
+    api: ClassVar[LocalApi]
+    server_version = f"labelwise/{__version__}"
+    protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: the app logs
-            return
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the app logs
+        return
 
-        def _send(self, status: int, headers: dict[str, str], body: bytes, close: bool = False) -> None:
-            self.send_response(status)
-            for key, value in headers.items():
-                if key.lower() not in ("content-length", "connection"):
-                    self.send_header(key, value)
-            if close:
-                self.send_header("Connection", "close")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+    @property
+    def max_body(self) -> int:
+        return self.api.services.settings.max_body_bytes
 
-        def _refuse(self, exc: LabelwiseError, request_id: str) -> None:
-            """Answer ``exc`` in the error envelope and close: the body (if any) may be left unread."""
-            status = status_for(exc)
-            response = error_response(status, exc.code, exc.detail, request_id, headers=exc.headers)
-            self.close_connection = True
-            headers = {k: str(v) for k, v in response.headers.items()}
-            body = str(response.body).encode()
-            self._send(status, {"Content-Type": "application/json", **headers}, body, close=True)
-
-        def _read_body(self) -> bytes:
-            """The request body, ``Content-Length`` bytes or a decoded chunked body, at most ``max_body``."""
-            codings = self.headers.get_all("Transfer-Encoding") or []
-            if not codings:
-                length = self._body_length()
-                return self.rfile.read(length) if length else b""
-            if self.headers.get_all("Content-Length"):  # both framings: the request-smuggling shape
-                raise InvalidContentLength("Send Content-Length or Transfer-Encoding: chunked, not both.")
-            names = [c.strip().lower() for value in codings for c in value.split(",") if c.strip()]
-            if names != ["chunked"]:
-                raise UnsupportedTransferEncoding(
-                    f"Transfer-Encoding {', '.join(names) or '(empty)'} is not supported; "
-                    "send the body chunked or with Content-Length."
-                )
-            return self._read_chunked()
-
-        def _body_length(self) -> int:
-            """The announced body size; only one non-negative decimal ``Content-Length`` is accepted."""
-            values = self.headers.get_all("Content-Length") or []
-            if not values:
-                return 0
-            if len(set(v.strip() for v in values)) != 1 or not _DIGITS.fullmatch(values[0].strip()):
-                raise InvalidContentLength("Content-Length must be one non-negative decimal number.")
-            digits = values[0].strip()
-            if len(digits) > 18 or int(digits) > max_body:
-                raise PayloadTooLarge(f"The request body is {digits} bytes; at most {max_body} are accepted.")
-            return int(digits)
-
-        def _chunk_line(self, what: str) -> bytes:
-            line = self.rfile.readline(_MAX_CHUNK_LINE + 1)
-            if not line.endswith(b"\n"):
-                raise InvalidChunkedBody(f"The chunked body ends early, or a {what} line is too long.")
-            return line.rstrip(b"\r\n")
-
-        def _read_chunked(self) -> bytes:
-            """Decode a chunked body (RFC 9112 7.1); refused as soon as it would pass ``max_body``."""
-            body = bytearray()
-            while True:
-                size_text = self._chunk_line("chunk size").split(b";", 1)[0].strip()
-                if not _HEX.fullmatch(size_text):
-                    raise InvalidChunkedBody("A chunk size must be a hexadecimal number.")
-                size_text = size_text.lstrip(b"0") or b"0"
-                size = int(size_text, 16) if len(size_text) <= 16 else max_body + 1
-                if size == 0:
-                    break
-                if len(body) + size > max_body:
-                    raise PayloadTooLarge(
-                        f"The chunked request body passes {max_body} bytes; at most {max_body} are accepted."
-                    )
-                data = self.rfile.read(size)
-                if len(data) != size:
-                    raise InvalidChunkedBody("The chunked body ends inside a chunk.")
-                body += data
-                if self._chunk_line("chunk end") != b"":
-                    raise InvalidChunkedBody("A chunk's data must be followed by CRLF.")
-            for _ in range(_MAX_TRAILERS + 1):  # trailer fields, read and dropped, then the empty line
-                if self._chunk_line("trailer") == b"":
-                    return bytes(body)
-            raise InvalidChunkedBody(f"A chunked body may carry at most {_MAX_TRAILERS} trailer fields.")
-
-        def _serve(self) -> None:
-            request_id = str(uuid.uuid4())
-            path = urlsplit(self.path).path
-            try:
-                body = self._read_body()
-                own = _OWN_ROUTES.get(path)
-                if own is not None and self.command not in own:
-                    raise MethodNotAllowed(f"{self.command} is not served here; use {', '.join(own)}.", own)
-            except LabelwiseError as exc:
-                self._refuse(exc, request_id)
-                return
-            if path == "/openapi.json":
-                self._send(200, {"Content-Type": "application/json"}, api.openapi.encode())
-                return
-            method = "GET" if self.command == "HEAD" else self.command  # HEAD: GET without the body
-            headers = {
-                k: v
-                for k, v in self.headers.items()
-                if k.lower() not in ("transfer-encoding", "content-length")
-            }
-            if body:  # as API Gateway passes it on: de-chunked, with its length
-                headers["Content-Length"] = str(len(body))
-            event = http_event(method, self.path, headers, body, self.client_address[0], request_id)
-            result = api.handle(event)
-            payload = result.get("body") or ""
-            data = (
-                base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode("utf-8")
-            )
-            answer = {k: str(v) for k, v in (result.get("headers") or {}).items()}
-            for key, value in answer.items():
-                if key.lower() == "allow":  # GET routes also answer HEAD here (not through API Gateway)
-                    answer[key] = _with_head(value)
-            self._send(int(result.get("statusCode", 500)), answer, data)
-
-        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-            """The errors ``http.server`` answers itself (bad request line, unknown method, headers too
-            large, ...) in the JSON error envelope instead of its HTML page."""
-            short, long = self.responses.get(code, ("Error", ""))
-            detail = message or short
-            if explain or long:
-                detail = f"{detail}: {explain or long}"
-            response = error_response(
-                code, _SERVER_ERROR_CODES.get(code, f"HTTP_{code}"), detail, str(uuid.uuid4())
-            )
-            self.close_connection = True
-            self.send_response(code, message)
-            for key, value in response.headers.items():
-                self.send_header(key, str(value))
-            body = str(response.body).encode()
-            self.send_header("Content-Type", "application/json")
+    def _send(self, status: int, headers: dict[str, str], body: bytes, close: bool = False) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            if key.lower() not in ("content-length", "connection"):
+                self.send_header(key, value)
+        if close:
             self.send_header("Connection", "close")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-                self.wfile.write(body)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
+    def _refuse(self, exc: LabelwiseError, request_id: str) -> None:
+        """Answer ``exc`` in the error envelope and close: the body (if any) may be left unread."""
+        status = status_for(exc)
+        response = error_response(status, exc.code, exc.detail, request_id, headers=exc.headers)
+        self.close_connection = True
+        headers = {k: str(v) for k, v in response.headers.items()}
+        body = str(response.body).encode()
+        self._send(status, {"Content-Type": "application/json", **headers}, body, close=True)
 
-    return Handler
+    def _read_body(self) -> bytes:
+        """The request body, ``Content-Length`` bytes or a decoded chunked body, at most ``max_body``."""
+        codings = self.headers.get_all("Transfer-Encoding") or []
+        if not codings:
+            length = self._body_length()
+            return self.rfile.read(length) if length else b""
+        if self.headers.get_all("Content-Length"):  # both framings: the request-smuggling shape
+            raise InvalidContentLength("Send Content-Length or Transfer-Encoding: chunked, not both.")
+        names = [c.strip().lower() for value in codings for c in value.split(",") if c.strip()]
+        if names != ["chunked"]:
+            raise UnsupportedTransferEncoding(
+                f"Transfer-Encoding {', '.join(names) or '(empty)'} is not supported; "
+                "send the body chunked or with Content-Length."
+            )
+        return self._read_chunked()
+
+    def _body_length(self) -> int:
+        """The announced body size; only one non-negative decimal ``Content-Length`` is accepted."""
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return 0
+        if len(set(v.strip() for v in values)) != 1 or not _DIGITS.fullmatch(values[0].strip()):
+            raise InvalidContentLength("Content-Length must be one non-negative decimal number.")
+        digits = values[0].strip()
+        if len(digits) > 18 or int(digits) > self.max_body:
+            raise PayloadTooLarge(
+                f"The request body is {digits} bytes; at most {self.max_body} are accepted."
+            )
+        return int(digits)
+
+    def _chunk_line(self, what: str) -> bytes:
+        line = self.rfile.readline(_MAX_CHUNK_LINE + 1)
+        if not line.endswith(b"\n"):
+            raise InvalidChunkedBody(f"The chunked body ends early, or a {what} line is too long.")
+        return line.rstrip(b"\r\n")
+
+    def _read_chunked(self) -> bytes:
+        """Decode a chunked body (RFC 9112 7.1); refused as soon as it would pass ``max_body``."""
+        max_body = self.max_body
+        body = bytearray()
+        while True:
+            size_text = self._chunk_line("chunk size").split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(size_text):
+                raise InvalidChunkedBody("A chunk size must be a hexadecimal number.")
+            size_text = size_text.lstrip(b"0") or b"0"
+            size = int(size_text, 16) if len(size_text) <= 16 else max_body + 1
+            if size == 0:
+                break
+            if len(body) + size > max_body:
+                raise PayloadTooLarge(
+                    f"The chunked request body passes {max_body} bytes; at most {max_body} are accepted."
+                )
+            data = self.rfile.read(size)
+            if len(data) != size:
+                raise InvalidChunkedBody("The chunked body ends inside a chunk.")
+            body += data
+            if self._chunk_line("chunk end") != b"":
+                raise InvalidChunkedBody("A chunk's data must be followed by CRLF.")
+        for _ in range(_MAX_TRAILERS + 1):  # trailer fields, read and dropped, then the empty line
+            if self._chunk_line("trailer") == b"":
+                return bytes(body)
+        raise InvalidChunkedBody(f"A chunked body may carry at most {_MAX_TRAILERS} trailer fields.")
+
+    def _serve(self) -> None:
+        request_id = str(uuid.uuid4())
+        path = urlsplit(self.path).path
+        try:
+            body = self._read_body()
+            own = _OWN_ROUTES.get(path)
+            if own is not None and self.command not in own:
+                raise MethodNotAllowed(f"{self.command} is not served here; use {', '.join(own)}.", own)
+        except LabelwiseError as exc:
+            self._refuse(exc, request_id)
+            return
+        if path == "/openapi.json":
+            self._send(200, {"Content-Type": "application/json"}, self.api.openapi.encode())
+            return
+        if path in PLAYGROUND_FILES:
+            self._send(200, *playground_asset(path))
+            return
+        method = "GET" if self.command == "HEAD" else self.command  # HEAD: GET without the body
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "content-length")
+        }
+        if body:  # as API Gateway passes it on: de-chunked, with its length
+            headers["Content-Length"] = str(len(body))
+        event = http_event(method, self.path, headers, body, self.client_address[0], request_id)
+        self._send(*_http_answer(self.api.handle(event)))
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The errors ``http.server`` answers itself (bad request line, unknown method, headers too
+        large, ...) in the JSON error envelope instead of its HTML page."""
+        short, long = self.responses.get(code, ("Error", ""))
+        detail = message or short
+        if explain or long:
+            detail = f"{detail}: {explain or long}"
+        response = error_response(
+            code, _SERVER_ERROR_CODES.get(code, f"HTTP_{code}"), detail, str(uuid.uuid4())
+        )
+        self.close_connection = True
+        self.send_response(code, message)
+        for key, value in response.headers.items():
+            self.send_header(key, str(value))
+        body = str(response.body).encode()
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
+
+
+def _make_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (LocalHandler,), {"api": api})
+
+
+def _http_answer(result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of the HTTP answer to a resolver's API Gateway ``result``."""
+    payload = result.get("body") or ""
+    data = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode("utf-8")
+    answer = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+    for key, value in answer.items():
+        if key.lower() == "allow":  # GET routes also answer HEAD here (not through API Gateway)
+            answer[key] = _with_head(value)
+    return int(result.get("statusCode", 500)), answer, data
+
+
+def playground_asset(path: str) -> tuple[dict[str, str], bytes]:
+    """The headers and body of one playground file (``path`` a key of :data:`PLAYGROUND_FILES`)."""
+    name, content_type = PLAYGROUND_FILES[path]
+    body = importlib.resources.files("labelwise").joinpath("playground", name).read_bytes()
+    return {"Content-Type": content_type, **PLAYGROUND_HEADERS}, body
 
 
 def _with_head(allow: str) -> str:

@@ -50,7 +50,8 @@ class Settings(BaseModel):
         6_000_000,
         ge=64 * 1024,
         description="Largest answer a request may need (Lambda's 6 MB synchronous response limit, "
-        "counted on the serialised proxy envelope); requests whose answer could exceed it get 413.",
+        "counted on the serialised proxy envelope); requests whose answer could exceed it get 400 "
+        "RESPONSE_TOO_LARGE.",
     )
     max_request_tokens: int = Field(
         90_000,

@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import LiveServer
+from tests.support.reference import COHERE_EMBED_MODELS
 
 cohere = pytest.importorskip("cohere")
 ClassifyExample = cohere.ClassifyExample
@@ -116,3 +117,44 @@ def test_cohere_sdk_sees_errors_as_its_own_exceptions(co) -> None:
         cohere.Client(api_key="lw_wrong", base_url=co._client_wrapper.get_base_url()).classify(
             inputs=INPUTS, examples=SPAM_EXAMPLES
         )
+
+
+def _labels(response) -> list[float]:
+    """Every input's confidence of each label, flattened in label order (pytest.approx compares it)."""
+    return [c.labels[k].confidence for c in response.classifications for k in sorted(c.labels)]
+
+
+@pytest.mark.parametrize("model", COHERE_EMBED_MODELS)
+def test_cohere_sdk_documented_model_names_work_with_examples(co, model: str) -> None:
+    # When the SDK names one of Cohere's documented embed models, with the docs' examples
+    response = co.classify(inputs=INPUTS, examples=SPAM_EXAMPLES, model=model)
+    # Then a served model answers (English names may go to the English model): a distribution over
+    # the two labels for each input
+    assert [c.input for c in response.classifications] == INPUTS
+    for c in response.classifications:
+        assert set(c.labels) == {"Spam", "Not spam"}
+        assert sum(v.confidence for v in c.labels.values()) == pytest.approx(1.0, abs=1e-4)
+    assert response.meta.billed_units.classifications == len(INPUTS)
+
+
+def test_cohere_sdk_explicit_truncate_none_means_the_default(co) -> None:
+    # Given an input longer than the model window (512 tokens)
+    long_inputs = ["Please wire the money now " * 120, INPUTS[0]]
+    # When the SDK sends `truncate=None` (it sends `"truncate": null`), and then `truncate="END"`
+    as_none = co.classify(inputs=long_inputs, examples=SPAM_EXAMPLES, truncate=None)
+    as_end = co.classify(inputs=long_inputs, examples=SPAM_EXAMPLES, truncate="END")
+    # Then null is the default, END: the same answer, with the truncation warning
+    assert _labels(as_none) == pytest.approx(_labels(as_end))
+    assert as_none.meta.warnings and as_none.meta.warnings == as_end.meta.warnings
+
+
+def test_cohere_sdk_additional_body_parameters_are_ignored(co) -> None:
+    # Given body fields labelwise does not define: legacy Cohere fields and a client's own
+    extra = {"return_likelihoods": "NONE", "outputIndicators": ["x"], "client_trace": {"id": 7}}
+    # When the SDK adds them through request_options
+    response = co.classify(
+        inputs=INPUTS, examples=SPAM_EXAMPLES, request_options={"additional_body_parameters": extra}
+    )
+    # Then they change nothing
+    assert _labels(response) == pytest.approx(_labels(co.classify(inputs=INPUTS, examples=SPAM_EXAMPLES)))
+    assert response.meta.billed_units.classifications == len(INPUTS)

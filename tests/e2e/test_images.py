@@ -91,6 +91,28 @@ def test_few_shot_image_classifier(live_server: LiveServer, photos) -> None:  # 
     # And a text sent to an image classifier is a clear 400
     r = post(live_server, "/v1/classify", {"classifier_id": cid, "input": ["hello"]})
     assert r.status_code == 400 and r.json()["code"] == "INPUT_INVALID_IMAGE"
+    # And an update with image examples (a single one, as Jina's update allows) reaches it
+    r = post(live_server, "/v1/train", {"classifier_id": cid, "input": examples[0]})
+    assert r.status_code == 200 and r.json()["num_samples"] == 1, r.text
+
+
+def test_image_examples_are_never_learned_by_a_text_classifier(live_server: LiveServer, photos) -> None:  # type: ignore[no-untyped-def]
+    _, cifar = photos
+    # Given a text classifier
+    texts = [
+        {"text": "a jet at the gate", "label": "airplane"},
+        {"text": "a red sedan", "label": "automobile"},
+    ]
+    r = post(live_server, "/v1/train", {"input": texts})
+    assert r.status_code == 200, r.text
+    cid = r.json()["classifier_id"]
+    # When an update sends it image examples
+    images = [{"image": data_uri(s.pixels), "label": CIFAR10[s.label]} for s in cifar[:2]]
+    r = post(live_server, "/v1/train", {"classifier_id": cid, "input": images})
+    # Then it is a 400 naming the model mismatch, and the classifier is unchanged
+    assert r.status_code == 400 and r.json()["code"] == "INPUT_MODEL_MISMATCH", r.text
+    meta = requests.get(f"{live_server.url}/v1/classifiers/{cid}", headers=live_server.headers(), timeout=30)
+    assert meta.json()["version"] == 1 and meta.json()["labels"] == ["airplane", "automobile"]
 
 
 @pytest.mark.parametrize(

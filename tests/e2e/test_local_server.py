@@ -173,3 +173,21 @@ def test_few_shot_survives_a_restart(tmp_path_factory: pytest.TempPathFactory) -
         assert info["num_samples"] == 6 and info["version"] == 1 and info["classify_count"] == 1
     finally:
         stop_server(second)
+
+
+def test_embeddings_route_answers_the_real_models_vectors(live_server: LiveServer) -> None:
+    # Given three texts, two of them about the same thing
+    texts = ["Where is my parcel?", "My package has not arrived yet", "The striker scored twice"]
+    # When they are embedded under Jina's and Cohere's model names
+    answers = [post(live_server, "/v1/embeddings", {"model": m, "input": texts})
+               for m in ("jina-embeddings-v3", "embed-multilingual-v3.0")]  # fmt: skip
+    # Then e5-small answers both: 384-dimension unit vectors, the related texts the closest pair
+    for r in answers:
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["model"] == "multilingual-e5-small" and out["usage"]["total_tokens"] > 0
+        vectors = [row["embedding"] for row in out["data"]]
+        assert all(len(v) == 384 and abs(sum(x * x for x in v) - 1) < 1e-3 for v in vectors)
+        cos = [[sum(a * b for a, b in zip(u, v, strict=True)) for v in vectors] for u in vectors]
+        assert cos[0][1] > max(cos[0][2], cos[1][2])
+    assert answers[0].json()["data"] == answers[1].json()["data"]

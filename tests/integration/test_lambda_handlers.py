@@ -103,6 +103,33 @@ def test_train_then_classify_across_the_two_functions(deployed: dict[str, Any], 
     assert status == 200 and cid in [c["classifier_id"] for c in listed]
 
 
+def test_embeddings_event_through_the_classify_function(
+    deployed: dict[str, Any], lambda_context: Any
+) -> None:
+    # Given the sample embeddings event (the template routes POST /v1/embeddings to ClassifyFunction)
+    event = load_event("embeddings.json", deployed["key"])
+    # When the classify function handles it
+    status, out = invoke(deployed["classify"], event, lambda_context)
+    # Then it answers one unit vector per text, from the model a Jina name resolves to
+    assert status == 200, out
+    assert out["model"] == "multilingual-e5-small" and out["usage"]["total_tokens"] > 0
+    assert [row["index"] for row in out["data"]] == [0, 1]
+    assert all(abs(sum(v * v for v in row["embedding"]) - 1) < 1e-3 for row in out["data"])
+
+
+def test_train_function_lists_classifiers_by_post_as_jina_does(
+    deployed: dict[str, Any], lambda_context: Any
+) -> None:
+    # Given the listing event sent as Jina's POST /v1/classifiers
+    event = load_event("list-classifiers.json", deployed["key"])
+    event.update(routeKey="POST /v1/classifiers")
+    event["requestContext"]["http"]["method"] = "POST"
+    # When the train function handles it
+    status, out = invoke(deployed["train"], event, lambda_context)
+    # Then it answers the bare array of summaries
+    assert status == 200 and isinstance(out, list), out
+
+
 def test_classify_function_does_not_serve_train_routes(deployed: dict[str, Any], lambda_context: Any) -> None:
     status, out = invoke(deployed["classify"], load_event("train.json", deployed["key"]), lambda_context)
     assert status == 404 and out["code"] == "ROUTE_NOT_FOUND"

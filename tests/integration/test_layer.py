@@ -129,9 +129,10 @@ def test_function_artifacts_hold_the_handler_and_the_package_but_not_the_layer()
         assert (root / "labelwise" / "__init__.py").is_file(), function_id
         for package in ("pydantic", "pydantic_core", "aws_lambda_powertools", "aws_xray_sdk"):
             assert (root / package).is_dir(), (function_id, package)
-        # And nothing the runtime or the layer provides, nor build-time or dev-only code
+        # And nothing the runtime or the layer provides, nor build-time or dev-only code, nor the
+        # local server's playground page
         provided = ("numpy", "onnxruntime", "tokenizers", "boto3", "botocore")
-        for absent in (*provided, "labelwise/modelbuild", "labelwise/evaluation"):
+        for absent in (*provided, "labelwise/modelbuild", "labelwise/evaluation", "labelwise/playground"):
             assert not (root / absent).exists(), (function_id, absent)
 
 

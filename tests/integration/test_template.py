@@ -34,8 +34,10 @@ SAM = REPO_ROOT / ".tools" / "sam" / "bin" / "sam"
 
 ROUTES = {
     ("POST", "/v1/classify"): "ClassifyFunction",
+    ("POST", "/v1/embeddings"): "ClassifyFunction",
     ("POST", "/v1/train"): "TrainFunction",
     ("GET", "/v1/classifiers"): "TrainFunction",
+    ("POST", "/v1/classifiers"): "TrainFunction",
     ("GET", "/v1/classifiers/{classifier_id}"): "TrainFunction",
     ("DELETE", "/v1/classifiers/{classifier_id}"): "TrainFunction",
     ("GET", "/health"): "ClassifyFunction",
@@ -651,6 +653,7 @@ def test_sample_http_events_hit_a_template_route_with_a_valid_body(path: Path) -
     from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
     from labelwise.api import schemas
+    from labelwise.api.embedding_schemas import EmbeddingsRequest
 
     # Given a sample API Gateway HTTP API (payload 2.0) event
     event = APIGatewayProxyEventV2(json.loads(path.read_text(encoding="utf-8")))
@@ -665,6 +668,8 @@ def test_sample_http_events_hit_a_template_route_with_a_valid_body(path: Path) -
         schemas.ClassifyRequest.model_validate_json(event.body or "")
     elif (method, route) == ("POST", "/v1/train"):
         schemas.TrainRequest.model_validate_json(event.body or "")
+    elif (method, route) == ("POST", "/v1/embeddings"):
+        EmbeddingsRequest.model_validate_json(event.body or "")
     else:
         assert event.body is None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,3 +94,14 @@ def fake_model_settings(root: Path, *, quotas_off: bool = False) -> Settings:
             "LABELWISE_RATE_LIMIT_TOKENS_PER_MINUTE": "0",
         }
     return Settings.from_environ(env)
+
+
+class FakeStream(io.StringIO):
+    """A text stream that says whether it is a terminal (``isatty``), for progress-bar tests."""
+
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty

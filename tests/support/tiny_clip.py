@@ -267,8 +267,6 @@ def write_tiny_clip(
     ``manifest.json``. ``layout="hf"``: ``onnx/*.onnx`` (text tower also declaring
     ``attention_mask``), ``merges.txt``, ``config.json`` and ``preprocessor_config.json``.
     """
-    import gzip
-
     import onnx
 
     cfg = cfg or TinyClipConfig()
@@ -280,33 +278,46 @@ def write_tiny_clip(
     onnx.save(vision_model(w, cfg), str(onnx_dir / "vision_model.onnx"))
     onnx.save(text_model(w, cfg, attention_mask_input=hf), str(onnx_dir / "text_model.onnx"))
     if hf:
-        raw = bpe_file.read_bytes()
-        merges = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-        (model_dir / "merges.txt").write_bytes(merges)
-        (model_dir / "config.json").write_text(
-            json.dumps(
-                {
-                    "projection_dim": cfg.embed_dim,
-                    "text_config": {"max_position_embeddings": cfg.context},
-                    "vision_config": {"image_size": cfg.image_size},
-                }
-            )
+        _write_hf_files(model_dir, bpe_file, cfg)
+    else:
+        _write_labelwise_files(model_dir, bpe_file, cfg)
+    return w
+
+
+def _write_hf_files(model_dir: Path, bpe_file: Path, cfg: TinyClipConfig) -> None:
+    """``merges.txt``, ``config.json`` and ``preprocessor_config.json`` (Hugging Face's layout)."""
+    import gzip
+
+    raw = bpe_file.read_bytes()
+    merges = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    (model_dir / "merges.txt").write_bytes(merges)
+    (model_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "projection_dim": cfg.embed_dim,
+                "text_config": {"max_position_embeddings": cfg.context},
+                "vision_config": {"image_size": cfg.image_size},
+            }
         )
-        (model_dir / "preprocessor_config.json").write_text(
-            json.dumps(
-                {
-                    "crop_size": {"height": cfg.image_size, "width": cfg.image_size},
-                    "size": {"shortest_edge": cfg.image_size},
-                    "resample": 3,
-                    "image_mean": [0.48145466, 0.4578275, 0.40821073],
-                    "image_std": [0.26862954, 0.26130258, 0.27577711],
-                }
-            )
+    )
+    (model_dir / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "crop_size": {"height": cfg.image_size, "width": cfg.image_size},
+                "size": {"shortest_edge": cfg.image_size},
+                "resample": 3,
+                "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                "image_std": [0.26862954, 0.26130258, 0.27577711],
+            }
         )
-        return w
-    shutil.copyfile(bpe_file, model_dir / bpe_file.name)
+    )
+
+
+def _write_labelwise_files(model_dir: Path, bpe_file: Path, cfg: TinyClipConfig) -> None:
+    """The BPE file and our ``manifest.json``."""
     from labelwise.embedding.clip import CLIP_MEAN, CLIP_PREFIXES, CLIP_STD
 
+    shutil.copyfile(bpe_file, model_dir / bpe_file.name)
     ModelManifest(
         name="tiny-clip",
         aliases=("jina-clip-v1", "jina-clip-v2"),
@@ -321,4 +332,3 @@ def write_tiny_clip(
         quantization="none (random test weights)",
         source="tests.support.tiny_clip",
     ).save(model_dir)
-    return w

@@ -13,6 +13,7 @@ from labelwise.embedding.registry import ModelRegistry
 from labelwise.services import Services
 from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder
+from tests.support.reference import COHERE_EMBED_MODELS
 
 # Labels share words with their examples: the fake embedder's label priors then agree with them.
 EXAMPLES = [
@@ -167,3 +168,40 @@ def test_billing_does_not_reveal_whether_another_tenant_sent_the_same_examples(
     again_b = billed("tenant-b", body)
     # Then B is billed what a first request costs: the cache hit does not show
     assert again_b == first_a
+
+
+@pytest.mark.parametrize("model", COHERE_EMBED_MODELS)
+def test_cohere_documented_model_names_work_with_examples(call: Any, model: str) -> None:
+    # Given a Cohere request naming one of Cohere's documented embed models, with examples
+    body = {"inputs": ["claim your prize money"], "examples": EXAMPLES, "model": model}
+    # When classifying
+    status, out = call(body)
+    # Then the served model answers in Cohere's shape
+    assert status == 200, out
+    assert out["classifications"][0]["prediction"] == "Spam prize"
+
+
+def test_truncate_null_means_the_default(call: Any) -> None:
+    # Given an input over the model window, sent with `truncate: null` (the SDK's `truncate=None`)
+    long_input = "meeting " * 60 + "prize money"
+    # When classifying with null and with the default (END)
+    with_null = call({"inputs": [long_input], "examples": EXAMPLES, "truncate": None})
+    with_end = call({"inputs": [long_input], "examples": EXAMPLES, "truncate": "END"})
+    # Then null answers exactly as END does: truncated, with its warning
+    assert with_null[0] == 200, with_null[1]
+    assert with_null[1]["classifications"][0]["labels"] == with_end[1]["classifications"][0]["labels"]
+    assert with_null[1]["meta"]["warnings"] == with_end[1]["meta"]["warnings"]
+
+
+def test_unknown_and_legacy_body_fields_are_ignored(call: Any) -> None:
+    # Given the fields the SDK's `additional_body_parameters` may add and legacy ones (Cohere's
+    # `return_likelihoods`, `outputIndicators`), none of which labelwise defines
+    base = {"inputs": ["claim your prize money"], "examples": EXAMPLES}
+    extra = {"return_likelihoods": "NONE", "outputIndicators": ["x"], "task_description": "spam?",
+             "my_tracing_id": {"nested": [1, 2]}}  # fmt: skip
+    # When classifying with and without them
+    plain = call(base)
+    tolerant = call({**base, **extra})
+    # Then the extra fields change nothing
+    assert tolerant[0] == 200, tolerant[1]
+    assert tolerant[1]["classifications"][0]["labels"] == plain[1]["classifications"][0]["labels"]

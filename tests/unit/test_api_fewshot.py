@@ -233,14 +233,39 @@ def test_model_other_than_the_classifiers_is_400(alice: Client, services: Servic
     assert (status, out["code"]) == (400, "INPUT_MODEL_NOT_FOUND")
 
 
-def test_classifier_limit_per_key_is_403(services: Services, api_event: Any, lambda_context: Any) -> None:
+def limited_client(services: Services, api_event: Any, context: Any, tenant: str, **limits: int) -> Client:
+    """A client of a new tenant on ``services`` with ``limits`` (settings fields) changed."""
     limited = Services(
-        settings=services.settings.model_copy(update={"max_classifiers_per_key": 2}),
+        settings=services.settings.model_copy(update=limits),
         registry=services.registry,
         store=services.store,
         keys=services.keys,
     )
-    client = Client(limited, api_event, lambda_context, limited.keys.create("tenant-c", "c")[0])
+    return Client(limited, api_event, context, limited.keys.create(tenant, tenant)[0])
+
+
+def test_classifier_limit_per_key_is_403(services: Services, api_event: Any, lambda_context: Any) -> None:
+    client = limited_client(services, api_event, lambda_context, "tenant-c", max_classifiers_per_key=2)
     create(client), create(client)
     status, out = client("POST", "/v1/train", {"input": EXAMPLES})
     assert (status, out["code"]) == (403, "AUTHZ_RESOURCE_LIMIT_EXCEEDED")
+
+
+def test_too_many_labels_is_400_label_limit_on_train_as_on_classify(
+    services: Services, api_event: Any, lambda_context: Any
+) -> None:
+    # Given a deployment allowing 3 labels (per request, and per classifier), and a 2-label classifier
+    client = limited_client(services, api_event, lambda_context, "tenant-d", max_labels=3)
+    cid = create(client)
+    four = [{"text": f"text {label}", "label": label} for label in ("a", "b", "c", "d")]
+    two_new = [{"text": "a market rally", "label": "finance"}, {"text": "a new phone", "label": "tech"}]
+    # When a classifier of 4 labels is created, one is extended to 4, and zero-shot gets 4 labels
+    created = client("POST", "/v1/train", {"input": four})
+    extended = client("POST", "/v1/train", {"classifier_id": cid, "input": two_new})
+    zero_shot = client("POST", "/v1/classify", {"labels": ["a", "b", "c", "d"], "input": "x"})
+    # Then each is Jina's 400 INPUT_LABEL_LIMIT_EXCEEDED naming the limit
+    for status, out in (created, extended, zero_shot):
+        assert (status, out["code"]) == (400, "INPUT_LABEL_LIMIT_EXCEEDED"), out
+        assert "at most 3" in out["detail"]
+    # And the classifier is unchanged
+    assert client("GET", f"/v1/classifiers/{cid}")[1]["labels"] == ["sports", "politics"]

@@ -52,8 +52,9 @@ def test_1024_inputs_by_128_labels_is_refused_with_a_4xx_naming_the_limit(call: 
     body = {"labels": LABELS_128, "input": INPUTS_1024}
     # When it is sent
     status, payload, size = call(body)
-    # Then it is refused before any work, in the error envelope, naming the limit and the ways out
-    assert status == 413, (status, size)
+    # Then it is refused before any work with a 400 (as Jina's API answers what a request cannot
+    # have), in the error envelope, naming the limit and the ways out
+    assert status == 400, (status, size)
     assert payload["code"] == "RESPONSE_TOO_LARGE"
     assert "6 MB" in payload["detail"] and "top_n" in payload["detail"]
 
@@ -112,7 +113,7 @@ def test_1024_float_embeddings_of_384_dimensions_are_refused_and_base64_fits(
     as_floats = post({"input": INPUTS_1024})
     as_base64 = post({"input": INPUTS_1024, "embedding_type": "base64"})
     # Then floats are refused with the limit and the remedy named, and base64 answers under the limit
-    assert as_floats[0] == 413 and "base64" in as_floats[1]["detail"], as_floats[:2]
+    assert as_floats[0] == 400 and "base64" in as_floats[1]["detail"], as_floats[:2]
     assert as_base64[0] == 200 and as_base64[2] <= LAMBDA_RESPONSE_LIMIT
 
 
@@ -152,3 +153,67 @@ def test_the_bound_is_never_below_the_real_lambda_response(
     from labelwise.classify.response_size import classify_bytes_bound
 
     assert classify_bytes_bound(n_inputs, {UNGROUPED: labels}, top_n) >= size
+
+
+def test_a_cohere_request_whose_answer_cannot_fit_is_refused_in_cohere_s_envelope(call: Any) -> None:
+    # Given Cohere's shape: 96 inputs and examples of 512 labels of 250 characters (each answer row
+    # scores every label)
+    labels = [f"{i:03d}" + "x" * 247 for i in range(512)]
+    examples = [{"text": f"example {i} {j}", "label": lab} for i, lab in enumerate(labels) for j in (0, 1)]
+    body = {"inputs": [f"input {i}" for i in range(96)], "examples": examples}
+    # When it is sent
+    status, payload, _ = call(body)
+    # Then the same check refuses it with a 400, in Cohere's envelope, naming the limit
+    assert status == 400, payload
+    assert set(payload) == {"message"} and "6 MB" in payload["message"]
+
+
+def test_the_largest_train_answer_fits() -> None:
+    from labelwise.api.schemas import TrainResponse, Usage
+    from labelwise.settings import Settings as Limits
+
+    # Given the largest /v1/train answer: a classifier of the most labels, each of the most
+    # characters, all escaped as \uXXXX in the body and once more in the envelope
+    limits = Limits.from_environ({"LABELWISE_DATA_DIR": "/x", "LABELWISE_CACHE_DIR": "/x"})
+    labels = [f"{i:04d}" + "\u2028" * (limits.max_label_chars - 4) for i in range(limits.max_labels)]
+    answer = TrainResponse(classifier_id="c" * 36, num_samples=1024, total_samples=10**9, labels=labels,
+                           version=10**6, usage=Usage(total_tokens=10**6, prompt_tokens=10**6))  # fmt: skip
+    # When it is put in the proxy envelope as the runtime sends it
+    envelope = {"statusCode": 200, "headers": {"content-type": "application/json"},
+                "body": answer.model_dump_json()}  # fmt: skip
+    body = json.dumps(json.loads(envelope["body"]), ensure_ascii=True)
+    size = len(json.dumps({**envelope, "body": body}).encode())
+    # Then it fits under Lambda's limit, so /v1/train needs no size check of its own
+    assert size <= LAMBDA_RESPONSE_LIMIT, size
+
+
+def test_a_listing_that_cannot_fit_is_refused_and_one_that_fits_answers(
+    settings: Settings, api_event: Any, lambda_context: Any
+) -> None:
+    # Given a deployment whose responses may take 64 KiB, and a tenant with 3 classifiers of 40
+    # labels of 250 characters (about 2 x 30 KB once escaped in the envelope)
+    small = settings.model_copy(update={"max_response_bytes": 64 * 1024})
+    services = Services(settings=small, registry=ModelRegistry.from_embedders([HashingEmbedder()]))
+    key, _ = services.keys.create("tenant-a", "test")
+    app = create_app(services, scope="all")
+
+    def call(method: str, path: str, body: Any = None) -> tuple[int, Any, int]:
+        event = api_event(method, path, body, headers={"authorization": f"Bearer {key}"})
+        response = app.resolve(event, lambda_context)
+        return response["statusCode"], json.loads(response["body"]), len(json.dumps(response).encode())
+
+    labels = [f"{i:02d} " + "y" * 247 for i in range(40)]
+    examples = [{"text": f"example {label[:2]}", "label": label} for label in labels]
+    ids = [call("POST", "/v1/train", {"input": examples})[1]["classifier_id"] for _ in range(3)]
+    # When they are listed, and again after two are deleted
+    too_many = call("GET", "/v1/classifiers")
+    for cid in ids[1:]:
+        assert call("DELETE", f"/v1/classifiers/{cid}")[0] == 200
+    one = call("GET", "/v1/classifiers")
+    # Then the first is a clear 400 naming the limit, and the second answers, within the bound
+    assert too_many[0] == 400 and too_many[1]["code"] == "RESPONSE_TOO_LARGE", too_many[:2]
+    assert "MB" in too_many[1]["detail"]
+    assert one[0] == 200 and [c["classifier_id"] for c in one[1]] == ids[:1]
+    from labelwise.classify.response_size import json_bytes_bound
+
+    assert one[2] <= json_bytes_bound(one[1]) <= small.max_response_bytes

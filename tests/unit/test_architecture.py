@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -33,6 +34,10 @@ LAMBDA_ENTRIES = {
     "uploads": REPO / "functions" / "classify" / "uploads.py",
 }
 NOT_IN_LAMBDA = ("evaluation", "modelbuild")
+#: Base modules every package may import; they import no other labelwise module.
+BASE_MODULES = ("settings", "errors", "request_context", "numerics")
+#: What ``learning`` (pure numpy) may import of labelwise: the numeric base module (and the root).
+LEARNING_MAY_IMPORT = {ROOT, "numerics"}
 
 #: The modules that may import boto3 / botocore: the AWS adapters.
 AWS_ADAPTERS = {
@@ -202,6 +207,24 @@ def test_embedding_and_request_context_stay_low() -> None:
     assert graph["embedding"] & {"telemetry", "endpoint", "api", "runtime", "classify", "quota"} == set()
     # And request_context, which every layer may import, imports no labelwise module
     assert graph.get("request_context", set()) == set()
+
+
+def test_base_modules_stay_low_and_learning_imports_only_numerics() -> None:
+    # Given the package graph
+    graph = package_graph()
+    # Then the base modules (numerics among them), which every package may import, import no
+    # labelwise module
+    for base in BASE_MODULES:
+        assert graph.get(base, set()) == set(), base
+    # And the online learners import nothing of labelwise but numerics
+    assert graph["learning"] <= LEARNING_MAY_IMPORT
+
+
+def test_progress_bar_is_a_leaf_without_dependencies() -> None:
+    # Given the progress module the CLI draws its bars with
+    imported = _modules()["labelwise.progress"]
+    # Then it imports no labelwise module and nothing outside the standard library
+    assert {name.split(".")[0] for name in imported} <= set(sys.stdlib_module_names) | {"__future__"}
 
 
 def test_boto3_only_in_aws_adapters() -> None:

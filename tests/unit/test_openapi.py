@@ -27,3 +27,23 @@ def test_cohere_shaped_classify_errors_are_documented() -> None:
         schema = responses[status]["content"]["application/json"]["schema"]
         refs = {option.get("$ref") for option in schema.get("anyOf", [])}
         assert refs == {"#/components/schemas/ErrorResponse", "#/components/schemas/CohereError"}, status
+
+
+def test_every_route_documents_every_status_it_can_emit() -> None:
+    from labelwise.http_status import STATUS_BY_ERROR
+
+    # Given every status a domain error maps to, schema violations (422) and unexpected errors (500),
+    # less 405 (a method no operation serves) and 501 (the local server's transfer codings)
+    emitted = {str(s) for s in STATUS_BY_ERROR.values()} | {"422", "500"}
+    emitted -= {"405", "501"}
+    assert {"403", "500", "504"} <= emitted
+    # When the generated document is read
+    paths = json.loads(generate())["paths"]
+    # Then every API operation documents each of them, /v1/embeddings included, and /health the
+    # failures it can meet (a body over the limit, an unexpected error)
+    assert "/v1/embeddings" in paths
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            expected = {"413", "500"} if path == "/health" else emitted
+            missing = expected - set(operation["responses"])
+            assert not missing, (method, path, sorted(missing))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from labelwise.embedding.port import Embedder
 from labelwise.embedding.registry import ModelRegistry
 from labelwise.errors import EmbedderUnavailable, ModelNotFound
 from tests.support.fakes import HashingEmbedder, fake_manifest
+from tests.support.reference import COHERE_EMBED_MODELS, jina_model_names
 
 
 def write_model(root: Path, manifest: ModelManifest) -> None:
@@ -69,20 +69,6 @@ def test_a_model_that_fails_to_load_is_unavailable_not_a_crash(registry_dir: Pat
         registry.get(None)
 
 
-def jina_model_names() -> list[str]:
-    """Every model name in the Jina reference's request discriminators (classify and train)."""
-    spec = json.loads((Path(__file__).parent.parent / "contract" / JINA_SPEC).read_text())
-    names: set[str] = set()
-    for path in ("/v1/classify", "/v1/train"):
-        schema = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        for option in schema["anyOf"]:
-            names.update(option.get("discriminator", {}).get("mapping", {}))
-    return sorted(names)
-
-
-JINA_SPEC = "jina-classifier-openapi-2026.04.json"
-
-
 @pytest.mark.parametrize("name", [n for n in jina_model_names() if not n.startswith("jina-clip")])
 def test_every_jina_text_model_name_resolves_to_a_served_model(registry_dir: Path, name: str) -> None:
     # Given the two bundled text models
@@ -93,9 +79,7 @@ def test_every_jina_text_model_name_resolves_to_a_served_model(registry_dir: Pat
     assert resolved in registry.available
 
 
-@pytest.mark.parametrize(
-    "name", ["embed-english-v2.0", "embed-english-light-v2.0", "embed-multilingual-v2.0", "embed-v4.0"]
-)
+@pytest.mark.parametrize("name", COHERE_EMBED_MODELS)
 def test_cohere_model_names_resolve(registry_dir: Path, name: str) -> None:
     registry = ModelRegistry.discover(registry_dir, "multilingual-e5-small")
     assert registry.resolve_name(name) in registry.available

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from labelwise.api.schemas import request_config
+
 
 class CohereExample(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -21,22 +23,16 @@ class CohereExample(BaseModel):
 class CohereClassifyRequest(BaseModel):
     """Cohere's classify request (``cohere.Client().classify(...)``)."""
 
-    model_config = ConfigDict(
-        extra="ignore",
-        protected_namespaces=(),
-        json_schema_extra={
+    model_config = request_config(
+        {
+            "inputs": ["Confirm your email address", "hey i need u to send some $"],
             "examples": [
-                {
-                    "inputs": ["Confirm your email address", "hey i need u to send some $"],
-                    "examples": [
-                        {"text": "Dermatologists don't like her!", "label": "Spam"},
-                        {"text": "Hello, open to this?", "label": "Spam"},
-                        {"text": "Your parcel will be delivered today", "label": "Not spam"},
-                        {"text": "Review changes to our Terms and Conditions", "label": "Not spam"},
-                    ],
-                }
-            ]
-        },
+                {"text": "Dermatologists don't like her!", "label": "Spam"},
+                {"text": "Hello, open to this?", "label": "Spam"},
+                {"text": "Your parcel will be delivered today", "label": "Not spam"},
+                {"text": "Review changes to our Terms and Conditions", "label": "Not spam"},
+            ],
+        }
     )
 
     inputs: list[str] = Field(description="1 to 96 non-empty texts to classify.")
@@ -114,3 +110,11 @@ class CohereError(BaseModel):
     """Cohere's error body, used for errors of Cohere-shaped requests."""
 
     message: str
+
+
+def is_cohere_shape(value: object) -> bool:
+    """Whether a classify request (a parsed JSON body or a request model) is in Cohere's shape:
+    Cohere's is recognised by ``inputs`` (Jina's has ``input``)."""
+    if isinstance(value, dict):
+        return "inputs" in value
+    return isinstance(value, CohereClassifyRequest)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from labelwise.api.schemas import request_config
 
 EmbeddingType = Literal["float", "base64"]
 
@@ -16,11 +18,7 @@ EmbeddingType = Literal["float", "base64"]
 class EmbeddingsRequest(BaseModel):
     """Jina's / OpenAI's embeddings request; fields neither defines are ignored."""
 
-    model_config = ConfigDict(
-        extra="ignore",
-        protected_namespaces=(),
-        json_schema_extra={"examples": [{"model": "jina-embeddings-v3", "input": ["Refund my order"]}]},
-    )
+    model_config = request_config({"model": "jina-embeddings-v3", "input": ["Refund my order"]})
 
     model: str | None = Field(
         None,

@@ -19,10 +19,10 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 
 from labelwise import errors
-from labelwise.api.cohere_schemas import CohereError
+from labelwise.api.cohere_schemas import CohereError, is_cohere_shape
 from labelwise.api.schemas import ErrorDetail, ErrorResponse
 from labelwise.http_status import STATUS_BY_ERROR as STATUS_BY_ERROR  # re-exported: the one table
-from labelwise.http_status import status_for
+from labelwise.http_status import status_for as status_for  # re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def error_response(
     request_id: str,
     details: list[ErrorDetail] | None = None,
     headers: dict[str, str] | None = None,
-) -> Response:
+) -> Response[str]:
     body = ErrorResponse(code=code, detail=detail, request_id=request_id, errors=details)
     return Response(
         status_code=status,
@@ -74,12 +74,12 @@ def is_cohere_request(app: APIGatewayHttpResolver) -> bool:
         body = app.current_event.json_body
     except (ValueError, UnicodeDecodeError, RecursionError):
         return False
-    return isinstance(body, dict) and "inputs" in body
+    return is_cohere_shape(body)
 
 
 def cohere_error_response(
     status: int, detail: str, request_id: str, headers: dict[str, str] | None = None
-) -> Response:
+) -> Response[str]:
     """Cohere's error envelope ``{"message": ...}``; Cohere answers schema violations with 400."""
     return Response(
         status_code=400 if status == 422 else status,
@@ -108,108 +108,117 @@ def register_error_handlers(
     ``authenticate`` (raising :class:`labelwise.errors.Unauthenticated`) lets a request that is both
     unauthenticated and malformed get its 401 first, as if authentication ran before validation.
     """
+    handlers = _ErrorHandlers(app, authenticate)
+    app.exception_handler(errors.LabelwiseError)(handlers.domain_error)
+    app.exception_handler(RequestUnsupportedContentType)(handlers.unsupported_media_type)
+    app.exception_handler(RequestValidationError)(handlers.validation_error)
+    app.exception_handler([UnicodeDecodeError, RecursionError])(handlers.undecodable_body)
+    app.not_found(handlers.not_found)
+    app.exception_handler(Exception)(handlers.unexpected)
+
+
+def invalid_json_detail(exc: RequestValidationError) -> str:
+    """The 400 detail of a body that is not JSON, with the parser's reason when it gave one."""
+    reason = next(
+        (str((e.get("ctx") or {}).get("error", "")) for e in exc.errors() if e.get("type") == "json_invalid"),
+        "",
+    )
+    return (
+        f"The request body is not valid JSON: {reason}." if reason else "The request body is not valid JSON."
+    )
+
+
+class _ErrorHandlers:
+    """The exception handlers of one app (see :func:`register_error_handlers`)."""
+
+    def __init__(
+        self, app: APIGatewayHttpResolver, authenticate: Callable[[dict[str, str]], object] | None
+    ) -> None:
+        self.app = app
+        self.authenticate = authenticate
 
     def respond(
+        self,
         status: int,
         code: str,
         detail: str,
         details: list[ErrorDetail] | None = None,
         headers: dict[str, str] | None = None,
-    ) -> Response:
-        request_id = request_id_of(app)
-        if is_cohere_request(app):
+    ) -> Response[str]:
+        request_id = request_id_of(self.app)
+        if is_cohere_request(self.app):
             return cohere_error_response(status, detail, request_id, headers)
         return error_response(status, code, detail, request_id, details, headers)
 
-    def unauthenticated() -> Response | None:
-        if authenticate is None:
+    def unauthenticated(self) -> Response[str] | None:
+        if self.authenticate is None:
             return None
         try:
-            authenticate(dict(app.current_event.headers or {}))
+            self.authenticate(dict(self.app.current_event.headers or {}))
         except errors.Unauthenticated as exc:
-            return respond(401, exc.code, exc.detail)
+            return self.respond(401, exc.code, exc.detail)
         except errors.LabelwiseError:
             return None
         return None
 
-    @app.exception_handler(errors.LabelwiseError)
-    def _domain_error(exc: errors.LabelwiseError) -> Response:
+    def declared_media_type(self) -> str:
+        headers = {k.lower(): v for k, v in (self.app.current_event.headers or {}).items()}
+        return str(headers.get("content-type", "")).strip()
+
+    def not_json(self) -> Response[str]:
+        refused = errors.UnsupportedMediaType(
+            "The body must be JSON, sent with `Content-Type: application/json` "
+            f"(this request declared {self.declared_media_type()!r}; `curl -d` needs "
+            "`-H 'Content-Type: application/json'`)."
+        )
+        return self.respond(415, refused.code, refused.detail)
+
+    def domain_error(self, exc: errors.LabelwiseError) -> Response[str]:
         status = status_for(exc)
         if status >= 500:
             what = "past its time budget" if status == 504 else "dependency unavailable"
             logger.warning("%s: %s", what, type(exc).__name__, exc_info=exc)
-        return respond(status, exc.code, exc.detail, headers=exc.headers)
+        return self.respond(status, exc.code, exc.detail, headers=exc.headers)
 
-    def declared_media_type() -> str:
-        headers = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
-        return str(headers.get("content-type", "")).strip()
-
-    def not_json() -> Response:
-        refused = errors.UnsupportedMediaType(
-            "The body must be JSON, sent with `Content-Type: application/json` "
-            f"(this request declared {declared_media_type()!r}; `curl -d` needs "
-            "`-H 'Content-Type: application/json'`)."
-        )
-        return respond(415, refused.code, refused.detail)
-
-    @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported_media_type(exc: RequestUnsupportedContentType) -> Response:
+    def unsupported_media_type(self, exc: RequestUnsupportedContentType) -> Response[str]:
         # Powertools parses only JSON and form bodies; anything else is a 415, not a 500.
-        denied = unauthenticated()
-        if denied is not None:
-            return denied
-        return not_json()
+        denied = self.unauthenticated()
+        return denied if denied is not None else self.not_json()
 
-    @app.exception_handler(RequestValidationError)
-    def _validation_error(exc: RequestValidationError) -> Response:
-        denied = unauthenticated()
+    def validation_error(self, exc: RequestValidationError) -> Response[str]:
+        denied = self.unauthenticated()
         if denied is not None:
             return denied
-        media = declared_media_type().split(";")[0].strip().lower()
+        media = self.declared_media_type().split(";")[0].strip().lower()
         if media and media != "application/json" and not media.endswith("+json"):
             # Powertools parsed the body as a form (curl -d's default) or multipart, so every field
             # looks missing: say what is wrong instead.
-            return not_json()
+            return self.not_json()
         details = validation_details(exc)
         if any(d.type == "json_invalid" for d in details):
-            reason = next(
-                (
-                    str((e.get("ctx") or {}).get("error", ""))
-                    for e in exc.errors()
-                    if e.get("type") == "json_invalid"
-                ),
-                "",
-            )
-            detail = (
-                f"The request body is not valid JSON: {reason}."
-                if reason
-                else "The request body is not valid JSON."
-            )
-            return respond(400, errors.MalformedBody.code, detail)
+            return self.respond(400, errors.MalformedBody.code, invalid_json_detail(exc))
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
-        return respond(
+        return self.respond(
             422, "INPUT_VALIDATION_ERROR", f"Request does not match the schema: {summary}", details
         )
 
-    @app.exception_handler([UnicodeDecodeError, RecursionError])
-    def _undecodable_body(exc: Exception) -> Response:
-        denied = unauthenticated()
+    def undecodable_body(self, exc: Exception) -> Response[str]:
+        # Raised while Powertools decodes the body: not UTF-8, or JSON nested too deeply to parse.
+        denied = self.unauthenticated()
         if denied is not None:
             return denied
-        # Raised while Powertools decodes the body: not UTF-8, or JSON nested too deeply to parse.
-        return respond(400, errors.MalformedBody.code, "The request body is not valid UTF-8 JSON.")
+        return self.respond(400, errors.MalformedBody.code, "The request body is not valid UTF-8 JSON.")
 
-    @app.not_found
-    def _not_found(exc: Exception) -> Response:
+    def not_found(self, exc: Exception) -> Response[str]:
+        app = self.app
         allow = allowed_methods(app, app.current_event.path)
         if allow:
             refused = errors.MethodNotAllowed(
                 f"{app.current_event.http_method} is not served here; use {', '.join(allow)}.", allow
             )
-            return respond(405, refused.code, refused.detail, headers=refused.headers)
-        return respond(404, "ROUTE_NOT_FOUND", "No such route. See /openapi.json for the API.")
+            return self.respond(405, refused.code, refused.detail, headers=refused.headers)
+        return self.respond(404, "ROUTE_NOT_FOUND", "No such route. See /openapi.json for the API.")
 
-    @app.exception_handler(Exception)
-    def _unexpected(exc: Exception) -> Response:
+    def unexpected(self, exc: Exception) -> Response[str]:
         logger.exception("unhandled error")
-        return respond(500, "INTERNAL_ERROR", "Internal error; quote the request id.")
+        return self.respond(500, "INTERNAL_ERROR", "Internal error; quote the request id.")

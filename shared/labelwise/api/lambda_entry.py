@@ -39,4 +39,5 @@ def http_lambda(scope: Scope) -> Handler:
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return app.resolve(event, context)
 
-    return lambda_handler
+    handler: Handler = lambda_handler  # the decorators are untyped
+    return handler

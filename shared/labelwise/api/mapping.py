@@ -34,6 +34,7 @@ from labelwise.classify import fewshot, service
 from labelwise.classify.multilabel import DEFAULT_THRESHOLD
 from labelwise.classify.ranking import LabelScore as RankedScore
 from labelwise.classify.ranking import RankedInput, rank
+from labelwise.classify.response_size import check_response_size, json_bytes_bound
 from labelwise.classify.service import ClassifyResult, ImageRef, Item
 from labelwise.classify.zeroshot import UNGROUPED
 from labelwise.errors import InvalidInput
@@ -189,8 +190,16 @@ def classifier_summary(meta: ClassifierMeta) -> ClassifierSummary:
 
 
 def list_classifiers(services: Services, caller: ApiKeyRecord) -> list[ClassifierSummary]:
-    """The caller's classifiers, oldest first, as Jina's bare array of summaries."""
-    return [classifier_summary(m) for m in fewshot.list_classifiers(services.store, caller)]
+    """The caller's classifiers, oldest first, as Jina's bare array of summaries (a 400 when they
+    could not fit in one response)."""
+    summaries = [classifier_summary(m) for m in fewshot.list_classifiers(services.store, caller)]
+    check_response_size(
+        json_bytes_bound([s.model_dump(mode="json") for s in summaries]),
+        services.settings.max_response_bytes,
+        "Delete the classifiers no longer in use (DELETE /v1/classifiers/{id}); each one stays readable "
+        "with GET /v1/classifiers/{id}.",
+    )
+    return summaries
 
 
 def delete_classifier(classifier_id: str, services: Services, caller: ApiKeyRecord) -> DeleteResponse:

@@ -38,6 +38,13 @@ InputItem = Annotated[
     Field(description='A text, or an object `{"text": …}` / `{"image": …}`.'),
 ]
 
+
+def request_config(example: dict[str, Any]) -> ConfigDict:
+    """A request model's config: unknown fields ignored, ``model`` usable as a field name, and
+    ``example`` shown in the OpenAPI document."""
+    return ConfigDict(extra="ignore", protected_namespaces=(), json_schema_extra={"examples": [example]})
+
+
 LabelList = list[str]
 LabelGroups = dict[str, list[str]]
 
@@ -45,18 +52,12 @@ LabelGroups = dict[str, list[str]]
 class ClassifyRequest(BaseModel):
     """Zero-shot (with `labels`) or few-shot (with `classifier_id`) classification."""
 
-    model_config = ConfigDict(
-        extra="ignore",
-        protected_namespaces=(),
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": "jina-embeddings-v3",
-                    "input": ["Calculate the compound interest on $10,000 at 5% for 3 years"],
-                    "labels": ["Simple task", "Complex reasoning", "Creative writing"],
-                }
-            ]
-        },
+    model_config = request_config(
+        {
+            "model": "jina-embeddings-v3",
+            "input": ["Calculate the compound interest on $10,000 at 5% for 3 years"],
+            "labels": ["Simple task", "Complex reasoning", "Creative writing"],
+        }
     )
 
     model: str | None = Field(
@@ -199,22 +200,16 @@ TrainExample = Annotated[TextExample | ImageExample, Field(description="A labell
 class TrainRequest(BaseModel):
     """Create a classifier (no `classifier_id`) or update one (with `classifier_id`)."""
 
-    model_config = ConfigDict(
-        extra="ignore",
-        protected_namespaces=(),
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": "jina-embeddings-v3",
-                    "access": "private",
-                    "input": [
-                        {"text": "My card was charged twice", "label": "billing"},
-                        {"text": "Where is my parcel?", "label": "shipping"},
-                    ],
-                    "num_iters": 10,
-                }
-            ]
-        },
+    model_config = request_config(
+        {
+            "model": "jina-embeddings-v3",
+            "access": "private",
+            "input": [
+                {"text": "My card was charged twice", "label": "billing"},
+                {"text": "Where is my parcel?", "label": "shipping"},
+            ],
+            "num_iters": 10,
+        }
     )
 
     model: str | None = Field(

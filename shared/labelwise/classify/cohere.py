@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from labelwise.classify import fewshot
 from labelwise.classify.budget import check_request_tokens, count_tokens
+from labelwise.classify.lru import LRU
 from labelwise.classify.response_size import check_response_size, cohere_bytes_bound
 from labelwise.classify.zeroshot import LabelEmbeddingCache, zeroshot_label_vectors
 from labelwise.embedding.port import Embedder, Truncate
@@ -49,30 +49,11 @@ class _Learned:
     tokens: int  # tokens embedded to learn it (billed on the request that learned it)
 
 
-class ExampleClassifierCache:
+class ExampleClassifierCache(LRU[str, _Learned]):
     """Bounded LRU of classifiers learned from example sets, keyed by content hash. Thread-safe."""
 
     def __init__(self, maxsize: int = CACHE_SIZE) -> None:
-        self._maxsize = maxsize
-        self._items: OrderedDict[str, _Learned] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> _Learned | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
-
-    def put(self, key: str, item: _Learned) -> None:
-        with self._lock:
-            self._items[key] = item
-            self._items.move_to_end(key)
-            while len(self._items) > self._maxsize:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
+        super().__init__(maxsize)
 
 
 EXAMPLE_CLASSIFIERS = ExampleClassifierCache()
@@ -184,36 +165,61 @@ def classify(
         )
     _validate_inputs(inputs)
     how = TRUNCATE[truncate]
-
-    model_name: str | None
-    try:
-        model_name = registry.resolve_name(model)
-    except ModelNotFound:
-        if model is None:
-            raise
-        model_name = None  # not a model: a stored classifier's id
+    model_name = _model_name(registry, model)
     if model_name is None:
         if examples:
             raise InvalidInput(
                 "`examples` cannot be combined with a stored classifier in `model`; "
                 "add examples to it with POST /v1/train."
             )
-        result = fewshot.classify_with_classifier(
-            registry, store, settings, caller, classifier_id=str(model), texts=inputs, truncate=how,
-            max_tokens=settings.max_request_tokens,
-        )  # fmt: skip
-        check_response_size(
-            cohere_bytes_bound(inputs, list(result.labels)),
-            settings.max_response_bytes,
-            "Send fewer inputs per request.",
-        )
-        return CohereResult(
-            inputs, list(result.labels), result.probabilities, result.total_tokens, [], result.multi_label
-        )
-
+        return _classify_with_stored(registry, store, settings, caller, str(model), inputs, how)
     if not examples:
         raise InvalidInput("`examples` is required unless `model` is the id of a stored classifier.")
-    embedder = registry.get(model_name)
+    return _classify_with_examples(registry.get(model_name), settings, label_cache, inputs, examples, how)
+
+
+def _model_name(registry: fewshot.EmbedderRegistry, model: str | None) -> str | None:
+    """The embedding model ``model`` names (the default for None), or None when ``model`` is not a
+    model: then it is a stored classifier's id."""
+    try:
+        return registry.resolve_name(model)
+    except ModelNotFound:
+        if model is None:
+            raise
+        return None
+
+
+def _classify_with_stored(
+    registry: fewshot.EmbedderRegistry,
+    store: ClassifierStore,
+    settings: Settings,
+    caller: ApiKeyRecord,
+    classifier_id: str,
+    inputs: list[str],
+    how: Truncate,
+) -> CohereResult:
+    result = fewshot.classify_with_classifier(
+        registry, store, settings, caller, classifier_id=classifier_id, texts=inputs, truncate=how,
+        max_tokens=settings.max_request_tokens,
+    )  # fmt: skip
+    check_response_size(
+        cohere_bytes_bound(inputs, list(result.labels)),
+        settings.max_response_bytes,
+        "Send fewer inputs per request.",
+    )
+    return CohereResult(
+        inputs, list(result.labels), result.probabilities, result.total_tokens, [], result.multi_label
+    )
+
+
+def _classify_with_examples(
+    embedder: Embedder,
+    settings: Settings,
+    label_cache: LabelEmbeddingCache,
+    inputs: list[str],
+    examples: list[tuple[str, str]],
+    how: Truncate,
+) -> CohereResult:
     # Counted whether or not the examples' classifier is cached (as they are billed either way).
     check_request_tokens(
         count_tokens(embedder, [text for text, _ in examples], "input")

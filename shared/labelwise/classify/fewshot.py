@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -35,12 +33,14 @@ import numpy.typing as npt
 from labelwise.classify import multilabel
 from labelwise.classify.budget import check_request_tokens, count_tokens
 from labelwise.classify.labels import distinctive_labels
+from labelwise.classify.lru import LRU
 from labelwise.embedding.port import Embedder, Truncate
 from labelwise.errors import (
     Conflict,
     InputLimitExceeded,
     InvalidInput,
     InvalidLabels,
+    LabelLimitExceeded,
     ModelMismatch,
     ResourceLimitExceeded,
     ResourceNotFound,
@@ -105,6 +105,16 @@ class TrainResult:
     total_tokens: int  # input tokens embedded by this call
     multi_label: bool = False
 
+    @staticmethod
+    def of(
+        meta: ClassifierMeta, *, created: bool, total_tokens: int, multi_label: bool = False
+    ) -> TrainResult:
+        """The result of a training call that left the classifier at ``meta``."""
+        return TrainResult(
+            meta.id, created, meta.version, meta.num_samples, meta.labels, meta.access, total_tokens,
+            multi_label,
+        )  # fmt: skip
+
 
 class WeightsCache:
     """Bounded, thread-safe LRU of deserialised learners keyed by (classifier id, version).
@@ -113,37 +123,26 @@ class WeightsCache:
     """
 
     def __init__(self, maxsize: int = WEIGHTS_CACHE_SIZE) -> None:
-        self.maxsize = maxsize
-        self._items: OrderedDict[tuple[str, int], Learner] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lru: LRU[tuple[str, int], Learner] = LRU(maxsize)
+
+    @property
+    def maxsize(self) -> int:
+        return self._lru.maxsize
 
     def get(self, classifier_id: str, version: int) -> Learner | None:
-        with self._lock:
-            learner = self._items.get((classifier_id, version))
-            if learner is not None:
-                self._items.move_to_end((classifier_id, version))
-            return learner
+        return self._lru.get((classifier_id, version))
 
     def put(self, classifier_id: str, version: int, learner: Learner) -> None:
-        if self.maxsize <= 0:
-            return
-        with self._lock:
-            self._items[(classifier_id, version)] = learner
-            self._items.move_to_end((classifier_id, version))
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+        self._lru.put((classifier_id, version), learner)
 
     def evict(self, classifier_id: str) -> None:
-        with self._lock:
-            for key in [k for k in self._items if k[0] == classifier_id]:
-                del self._items[key]
+        self._lru.evict(lambda key: key[0] == classifier_id)
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._lru.clear()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._lru)
 
 
 #: The process-wide cache used by :func:`classify_with_classifier`.
@@ -179,6 +178,11 @@ def _validate_examples(examples: Sequence[tuple[str, Target]], settings: Setting
                     f" at most {settings.max_label_chars} are allowed."
                 )
             distinct.setdefault(label)
+    # before any embedding; an update's total is checked once the classifier is read
+    if len(distinct) > settings.max_labels:
+        raise LabelLimitExceeded(
+            f"`input` has {len(distinct)} labels; at most {settings.max_labels} are allowed."
+        )
     return list(distinct)
 
 
@@ -204,8 +208,9 @@ def _learn(
 
 
 def _check_label_count(count: int, settings: Settings) -> None:
+    """Jina's 400 INPUT_LABEL_LIMIT_EXCEEDED (as on /v1/classify) past ``max_labels`` labels."""
     if count > settings.max_labels:
-        raise ResourceLimitExceeded(
+        raise LabelLimitExceeded(
             f"A classifier may have at most {settings.max_labels} labels; this request would make {count}."
         )
 
@@ -260,8 +265,9 @@ def train(
     on update the stored classifier's kind decides.
 
     Raises :class:`InvalidInput` / :class:`InvalidLabels` / :class:`InputLimitExceeded` for a bad
-    batch, :class:`ResourceLimitExceeded` past ``max_labels`` labels or ``max_classifiers_per_key``
-    classifiers, :class:`ModelMismatch` when ``model`` names another model than the classifier's,
+    batch, :class:`LabelLimitExceeded` past ``max_labels`` labels (the batch's, or an update's
+    total), :class:`ResourceLimitExceeded` past ``max_classifiers_per_key`` classifiers,
+    :class:`ModelMismatch` when ``model`` names another model than the classifier's,
     :class:`ResourceNotFound` for an unknown or foreign classifier, :class:`Conflict` when
     ``max_attempts`` conditional commits all lost to concurrent writers, and
     :class:`~labelwise.errors.TokenLimitExceeded` (before embedding) past ``max_tokens`` (None: no cap).
@@ -308,7 +314,6 @@ def _create(
         raise InvalidLabels("A new multi-label classifier needs examples of at least 1 label.")
     if not multi_label and len(labels) < 2:
         raise InvalidLabels("A new classifier needs examples of at least 2 distinct labels.")
-    _check_label_count(len(labels), settings)
     if store.count_by_owner(caller.tenant_id) >= settings.max_classifiers_per_key:
         raise ResourceLimitExceeded(
             f"At most {settings.max_classifiers_per_key} classifiers are allowed per key."
@@ -341,9 +346,7 @@ def _create(
     )
     store.create(meta, learner.to_bytes())
     WEIGHTS_CACHE.put(classifier_id, 1, learner)
-    return TrainResult(
-        classifier_id, True, 1, meta.num_samples, meta.labels, meta.access, batch.total_tokens, multi_label
-    )
+    return TrainResult.of(meta, created=True, total_tokens=batch.total_tokens, multi_label=multi_label)
 
 
 def _update(
@@ -374,49 +377,73 @@ def _update(
             meta = _visible(store.get_meta(classifier_id), caller)
         new_labels = [label for label in batch_labels if label not in meta.labels]
         _check_label_count(len(meta.labels) + len(new_labels), settings)
-        try:
-            learner = load_any(
-                store.load_weights(classifier_id, meta.version),
-                zero_shot_temperature=embedder.manifest.temperature,
-            )
-        except ResourceNotFound:
-            continue  # replaced (and collected) since we read the meta: reload
-        targets = _targets_for(learner, examples)
-        all_labels = (*meta.labels, *new_labels)
-        if all_labels not in vectors_of:
-            vectors_of[all_labels] = label_vectors(embedder, all_labels)
-        rows = vectors_of[all_labels]
-        learner.add_labels(new_labels, rows[len(meta.labels) :])
-        learner.set_label_vectors(rows)
-        version = meta.version + 1
-        _learn(learner, batch.vectors, targets, seed_for(classifier_id, version), num_iters)
-        updated = meta.model_copy(
-            update={
-                "labels": tuple(learner.labels),
-                "access": access or meta.access,
-                "num_samples": meta.num_samples + len(examples),
-                "version": version,
-                "updated_at": utcnow(),
-                "train_count": meta.train_count + 1,
-            }
+        learner = _learn_batch(
+            store, embedder, meta, new_labels, vectors_of, batch.vectors, examples, num_iters
         )
+        if learner is None:
+            continue  # replaced (and collected) since we read the meta: reload
+        updated = _next_meta(meta, learner, access, len(examples))
         try:
             store.commit_version(updated, learner.to_bytes(), expected_version=meta.version)
         except VersionConflict:
             logger.info("version conflict on classifier %s (attempt %d)", classifier_id, attempt + 1)
             continue
-        WEIGHTS_CACHE.put(classifier_id, version, learner)
-        return TrainResult(
-            classifier_id,
-            False,
-            version,
-            updated.num_samples,
-            updated.labels,
-            updated.access,
-            batch.total_tokens,
-            isinstance(learner, MultiLabelLearner),
+        WEIGHTS_CACHE.put(classifier_id, updated.version, learner)
+        return TrainResult.of(
+            updated,
+            created=False,
+            total_tokens=batch.total_tokens,
+            multi_label=isinstance(learner, MultiLabelLearner),
         )
     raise Conflict(f"Classifier {classifier_id} is being updated concurrently; retry the request.")
+
+
+def _next_meta(
+    meta: ClassifierMeta, learner: Learner, access: Access | None, n_examples: int
+) -> ClassifierMeta:
+    """``meta`` after one more training batch of ``n_examples`` learned into ``learner``."""
+    return meta.model_copy(
+        update={
+            "labels": tuple(learner.labels),
+            "access": access or meta.access,
+            "num_samples": meta.num_samples + n_examples,
+            "version": meta.version + 1,
+            "updated_at": utcnow(),
+            "train_count": meta.train_count + 1,
+        }
+    )
+
+
+def _learn_batch(
+    store: ClassifierStore,
+    embedder: Embedder,
+    meta: ClassifierMeta,
+    new_labels: list[str],
+    vectors_of: dict[tuple[str, ...], FloatArray],
+    vectors: FloatArray,
+    examples: Sequence[tuple[str, Target]],
+    num_iters: int | None,
+) -> Learner | None:
+    """The learner of ``meta``'s version (whichever kind its header names) with ``new_labels`` added
+    and the batch learned (seeded by the next version), or None when that version's weights are
+    gone. ``examples`` give the batch's targets in the learner's form (:func:`_targets_for`).
+    ``vectors_of`` caches the label embeddings per label list across attempts."""
+    try:
+        learner = load_any(
+            store.load_weights(meta.id, meta.version),
+            zero_shot_temperature=embedder.manifest.temperature,
+        )
+    except ResourceNotFound:
+        return None
+    targets = _targets_for(learner, examples)
+    all_labels = (*meta.labels, *new_labels)
+    if all_labels not in vectors_of:
+        vectors_of[all_labels] = label_vectors(embedder, all_labels)
+    rows = vectors_of[all_labels]
+    learner.add_labels(new_labels, rows[len(meta.labels) :])
+    learner.set_label_vectors(rows)
+    _learn(learner, vectors, targets, seed_for(meta.id, meta.version + 1), num_iters)
+    return learner
 
 
 # -- classify and CRUD ----------------------------------------------------------------------------
@@ -485,12 +512,7 @@ def classify_with_classifier(
     the model are still checked against the current metadata). ``max_tokens`` caps the tokens of
     ``texts`` before any embedding (None: no cap; bulk uploads pass none).
     """
-    if not texts:
-        raise InvalidInput("`input` must contain at least one item.")
-    if len(texts) > settings.max_inputs:
-        raise InputLimitExceeded(
-            f"`input` has {len(texts)} items; at most {settings.max_inputs} are allowed."
-        )
+    check_input_count(len(texts), settings.max_inputs)
     meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
     if model is not None and embedder_registry.resolve_name(model) != meta.model:
         raise ModelMismatch(f"Classifier {classifier_id} uses model '{meta.model}', not '{model}'.")
@@ -515,6 +537,14 @@ def classify_with_classifier(
         model=meta.model,
         multi_label=isinstance(learner, MultiLabelLearner),
     )
+
+
+def check_input_count(count: int, max_inputs: int) -> None:
+    """A request's ``input`` holds at least one item and at most ``max_inputs``."""
+    if not count:
+        raise InvalidInput("`input` must contain at least one item.")
+    if count > max_inputs:
+        raise InputLimitExceeded(f"`input` has {count} items; at most {max_inputs} are allowed.")
 
 
 def get_classifier(store: ClassifierStore, caller: ApiKeyRecord, classifier_id: str) -> ClassifierMeta:

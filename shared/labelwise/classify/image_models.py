@@ -249,7 +249,8 @@ class FewShotRegistry:
     def get(self, requested: str | None) -> Embedder:
         image = self._images.matches(requested)
         if image is None:
-            return self._text.get(requested)
+            text_embedder: Embedder = self._text.get(requested)
+            return text_embedder
         if image not in self._features:
             self._features[image] = ImageFeatureEmbedder(self._images.get(image))
         return self._features[image]

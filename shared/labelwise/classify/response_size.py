@@ -69,6 +69,12 @@ def cohere_bytes_bound(inputs: Sequence[str], labels: Sequence[str]) -> int:
     return ENVELOPE_BYTES + sum(ROW_BYTES + escaped_len(text) + 2 * longest + label_bytes for text in inputs)
 
 
+def json_bytes_bound(payload: object) -> int:
+    """Bound on the Lambda response whose body is ``payload`` (plain JSON values), for answers whose
+    size is only known once they are built (the classifier listing)."""
+    return ENVELOPE_BYTES + 2 * len(json.dumps(payload, ensure_ascii=True))
+
+
 def check_response_size(bound: int, limit: int, remedy: str) -> None:
     """Raise :class:`ResponseTooLarge` when ``bound`` exceeds ``limit``, saying what to change."""
     if bound > limit:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from labelwise import numerics
+
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -30,20 +32,16 @@ def cosine_similarity(inputs: FloatArray, labels: FloatArray) -> FloatArray:
     bn = np.linalg.norm(b, axis=1, keepdims=True)
     a = np.divide(a, an, out=np.zeros_like(a), where=an > 0)
     b = np.divide(b, bn, out=np.zeros_like(b), where=bn > 0)
-    return (a @ b.T).astype(np.float32)
+    similarities: FloatArray = (a @ b.T).astype(np.float32)
+    return similarities
 
 
 def softmax(scores: FloatArray, temperature: float = 1.0) -> FloatArray:
-    """Row-wise softmax of ``scores / temperature``, numerically stable (max subtracted).
+    """Row-wise softmax of ``scores / temperature`` (:func:`labelwise.numerics.softmax`), as float32.
 
     Each row sums to 1. ``temperature`` must be positive.
 
     >>> softmax(np.array([[0.0, 0.0]])).tolist()
     [[0.5, 0.5]]
     """
-    if not temperature > 0:
-        raise ValueError("temperature must be positive")
-    z = np.asarray(scores, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return numerics.softmax(scores, temperature).astype(np.float32)

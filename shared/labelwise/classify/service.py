@@ -31,7 +31,9 @@ from labelwise.classify.zeroshot import (
     score_groups,
     zeroshot_label_vectors,
 )
+from labelwise.embedding.manifest import ModelManifest
 from labelwise.embedding.pixels import IMAGE_TOKENS
+from labelwise.embedding.port import Embedder
 from labelwise.errors import InputLimitExceeded, InvalidInput
 from labelwise.settings import Settings
 from labelwise.storage.ports import Access, ApiKeyRecord, ClassifierStore
@@ -80,10 +82,7 @@ EmbeddingType = Literal["float", "base64"]
 
 def validate_items(items: Sequence[Item], max_inputs: int) -> list[Item]:
     """The request's inputs in order; at least one, at most ``max_inputs``, texts non-empty."""
-    if not items:
-        raise InvalidInput("`input` must contain at least one item.")
-    if len(items) > max_inputs:
-        raise InputLimitExceeded(f"`input` has {len(items)} items; at most {max_inputs} are allowed.")
+    fewshot.check_input_count(len(items), max_inputs)
     for i, item in enumerate(items):
         if isinstance(item, str) and not item.strip():
             raise InvalidInput(f"`input[{i}]` is empty; inputs must be non-empty text.")
@@ -130,6 +129,43 @@ def classify_zero_shot(
         + IMAGE_TOKENS * (len(inputs) - len(text_at)),
         settings.max_request_tokens,
     )
+    vectors, truncated, tokens, answered_by = _embed_mixed_inputs(embedder, images, model, inputs, text_at)
+    group_vectors = {}
+    for name, group in groups.items():
+        label_vectors, label_tokens = zeroshot_label_vectors(label_cache, embedder, group)
+        group_vectors[name] = label_vectors
+        tokens += sum(label_tokens)
+    scores = _zero_shot_scores(vectors, group_vectors, groups, manifest, multi_label)
+    return ClassifyResult(
+        model=answered_by, groups=scores, truncated=truncated, total_tokens=tokens, multi_label=multi_label
+    )
+
+
+def _zero_shot_scores(
+    vectors: npt.NDArray[np.float32],
+    group_vectors: dict[str, npt.NDArray[np.float32]],
+    groups: dict[str, list[str]],
+    manifest: ModelManifest,
+    multi_label: bool,
+) -> dict[str, GroupScores]:
+    """Each group's scores: a softmax over the group's labels, or with ``multi_label`` each label's
+    own calibrated probability (:func:`multilabel.zero_shot_probabilities`)."""
+    if not multi_label:
+        return score_groups(vectors, group_vectors, groups, manifest.temperature)
+    calibration = multilabel.calibration_for(manifest.name)
+    return {
+        name: GroupScores(groups[name], multilabel.zero_shot_probabilities(vectors, v, calibration))
+        for name, v in group_vectors.items()
+    }
+
+
+def _embed_mixed_inputs(
+    embedder: Embedder, images: ImageModels, model: str | None, inputs: list[Item], text_at: list[int]
+) -> tuple[npt.NDArray[np.float32], list[bool], int, str]:
+    """Zero-shot vectors of ``inputs`` (texts at ``text_at`` by ``embedder``, images by the image
+    model paired with it): the vectors, which inputs were truncated, the tokens read and the name of
+    the model that answered (the image model's when there are images)."""
+    manifest = embedder.manifest
     vectors = np.zeros((len(inputs), manifest.dimension), np.float32)
     truncated = [False] * len(inputs)
     tokens = 0
@@ -147,22 +183,7 @@ def classify_zero_shot(
         vectors[image_at] = image_model.zero_shot_vectors(references, indices=image_at)
         tokens += IMAGE_TOKENS * len(image_at)
         answered_by = image_model.name
-    group_vectors = {}
-    for name, group in groups.items():
-        label_vectors, label_tokens = zeroshot_label_vectors(label_cache, embedder, group)
-        group_vectors[name] = label_vectors
-        tokens += sum(label_tokens)
-    if multi_label:
-        calibration = multilabel.calibration_for(manifest.name)
-        scores = {
-            name: GroupScores(groups[name], multilabel.zero_shot_probabilities(vectors, v, calibration))
-            for name, v in group_vectors.items()
-        }
-    else:
-        scores = score_groups(vectors, group_vectors, groups, manifest.temperature)
-    return ClassifyResult(
-        model=answered_by, groups=scores, truncated=truncated, total_tokens=tokens, multi_label=multi_label
-    )
+    return vectors, truncated, tokens, answered_by
 
 
 def classify_few_shot(
@@ -226,10 +247,13 @@ def train(
     if any(images):
         if not all(images):
             raise InvalidInput("A classifier learns from texts or from images: do not mix them in one call.")
-        if classifier_id is None:
-            chosen = models.images.require(model, models.text.default_model).name
+        # an update too: image examples must reach an image classifier (a text one refuses them with
+        # a model mismatch), never be learned as text
+        chosen = models.images.require(model, models.text.default_model).name
     elif classifier_id is None or model is not None:
         chosen = text_model_for(models.text, models.images, model)
+    # Too many labels (the batch's, or an update's total) is fewshot's 400 INPUT_LABEL_LIMIT_EXCEEDED,
+    # as on /v1/classify.
     return fewshot.train(
         models, store, settings, caller,
         examples=pairs, classifier_id=classifier_id, model=chosen, access=access, num_iters=num_iters,

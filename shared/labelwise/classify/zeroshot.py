@@ -8,8 +8,6 @@ vectors and label texts into the scores the softmax reads; the few-shot learner 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -18,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labelwise.classify.labels import distinctive_labels
+from labelwise.classify.lru import LRU
 from labelwise.classify.scoring import cosine_similarity, softmax
 from labelwise.embedding.port import Embedder
 from labelwise.errors import InvalidLabels, LabelLimitExceeded
@@ -99,39 +98,26 @@ class LabelEmbeddingCache:
     """
 
     def __init__(self, maxsize: int = 4096) -> None:
-        self._maxsize = maxsize
-        self._items: OrderedDict[tuple[str, str], tuple[FloatArray, int]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lru: LRU[tuple[str, str], tuple[FloatArray, int]] = LRU(maxsize)
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._lru)
 
     def embed(self, embedder: Embedder, labels: Sequence[str]) -> tuple[FloatArray, list[int]]:
         """Embeddings ``(len(labels), dim)`` and token counts of ``labels``, embedding only misses."""
         model = embedder.manifest.name
-        found: dict[str, tuple[FloatArray, int]] = {}
-        with self._lock:
-            for label in labels:
-                item = self._items.get((model, label))
-                if item is not None:
-                    self._items.move_to_end((model, label))
-                    found[label] = item
+        cached = self._lru.get_many((model, label) for label in labels)
+        found = {label: item for (_, label), item in cached.items()}
         missing = [label for label in dict.fromkeys(labels) if label not in found]
         self.hits += len(labels) - len(missing)
         self.misses += len(missing)
         if missing:
             batch = embedder.embed(missing, role="label")
-            with self._lock:
-                for label, vector, tokens in zip(missing, batch.vectors, batch.token_counts, strict=True):
-                    item = (np.array(vector, dtype=np.float32), int(tokens))
-                    found[label] = item
-                    if self._maxsize > 0:
-                        self._items[(model, label)] = item
-                        self._items.move_to_end((model, label))
-                while len(self._items) > self._maxsize:
-                    self._items.popitem(last=False)
+            for label, vector, tokens in zip(missing, batch.vectors, batch.token_counts, strict=True):
+                found[label] = (np.array(vector, dtype=np.float32), int(tokens))
+            self._lru.put_many(((model, label), found[label]) for label in missing)
         vectors = np.stack([found[label][0] for label in labels]).astype(np.float32)
         return vectors, [found[label][1] for label in labels]
 

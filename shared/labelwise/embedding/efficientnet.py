@@ -37,6 +37,7 @@ from labelwise.embedding.pixels import (
 from labelwise.embedding.port import EmbeddingBatch
 from labelwise.embedding.session import cpu_session
 from labelwise.errors import EmbedderUnavailable
+from labelwise.numerics import softmax
 
 MODEL_FILE = "model.onnx"
 CLASS_TEXTS_FILE = "imagenet_classes.json"
@@ -44,13 +45,6 @@ CLASS_EMBEDDINGS_FILE = "class_text_embeddings.npy"
 
 #: ImageNet classes mixed per image by ConSE (Norouzi et al. use T = 10; 5 measured no worse here).
 CONSE_TOP_K = 5
-
-
-def softmax(logits: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def conse(probabilities: npt.NDArray[Any], class_vectors: npt.NDArray[Any], top_k: int = CONSE_TOP_K) -> F32:

@@ -36,6 +36,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from labelwise import numerics
+
 F64 = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -44,17 +46,12 @@ PROBABILITY_FLOOR = 1e-12
 
 
 def softmax(logits: npt.ArrayLike, temperature: float) -> F64:
-    """Row-wise ``softmax(logits / temperature)`` (max subtracted for stability); rows sum to 1.
+    """Row-wise ``softmax(logits / temperature)``: :func:`labelwise.numerics.softmax`; rows sum to 1.
 
     >>> softmax(np.array([[0.0, 0.0]]), 1.0).tolist()
     [[0.5, 0.5]]
     """
-    if not temperature > 0:
-        raise ValueError("temperature must be positive")
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+    return numerics.softmax(logits, temperature)
 
 
 def log_loss(probabilities: npt.ArrayLike, targets: Sequence[int] | IntArray) -> F64:

@@ -54,6 +54,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from labelwise import numerics
+
 FloatArray = npt.NDArray[np.float32]
 Variant = Literal["pa", "pa-i", "pa-ii"]
 
@@ -86,16 +88,7 @@ def scores_to_probabilities(scores: npt.ArrayLike, temperature: float = 1.0) -> 
     >>> scores_to_probabilities(np.array([[1.0, 1.0], [0.0, 0.0]])).tolist()
     [[0.5, 0.5], [0.5, 0.5]]
     """
-    if not temperature > 0:
-        raise ValueError("temperature must be positive")
-    z = np.asarray(scores, dtype=np.float64) / temperature
-    if z.ndim != 2:
-        raise ValueError("scores must be a 2-d array (n_inputs, n_labels)")
-    if z.shape[1] == 0:
-        return np.zeros(z.shape, dtype=np.float32)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return numerics.softmax(scores, temperature).astype(np.float32)
 
 
 def step_size(loss: float, sq_norm: float, variant: Variant, c: float) -> float:

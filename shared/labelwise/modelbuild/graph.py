@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from labelwise.modelbuild.sources import QK, pack_int4, q4_0_quantize
-from labelwise.modelbuild.weights import EncoderConfig, EncoderWeights
+from labelwise.modelbuild.weights import EncoderConfig, EncoderWeights, LayerWeights
 
 OPSET = 18
 MS_DOMAIN = "com.microsoft"
@@ -71,6 +71,8 @@ def quantize_linear(w: npt.NDArray[np.float32], bits: int = 8, block_size: int =
 
 
 class _G:
+    """The nodes and initialisers of a graph being built; names ``<base>_<n>`` in creation order."""
+
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
@@ -101,6 +103,11 @@ class _G:
         return o
 
 
+#: The linears of an encoder layer: query, key, value, attention out, FFN in, FFN out.
+LINEARS = ("q", "k", "v", "ao", "fi", "fo")
+F32 = np.float32
+
+
 def build_graph(
     cfg: EncoderConfig,
     w: EncoderWeights,
@@ -113,204 +120,304 @@ def build_graph(
     row_scaled: Collection[str] = (),
     name: str = "encoder",
 ) -> onnx.ModelProto:
-    """``fused``: SkipLayerNormalization + BiasGelu (else Add/LayerNormalization/Erf).
-    ``attention``: ``"matmul"`` (plain ops, masked softmax) or ``"mha"`` (com.microsoft.MultiHeadAttention).
-    Measured on CPU (onnxruntime 1.31, int8 e5, single thread, ~16-token inputs): plain ops 2.7-2.9 ms
-    CPU per text, SkipLayerNormalization/BiasGelu 4.7, plus MultiHeadAttention 5.2-5.6; onnxruntime's
-    own graph optimiser fuses the plain graph well, so plain is the default (same parity).
+    """The encoder graph of ``w`` (embeddings, ``cfg.layers`` encoder layers, pooling).
+
+    ``word_q4``: the word table as ``GatherBlockQuantized`` codes (else a float ``Gather``).
+    ``linear_quant``: per linear node name (``l<i>.<linear>_mm``), ``MatMulNBits`` codes with
+    ``accuracy_level`` (else a float ``MatMul``, dynamically quantised later).
     ``row_scaled``: linears (``"fo"``: every layer's FFN-out; ``"l0.fo"``: layer 0's only) whose input
     rows are divided by their max ``|x|`` before the MatMul and multiplied back after. Exact in
     float; under dynamic int8 it turns the per-tensor activation scale into a per-row (per-token) one
-    (docs/performance.md)."""
+    (docs/performance.md).
+
+    Graph variants studied (``scripts/quant_study.py``), not used by the shipped models:
+    ``fused``: SkipLayerNormalization + BiasGelu (else Add/LayerNormalization/Erf).
+    ``attention``: ``"matmul"`` (plain ops, masked softmax) or ``"mha"`` (com.microsoft.MultiHeadAttention).
+    Measured on CPU (onnxruntime 1.31, int8 e5, single thread, ~16-token inputs): plain ops 2.7-2.9 ms
+    CPU per text, SkipLayerNormalization/BiasGelu 4.7, plus MultiHeadAttention 5.2-5.6; onnxruntime's
+    own graph optimiser fuses the plain graph well, so plain is the default (same parity)."""
+    _check_options(attention, row_scaled, len(w.layers))
+    g = _G()
+    hidden = _embeddings(g, cfg, w, word_q4)
+    mask = _attention_mask(g, cfg, attention)
+    if not fused:
+        g.const("c_sqrt2", np.array(np.sqrt(2.0), F32))
+        g.const("c_half", np.array(0.5, F32))
+    linears = _Linears(g, dict(linear_quant or {}), row_scaled, accuracy_level)
+    for index, layer in enumerate(w.layers):
+        hidden = _encoder_layer(g, cfg, layer, f"l{index}.", hidden, mask, linears, fused=fused)
+    _mean_pool_and_normalise(g, hidden, mask.as_float)
+    return _model(g, name, cfg.hidden)
+
+
+def _check_options(attention: str, row_scaled: Collection[str], n_layers: int) -> None:
     if attention not in ("matmul", "mha"):
         raise ValueError(f"attention must be 'matmul' or 'mha', not {attention!r}")
-    linears = ("q", "k", "v", "ao", "fi", "fo")
-    known = {*linears, *(f"l{i}.{nm}" for i in range(len(w.layers)) for nm in linears)}
+    known = {*LINEARS, *(f"l{i}.{nm}" for i in range(n_layers) for nm in LINEARS)}
     unknown = sorted(set(row_scaled) - known)
     if unknown:
         raise ValueError(
-            f"row_scaled: unknown linears {unknown}; use one of {linears}, or 'l<layer>.<linear>'"
+            f"row_scaled: unknown linears {unknown}; use one of {LINEARS}, or 'l<layer>.<linear>'"
         )
-    g = _G()
-    h, nh, hd = cfg.hidden, cfg.heads, cfg.head_dim
-    f32 = np.float32
 
-    ids, mask = "input_ids", "attention_mask"
-    # ---- embeddings: word + (pos + type) -> LayerNorm
-    if word_q4 is not None:
-        if word_q4.bits == 4:  # INT4, two per byte, no zero point (values = code - 8)
-            packed = pack_int4(word_q4.codes.astype(np.int16) - 8)
-            data = helper.make_tensor(
-                "word_q", TensorProto.INT4, list(word_q4.codes.shape), packed.tobytes(), raw=True
-            )
-            g.inits.append(data)
-        elif word_q4.bits == 8:  # uint8 codes, default zero point 128
-            g.const("word_q", word_q4.codes.astype(np.uint8))
-        else:
-            raise ValueError(f"word table bits must be 4 or 8, not {word_q4.bits}")
-        g.const("word_scales", word_q4.scales.astype(np.float16 if word_q4.fp16_scales else f32))
-        word = g.op(
-            "GatherBlockQuantized",
-            ["word_q", ids, "word_scales"],
-            domain=MS_DOMAIN,
-            block_size=QK,
-            gather_axis=0,
-            quantize_axis=1,
-            bits=word_q4.bits,
-        )
-        if word_q4.fp16_scales:
-            word = g.op("Cast", [word], to=TensorProto.FLOAT)
-    else:
-        g.const("word_emb", w.word.astype(f32))
-        word = g.op("Gather", ["word_emb", ids])
-    pos_table = (w.pos[cfg.position_offset :] + w.type[None, :]).astype(f32)
-    g.const("pos_type_emb", pos_table)
+
+def _embeddings(g: _G, cfg: EncoderConfig, w: EncoderWeights, word_table: QuantWordTable | None) -> str:
+    """word + (position + type) embeddings -> LayerNorm: the first hidden states ``[B, S, H]``.
+    Also defines the int64 constants 0 and 1 (``c_i64_0``, ``c_i64_1``) later blocks use."""
+    word = _word_embeddings(g, w, word_table, "input_ids")
+    g.const("pos_type_emb", (w.pos[cfg.position_offset :] + w.type[None, :]).astype(F32))
     g.const("c_i64_0", np.array([0], np.int64))
     g.const("c_i64_1", np.array([1], np.int64))
-    seq = g.op("Shape", [ids], start=1, end=2)
-    pos = g.op("Slice", ["pos_type_emb", "c_i64_0", seq, "c_i64_0"])  # [S, H]
-    g.const("emb_ln_w", w.emb_ln_w.astype(f32))
-    g.const("emb_ln_b", w.emb_ln_b.astype(f32))
-    summed = g.op("Add", [word, pos])
-    x = g.op("LayerNormalization", [summed, "emb_ln_w", "emb_ln_b"], axis=-1, epsilon=cfg.eps)
+    seq_len = g.op("Shape", ["input_ids"], start=1, end=2)
+    position = g.op("Slice", ["pos_type_emb", "c_i64_0", seq_len, "c_i64_0"])  # [S, H]
+    g.const("emb_ln_w", w.emb_ln_w.astype(F32))
+    g.const("emb_ln_b", w.emb_ln_b.astype(F32))
+    summed = g.op("Add", [word, position])
+    return g.op("LayerNormalization", [summed, "emb_ln_w", "emb_ln_b"], axis=-1, epsilon=cfg.eps)
 
-    maskf = g.op("Cast", [mask], to=TensorProto.FLOAT)  # [B, S]
-    g.const("c_one", np.array(1.0, f32))
-    if attention == "mha":
-        mask_i32 = g.op("Cast", [mask], to=TensorProto.INT32)
-    else:
-        # additive bias [B, 1, 1, S]: 0 where attended, -1e9 where padded
-        g.const("c_neg", np.array(-1e9, f32))
-        inv = g.op("Sub", ["c_one", maskf])
-        bias4 = g.op(
-            "Unsqueeze", [g.op("Mul", [inv, "c_neg"]), g.const("ax_1_2", np.array([1, 2], np.int64))]
+
+def _word_embeddings(g: _G, w: EncoderWeights, word_table: QuantWordTable | None, ids: str) -> str:
+    """The word embeddings of ``ids``: a float Gather, or GatherBlockQuantized of ``word_table``."""
+    if word_table is None:
+        g.const("word_emb", w.word.astype(F32))
+        return g.op("Gather", ["word_emb", ids])
+    if word_table.bits == 4:  # INT4, two per byte, no zero point (values = code - 8)
+        packed = pack_int4(word_table.codes.astype(np.int16) - 8)
+        g.inits.append(
+            helper.make_tensor(
+                "word_q", TensorProto.INT4, list(word_table.codes.shape), packed.tobytes(), raw=True
+            )
         )
-        g.const("shape_bsnh", np.array([0, 0, nh, hd], np.int64))
-        g.const("shape_bsh", np.array([0, 0, h], np.int64))
-        g.const("c_scale", np.array(1.0 / np.sqrt(hd), f32))
-    if not fused:
-        g.const("c_sqrt2", np.array(np.sqrt(2.0), f32))
-        g.const("c_half", np.array(0.5, f32))
+    elif word_table.bits == 8:  # uint8 codes, default zero point 128
+        g.const("word_q", word_table.codes.astype(np.uint8))
+    else:
+        raise ValueError(f"word table bits must be 4 or 8, not {word_table.bits}")
+    g.const("word_scales", word_table.scales.astype(np.float16 if word_table.fp16_scales else F32))
+    word = g.op(
+        "GatherBlockQuantized",
+        ["word_q", ids, "word_scales"],
+        domain=MS_DOMAIN,
+        block_size=QK,
+        gather_axis=0,
+        quantize_axis=1,
+        bits=word_table.bits,
+    )
+    if word_table.fp16_scales:
+        word = g.op("Cast", [word], to=TensorProto.FLOAT)
+    return word
 
-    quant = dict(linear_quant or {})
-    row_scales: dict[str, tuple[str, str]] = {}  # input -> (input / r, r)
-    if row_scaled:
-        g.const("ax_last", np.array([-1], np.int64))
-        g.const("c_row_eps", np.array(1e-6, f32))
 
-    def mm(inp: str, p: str, nm: str, lin: dict[str, npt.NDArray[np.float32]]) -> str:
-        """``inp @ W.T`` for the layer's linear ``nm``: plain MatMul (dynamic int8 later) or MatMulNBits."""
-        node = f"{p}{nm}_mm"
-        ql = quant.get(node)
-        if ql is None and (nm in row_scaled or f"{p}{nm}" in row_scaled):
-            # diag(r) (diag(r)^-1 X) W == X W: every row of the MatMul's input has max |x| = 1, so
-            # the per-tensor activation scale of dynamic int8 becomes in effect a per-row (per-token)
-            # one. Linears reading the same input (q, k, v) share one scaling.
-            if inp not in row_scales:
-                r = g.op("ReduceMax", [g.op("Abs", [inp]), "ax_last"], keepdims=1)
-                r = g.op("Max", [r, "c_row_eps"])
-                row_scales[inp] = (g.op("Div", [inp, r]), r)
-            scaled, r = row_scales[inp]
-            w_nm = g.const(f"{p}{nm}_w", lin[nm].T.astype(f32))
-            return g.op("Mul", [g.op("MatMul", [scaled, w_nm], node=node), r])
-        if ql is None:
-            return g.op("MatMul", [inp, g.const(f"{p}{nm}_w", lin[nm].T.astype(f32))], node=node)
-        n_out, k_in = ql.codes.shape
-        per_byte = 8 // ql.bits
-        codes = ql.codes.reshape(n_out, k_in // ql.block_size, ql.block_size // per_byte, per_byte)
+@dataclass(frozen=True)
+class _Mask:
+    """The attention mask as the blocks use it."""
+
+    as_float: str  # [B, S], 1.0 attended / 0.0 padded (pooling)
+    as_int32: str | None  # [B, S] for MultiHeadAttention ("mha")
+    additive_bias: str | None  # [B, 1, 1, S]: 0 where attended, -1e9 where padded ("matmul")
+
+
+def _attention_mask(g: _G, cfg: EncoderConfig, attention: str) -> _Mask:
+    """The mask forms the attention needs; also the constants ``c_one`` and, for plain attention,
+    the head reshapes (``shape_bsnh``, ``shape_bsh``) and the score scale ``c_scale``."""
+    as_float = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+    g.const("c_one", np.array(1.0, F32))
+    if attention == "mha":
+        return _Mask(as_float, g.op("Cast", ["attention_mask"], to=TensorProto.INT32), None)
+    g.const("c_neg", np.array(-1e9, F32))
+    padded = g.op("Sub", ["c_one", as_float])
+    bias = g.op("Unsqueeze", [g.op("Mul", [padded, "c_neg"]), g.const("ax_1_2", np.array([1, 2], np.int64))])
+    g.const("shape_bsnh", np.array([0, 0, cfg.heads, cfg.head_dim], np.int64))
+    g.const("shape_bsh", np.array([0, 0, cfg.hidden], np.int64))
+    g.const("c_scale", np.array(1.0 / np.sqrt(cfg.head_dim), F32))
+    return _Mask(as_float, None, bias)
+
+
+class _Linears:
+    """The layers' linear projections ``x @ W.T``: a float MatMul (dynamic int8 later), a row-scaled
+    one, or MatMulNBits codes."""
+
+    def __init__(
+        self, g: _G, quant: dict[str, QuantLinear], row_scaled: Collection[str], accuracy_level: int
+    ) -> None:
+        self.g = g
+        self.quant = quant
+        self.row_scaled = row_scaled
+        self.accuracy_level = accuracy_level
+        self._row_scales: dict[str, tuple[str, str]] = {}  # input -> (input / r, r)
+        if row_scaled:
+            g.const("ax_last", np.array([-1], np.int64))
+            g.const("c_row_eps", np.array(1e-6, F32))
+
+    def project(self, inp: str, prefix: str, linear: str, weight: npt.NDArray[np.float32]) -> str:
+        """``inp @ weight.T`` for the layer's linear ``linear`` (node ``<prefix><linear>_mm``)."""
+        node = f"{prefix}{linear}_mm"
+        quantised = self.quant.get(node)
+        if quantised is not None:
+            return self._nbits(inp, prefix, linear, node, quantised)
+        if linear in self.row_scaled or f"{prefix}{linear}" in self.row_scaled:
+            return self._row_scaled_matmul(inp, prefix, linear, node, weight)
+        return self.g.op(
+            "MatMul", [inp, self.g.const(f"{prefix}{linear}_w", weight.T.astype(F32))], node=node
+        )
+
+    def _row_scaled_matmul(
+        self, inp: str, prefix: str, linear: str, node: str, weight: npt.NDArray[np.float32]
+    ) -> str:
+        # diag(r) (diag(r)^-1 X) W == X W: every row of the MatMul's input has max |x| = 1, so
+        # the per-tensor activation scale of dynamic int8 becomes in effect a per-row (per-token)
+        # one. Linears reading the same input (q, k, v) share one scaling.
+        g = self.g
+        if inp not in self._row_scales:
+            row_max = g.op("ReduceMax", [g.op("Abs", [inp]), "ax_last"], keepdims=1)
+            row_max = g.op("Max", [row_max, "c_row_eps"])
+            self._row_scales[inp] = (g.op("Div", [inp, row_max]), row_max)
+        scaled, row_max = self._row_scales[inp]
+        weight_name = g.const(f"{prefix}{linear}_w", weight.T.astype(F32))
+        return g.op("Mul", [g.op("MatMul", [scaled, weight_name], node=node), row_max])
+
+    def _nbits(self, inp: str, prefix: str, linear: str, node: str, quantised: QuantLinear) -> str:
+        n_out, k_in = quantised.codes.shape
+        per_byte = 8 // quantised.bits
+        codes = quantised.codes.reshape(
+            n_out, k_in // quantised.block_size, quantised.block_size // per_byte, per_byte
+        )
         packed = codes[..., 0].copy() if per_byte == 1 else codes[..., 0] | (codes[..., 1] << 4)
-        b = g.const(f"{p}{nm}_qw", packed.astype(np.uint8))
-        sc = g.const(f"{p}{nm}_qs", ql.scales.reshape(-1).astype(f32))
-        return g.op(
+        packed_name = self.g.const(f"{prefix}{linear}_qw", packed.astype(np.uint8))
+        scales_name = self.g.const(f"{prefix}{linear}_qs", quantised.scales.reshape(-1).astype(F32))
+        return self.g.op(
             "MatMulNBits",
-            [inp, b, sc],
+            [inp, packed_name, scales_name],
             domain=MS_DOMAIN,
             node=node,
             K=k_in,
             N=n_out,
-            bits=ql.bits,
-            block_size=ql.block_size,
-            accuracy_level=accuracy_level,
+            bits=quantised.bits,
+            block_size=quantised.block_size,
+            accuracy_level=self.accuracy_level,
         )
 
-    for i, ly in enumerate(w.layers):
-        p = f"l{i}."
-        lin = {nm: getattr(ly, nm + "_w") for nm in ("q", "k", "v", "ao", "fi", "fo")}
-        for nm, arr in (
-            ("ao_b", ly.ao_b),
-            ("aln_w", ly.aln_w),
-            ("aln_b", ly.aln_b),
-            ("fi_b", ly.fi_b),
-            ("fo_b", ly.fo_b),
-            ("oln_w", ly.oln_w),
-            ("oln_b", ly.oln_b),
-        ):
-            g.const(p + nm, arr.astype(f32))
-        q = mm(x, p, "q", lin)
-        k = mm(x, p, "k", lin)
-        v = mm(x, p, "v", lin)
-        # ---- self-attention
-        if attention == "mha":
-            qkv_b = g.const(p + "qkv_b", np.concatenate([ly.q_b, ly.k_b, ly.v_b]).astype(f32))
-            ctx = g.op("MultiHeadAttention", [q, k, v, qkv_b, mask_i32], domain=MS_DOMAIN, num_heads=nh)
-        else:
-            q = g.op("Add", [q, g.const(p + "q_b", ly.q_b.astype(f32))])
-            k = g.op("Add", [k, g.const(p + "k_b", ly.k_b.astype(f32))])
-            v = g.op("Add", [v, g.const(p + "v_b", ly.v_b.astype(f32))])
-            qh = g.op("Transpose", [g.op("Reshape", [q, "shape_bsnh"])], perm=[0, 2, 1, 3])
-            kh = g.op("Transpose", [g.op("Reshape", [k, "shape_bsnh"])], perm=[0, 2, 3, 1])
-            vh = g.op("Transpose", [g.op("Reshape", [v, "shape_bsnh"])], perm=[0, 2, 1, 3])
-            scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [qh, kh]), "c_scale"]), bias4])
-            probs = g.op("Softmax", [scores], axis=-1)
-            ctxh = g.op("MatMul", [probs, vh])
-            ctx = g.op("Reshape", [g.op("Transpose", [ctxh], perm=[0, 2, 1, 3]), "shape_bsh"])
-        a = mm(ctx, p, "ao", lin)
-        # ---- residual + LayerNorm, FFN with GELU(erf), residual + LayerNorm
-        if fused:
-            x = g.op(
-                "SkipLayerNormalization",
-                [a, x, p + "aln_w", p + "aln_b", p + "ao_b"],
-                domain=MS_DOMAIN,
-                epsilon=cfg.eps,
-            )
-            m = mm(x, p, "fi", lin)
-            m = g.op("BiasGelu", [m, p + "fi_b"], domain=MS_DOMAIN)
-            o = mm(m, p, "fo", lin)
-            x = g.op(
-                "SkipLayerNormalization",
-                [o, x, p + "oln_w", p + "oln_b", p + "fo_b"],
-                domain=MS_DOMAIN,
-                epsilon=cfg.eps,
-            )
-        else:
-            a = g.op("Add", [a, p + "ao_b"])
-            x = g.op(
-                "LayerNormalization",
-                [g.op("Add", [a, x]), p + "aln_w", p + "aln_b"],
-                axis=-1,
-                epsilon=cfg.eps,
-            )
-            m = g.op("Add", [mm(x, p, "fi", lin), p + "fi_b"])
-            erf = g.op("Erf", [g.op("Div", [m, "c_sqrt2"])])
-            m = g.op("Mul", [g.op("Mul", [m, g.op("Add", [erf, "c_one"])]), "c_half"])
-            o = g.op("Add", [mm(m, p, "fo", lin), p + "fo_b"])
-            x = g.op(
-                "LayerNormalization",
-                [g.op("Add", [o, x]), p + "oln_w", p + "oln_b"],
-                axis=-1,
-                epsilon=cfg.eps,
-            )
 
-    # ---- masked mean pooling + L2 normalisation
-    m3 = g.op("Unsqueeze", [maskf, g.const("ax_2", np.array([2], np.int64))])  # [B, S, 1]
-    pooled_sum = g.op("ReduceSum", [g.op("Mul", [x, m3]), "c_i64_1"], keepdims=0)  # [B, H]
-    count = g.op("ReduceSum", [maskf, "c_i64_1"], keepdims=1)  # [B, 1]
-    count = g.op("Max", [count, g.const("c_min_count", np.array(1e-9, f32))])
+@dataclass(frozen=True)
+class _LayerBlock:
+    """What the blocks of one encoder layer build with: the graph, the config, the layer's weights,
+    its name prefix (``l<i>.``) and the linear projections."""
+
+    g: _G
+    cfg: EncoderConfig
+    weights: LayerWeights
+    prefix: str
+    linears: _Linears
+
+
+def _encoder_layer(
+    g: _G,
+    cfg: EncoderConfig,
+    layer: LayerWeights,
+    prefix: str,
+    hidden: str,
+    mask: _Mask,
+    linears: _Linears,
+    *,
+    fused: bool,
+) -> str:
+    """One post-LN encoder layer: self-attention, residual + LayerNorm, FFN with GELU(erf),
+    residual + LayerNorm. Its output hidden states."""
+    for const_name in ("ao_b", "aln_w", "aln_b", "fi_b", "fo_b", "oln_w", "oln_b"):
+        g.const(prefix + const_name, getattr(layer, const_name).astype(F32))
+    query = linears.project(hidden, prefix, "q", layer.q_w)
+    key = linears.project(hidden, prefix, "k", layer.k_w)
+    value = linears.project(hidden, prefix, "v", layer.v_w)
+    if mask.as_int32 is not None:
+        qkv_bias = g.const(prefix + "qkv_b", np.concatenate([layer.q_b, layer.k_b, layer.v_b]).astype(F32))
+        context = g.op(
+            "MultiHeadAttention",
+            [query, key, value, qkv_bias, mask.as_int32],
+            domain=MS_DOMAIN,
+            num_heads=cfg.heads,
+        )
+    else:
+        context = _plain_attention(g, layer, prefix, query, key, value, mask)
+    attention_out = linears.project(context, prefix, "ao", layer.ao_w)
+    block = _LayerBlock(g, cfg, layer, prefix, linears)
+    if fused:
+        return _fused_residual_and_ffn(block, hidden, attention_out)
+    return _residual_and_ffn(block, hidden, attention_out)
+
+
+def _plain_attention(
+    g: _G, layer: LayerWeights, prefix: str, query: str, key: str, value: str, mask: _Mask
+) -> str:
+    """softmax(Q K^T / sqrt(head_dim) + mask bias) V per head, in plain ops: the context ``[B, S, H]``."""
+    assert mask.additive_bias is not None
+    query = g.op("Add", [query, g.const(prefix + "q_b", layer.q_b.astype(F32))])
+    key = g.op("Add", [key, g.const(prefix + "k_b", layer.k_b.astype(F32))])
+    value = g.op("Add", [value, g.const(prefix + "v_b", layer.v_b.astype(F32))])
+    query_heads = g.op("Transpose", [g.op("Reshape", [query, "shape_bsnh"])], perm=[0, 2, 1, 3])
+    key_heads_t = g.op("Transpose", [g.op("Reshape", [key, "shape_bsnh"])], perm=[0, 2, 3, 1])
+    value_heads = g.op("Transpose", [g.op("Reshape", [value, "shape_bsnh"])], perm=[0, 2, 1, 3])
+    scores = g.op(
+        "Add", [g.op("Mul", [g.op("MatMul", [query_heads, key_heads_t]), "c_scale"]), mask.additive_bias]
+    )
+    probabilities = g.op("Softmax", [scores], axis=-1)
+    context_heads = g.op("MatMul", [probabilities, value_heads])
+    return g.op("Reshape", [g.op("Transpose", [context_heads], perm=[0, 2, 1, 3]), "shape_bsh"])
+
+
+def _residual_and_ffn(block: _LayerBlock, hidden: str, attention_out: str) -> str:
+    """Plain ops: Add + LayerNormalization, FFN with GELU(erf) = x (1 + erf(x / sqrt 2)) / 2."""
+    g, cfg, layer, prefix, linears = block.g, block.cfg, block.weights, block.prefix, block.linears
+    attention_out = g.op("Add", [attention_out, prefix + "ao_b"])
+    hidden = g.op(
+        "LayerNormalization",
+        [g.op("Add", [attention_out, hidden]), prefix + "aln_w", prefix + "aln_b"],
+        axis=-1,
+        epsilon=cfg.eps,
+    )
+    inner = g.op("Add", [linears.project(hidden, prefix, "fi", layer.fi_w), prefix + "fi_b"])
+    erf = g.op("Erf", [g.op("Div", [inner, "c_sqrt2"])])
+    inner = g.op("Mul", [g.op("Mul", [inner, g.op("Add", [erf, "c_one"])]), "c_half"])
+    ffn_out = g.op("Add", [linears.project(inner, prefix, "fo", layer.fo_w), prefix + "fo_b"])
+    return g.op(
+        "LayerNormalization",
+        [g.op("Add", [ffn_out, hidden]), prefix + "oln_w", prefix + "oln_b"],
+        axis=-1,
+        epsilon=cfg.eps,
+    )
+
+
+def _fused_residual_and_ffn(block: _LayerBlock, hidden: str, attention_out: str) -> str:
+    """The same with onnxruntime's SkipLayerNormalization and BiasGelu."""
+    g, cfg, layer, prefix, linears = block.g, block.cfg, block.weights, block.prefix, block.linears
+    hidden = g.op(
+        "SkipLayerNormalization",
+        [attention_out, hidden, prefix + "aln_w", prefix + "aln_b", prefix + "ao_b"],
+        domain=MS_DOMAIN,
+        epsilon=cfg.eps,
+    )
+    inner = linears.project(hidden, prefix, "fi", layer.fi_w)
+    inner = g.op("BiasGelu", [inner, prefix + "fi_b"], domain=MS_DOMAIN)
+    ffn_out = linears.project(inner, prefix, "fo", layer.fo_w)
+    return g.op(
+        "SkipLayerNormalization",
+        [ffn_out, hidden, prefix + "oln_w", prefix + "oln_b", prefix + "fo_b"],
+        domain=MS_DOMAIN,
+        epsilon=cfg.eps,
+    )
+
+
+def _mean_pool_and_normalise(g: _G, hidden: str, mask_float: str) -> None:
+    """Masked mean pooling then L2 normalisation into the output ``sentence_embedding`` ``[B, H]``."""
+    mask_3d = g.op("Unsqueeze", [mask_float, g.const("ax_2", np.array([2], np.int64))])  # [B, S, 1]
+    pooled_sum = g.op("ReduceSum", [g.op("Mul", [hidden, mask_3d]), "c_i64_1"], keepdims=0)  # [B, H]
+    count = g.op("ReduceSum", [mask_float, "c_i64_1"], keepdims=1)  # [B, 1]
+    count = g.op("Max", [count, g.const("c_min_count", np.array(1e-9, F32))])
     mean = g.op("Div", [pooled_sum, count])
     norm = g.op("Sqrt", [g.op("ReduceSumSquare", [mean, "c_i64_1"], keepdims=1)])
-    norm = g.op("Max", [norm, g.const("c_min_norm", np.array(1e-12, f32))])
+    norm = g.op("Max", [norm, g.const("c_min_norm", np.array(1e-12, F32))])
     g.op("Div", [mean, norm], out="sentence_embedding")
 
+
+def _model(g: _G, name: str, hidden_size: int) -> onnx.ModelProto:
     graph = helper.make_graph(
         g.nodes,
         name,
@@ -318,7 +425,7 @@ def build_graph(
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
             helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
         ],
-        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", h])],
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden_size])],
         initializer=g.inits,
     )
     model = helper.make_model(

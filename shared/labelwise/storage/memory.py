@@ -18,8 +18,7 @@ from labelwise.storage.ports import (
     KeyStore,
     VersionConflict,
     hash_api_key,
-    new_api_key,
-    new_key_id,
+    issue_api_key,
     utcnow,
     validate_commit,
 )
@@ -112,9 +111,7 @@ class MemoryKeyStore(KeyStore):
         self.writes: list[tuple[str, Any]] = []
 
     def create(self, tenant_id: str, name: str) -> tuple[str, ApiKeyRecord]:
-        plaintext = new_api_key()
-        record = ApiKeyRecord(key_id=new_key_id(), tenant_id=tenant_id, name=name, created_at=utcnow())
-        digest = hash_api_key(plaintext)
+        plaintext, digest, record = issue_api_key(tenant_id, name)
         with self._lock:
             self.writes.append(("key", (digest, record)))
             self._by_hash[digest] = record

@@ -13,7 +13,7 @@ import hashlib
 import secrets
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,6 +84,21 @@ class ApiKeyRecord(BaseModel):
     name: str
     created_at: datetime
     revoked: bool = False
+
+
+class IssuedKey(NamedTuple):
+    """A new API key: the plaintext (shown once), its stored digest and its record."""
+
+    plaintext: str
+    digest: str
+    record: ApiKeyRecord
+
+
+def issue_api_key(tenant_id: str, name: str) -> IssuedKey:
+    """A fresh key for ``tenant_id`` named ``name``, created now (a key store then stores it)."""
+    plaintext = new_api_key()
+    record = ApiKeyRecord(key_id=new_key_id(), tenant_id=tenant_id, name=name, created_at=utcnow())
+    return IssuedKey(plaintext, hash_api_key(plaintext), record)
 
 
 class ClassifierStore(ABC):

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labelwise.errors import StoreUnavailable
 from labelwise.settings import Settings
-from labelwise.storage.aws import CLIENT_CONFIG
+from labelwise.storage.aws import CLIENT_CONFIG, provider_errors, s3_client
 from labelwise.uploads.models import CHECKPOINT_MESSAGE, Checkpoint
 from labelwise.uploads.ports import ContinuationQueue, ObjectChanged, ObjectInfo, ObjectStore
 from labelwise.uploads.readers import ReadFn
@@ -23,6 +23,8 @@ from labelwise.uploads.readers import ReadFn
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+
+T = TypeVar("T")
 
 _MISSING = {"404", "NoSuchKey", "NoSuchVersion", "NotFound"}
 _CHANGED = _MISSING | {"412", "PreconditionFailed", "InvalidArgument", "400"}
@@ -32,25 +34,29 @@ PART_BYTES = 8 * 1024 * 1024
 STREAM_CONFIG = CLIENT_CONFIG.merge(Config(read_timeout=60))
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+class _Missing(Exception):
+    """Raised inside :func:`_unless_missing` for an absent object."""
 
 
-@contextlib.contextmanager
-def _wrapped(what: str) -> Iterator[None]:
+def _wrapped(
+    what: str, special: Callable[[str], Exception | None] | None = None
+) -> AbstractContextManager[None]:
+    return provider_errors(what, "S3/SQS", special)
+
+
+def _unless_missing(what: str, call: Callable[[], T]) -> T | None:
+    """``call()``, or None when the object (or its version) does not exist."""
     try:
-        yield
-    except ClientError as exc:
-        raise StoreUnavailable(f"S3/SQS failed to {what}.") from exc
-    except BotoCoreError as exc:
-        raise StoreUnavailable(f"S3/SQS unreachable while trying to {what}.") from exc
+        with _wrapped(what, lambda code: _Missing() if code in _MISSING else None):
+            return call()
+    except _Missing:
+        return None
 
 
 def make_upload_clients(settings: Settings) -> tuple[S3Client, SQSClient]:
     endpoint = settings.aws_endpoint_url
-    s3_config = STREAM_CONFIG.merge(Config(s3={"addressing_style": "path"})) if endpoint else STREAM_CONFIG
     session = boto3.session.Session()
-    s3 = session.client("s3", endpoint_url=endpoint, config=s3_config)
+    s3 = s3_client(session, endpoint, STREAM_CONFIG)
     sqs = session.client("sqs", endpoint_url=endpoint, config=CLIENT_CONFIG)
     return s3, sqs
 
@@ -68,14 +74,9 @@ class S3ObjectStore(ObjectStore):
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if version_id:
             kwargs["VersionId"] = version_id
-        try:
-            response = self._s3.head_object(**kwargs)
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                return None
-            raise StoreUnavailable(f"S3 failed to read {key}.") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"S3 unreachable while reading {key}.") from exc
+        response = _unless_missing(f"read {key}", lambda: self._s3.head_object(**kwargs))
+        if response is None:
+            return None
         found_version = response.get("VersionId")
         return ObjectInfo(
             key=key,
@@ -97,14 +98,9 @@ class S3ObjectStore(ObjectStore):
             kwargs["IfMatch"] = f'"{info.etag}"'
         if offset:
             kwargs["Range"] = f"bytes={offset}-"
-        try:
+        changed = ObjectChanged(f"{info.key} changed or was deleted.")
+        with _wrapped(f"read {info.key}", lambda code: changed if code in _CHANGED else None):
             body = self._s3.get_object(**kwargs)["Body"]
-        except ClientError as exc:
-            if _code(exc) in _CHANGED:
-                raise ObjectChanged(f"{info.key} changed or was deleted.") from exc
-            raise StoreUnavailable(f"S3 failed to read {info.key}.") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"S3 unreachable while reading {info.key}.") from exc
 
         def read(n: int = -1) -> bytes:
             with _wrapped(f"read {info.key}"):
@@ -117,14 +113,9 @@ class S3ObjectStore(ObjectStore):
             body.close()
 
     def get(self, key: str) -> bytes | None:
-        try:
-            data: bytes = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                return None
-            raise StoreUnavailable(f"S3 failed to read {key}.") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"S3 unreachable while reading {key}.") from exc
+        data: bytes | None = _unless_missing(
+            f"read {key}", lambda: self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        )
         return data
 
     def put(self, key: str, data: bytes, content_type: str) -> None:

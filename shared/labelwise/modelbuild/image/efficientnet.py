@@ -145,23 +145,42 @@ def fold_bn(sd: Mapping[str, npt.NDArray[Any]], conv: str, bn: str, eps: float) 
 # ------------------------------------------------------------------------------ ONNX graph
 def build_graph(sd: Mapping[str, npt.NDArray[Any]], cfg: EfficientNetConfig, *, name: str) -> Any:
     """The float32 ONNX model (BatchNorm folded, ReLU6 as Clip, static TF-SAME pads)."""
-    from onnx import TensorProto, helper, numpy_helper
-
     check_state_dict(sd, cfg)
-    nodes: list[Any] = []
-    inits: list[Any] = [
-        numpy_helper.from_array(np.array(0.0, np.float32), "relu6_min"),
-        numpy_helper.from_array(np.array(6.0, np.float32), "relu6_max"),
-    ]
-    size = cfg.image_size
+    g = _ConvGraph(sd, cfg)
+    x = g.conv("pixel_values", "stem", "_conv_stem", "_bn0", 3, 2, 1, True)
+    for i, block in enumerate(cfg.blocks()):
+        x = g.mbconv(i, block, x)
+    x = g.conv(x, "head", "_conv_head", "_bn1", 1, 1, 1, True)
+    g.classifier(x)
+    return g.model(name)
 
-    def conv(x: str, out: str, conv_name: str, bn_name: str, k: int, s: int, groups: int, act: bool) -> str:
-        nonlocal size
-        w, b = fold_bn(sd, conv_name, bn_name, cfg.bn_eps)
-        inits.append(numpy_helper.from_array(w, f"{out}.w"))
-        inits.append(numpy_helper.from_array(b, f"{out}.b"))
-        before, after, size_out = same_pads(size, k, s)
-        nodes.append(
+
+class _ConvGraph:
+    """The nodes and initialisers of the graph being built, and the current feature-map size."""
+
+    def __init__(self, sd: Mapping[str, npt.NDArray[Any]], cfg: EfficientNetConfig) -> None:
+        from onnx import numpy_helper
+
+        self.sd = sd
+        self.cfg = cfg
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = [
+            numpy_helper.from_array(np.array(0.0, np.float32), "relu6_min"),
+            numpy_helper.from_array(np.array(6.0, np.float32), "relu6_max"),
+        ]
+        self.size = cfg.image_size
+
+    def conv(
+        self, x: str, out: str, conv_name: str, bn_name: str, k: int, s: int, groups: int, act: bool
+    ) -> str:
+        """Conv ``conv_name`` with BatchNorm ``bn_name`` folded (TF-SAME pads), then ReLU6 if ``act``."""
+        from onnx import helper, numpy_helper
+
+        w, b = fold_bn(self.sd, conv_name, bn_name, self.cfg.bn_eps)
+        self.inits.append(numpy_helper.from_array(w, f"{out}.w"))
+        self.inits.append(numpy_helper.from_array(b, f"{out}.b"))
+        before, after, size_out = same_pads(self.size, k, s)
+        self.nodes.append(
             helper.make_node(
                 "Conv",
                 [x, f"{out}.w", f"{out}.b"],
@@ -173,50 +192,68 @@ def build_graph(sd: Mapping[str, npt.NDArray[Any]], cfg: EfficientNetConfig, *, 
                 group=groups,
             )
         )
-        size = size_out
+        self.size = size_out
         if act:
-            nodes.append(
+            self.nodes.append(
                 helper.make_node("Clip", [out + "_pre", "relu6_min", "relu6_max"], [out], name=out + "_relu6")
             )
         return out
 
-    x = conv("pixel_values", "stem", "_conv_stem", "_bn0", 3, 2, 1, True)
-    for i, (cin, cout, k, s, e) in enumerate(cfg.blocks()):
+    def mbconv(self, i: int, block: tuple[int, int, int, int, int], x: str) -> str:
+        """Block ``i`` (inverted residual): 1x1 expand, depthwise, 1x1 project, skip when shapes allow."""
+        from onnx import helper
+
+        cin, cout, k, s, e = block
         p = f"_blocks.{i}"
         h = x
         if e != 1:
-            h = conv(h, f"b{i}.expand", f"{p}._expand_conv", f"{p}._bn0", 1, 1, 1, True)
-        h = conv(h, f"b{i}.dw", f"{p}._depthwise_conv", f"{p}._bn1", k, s, cin * e, True)
-        h = conv(h, f"b{i}.project", f"{p}._project_conv", f"{p}._bn2", 1, 1, 1, False)
+            h = self.conv(h, f"b{i}.expand", f"{p}._expand_conv", f"{p}._bn0", 1, 1, 1, True)
+        h = self.conv(h, f"b{i}.dw", f"{p}._depthwise_conv", f"{p}._bn1", k, s, cin * e, True)
+        h = self.conv(h, f"b{i}.project", f"{p}._project_conv", f"{p}._bn2", 1, 1, 1, False)
         if s == 1 and cin == cout:
-            nodes.append(helper.make_node("Add", [h, x], [f"b{i}.out"], name=f"b{i}.skip"))
+            self.nodes.append(helper.make_node("Add", [h, x], [f"b{i}.out"], name=f"b{i}.skip"))
             h = f"b{i}.out"
-        x = h
-    x = conv(x, "head", "_conv_head", "_bn1", 1, 1, 1, True)
-    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
-    nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], name="flatten", axis=1))
-    inits.append(numpy_helper.from_array(np.ascontiguousarray(sd["_fc.weight"], np.float32), "fc.w"))
-    inits.append(numpy_helper.from_array(np.ascontiguousarray(sd["_fc.bias"], np.float32), "fc.b"))
-    nodes.append(helper.make_node("Gemm", ["features", "fc.w", "fc.b"], ["logits"], name="fc", transB=1))
-    graph = helper.make_graph(
-        nodes,
-        name,
-        [
-            helper.make_tensor_value_info(
-                "pixel_values", TensorProto.FLOAT, ["batch", 3, cfg.image_size, cfg.image_size]
-            )
-        ],
-        [
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", cfg.num_classes]),
-            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", cfg.head]),
-        ],
-        inits,
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="labelwise"
-    )
-    model.ir_version = IR_VERSION
-    return model
+        return h
+
+    def classifier(self, x: str) -> None:
+        """Global average pooling to ``features``, then the ImageNet classifier to ``logits``."""
+        from onnx import helper, numpy_helper
+
+        self.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
+        self.nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], name="flatten", axis=1))
+        self.inits.append(
+            numpy_helper.from_array(np.ascontiguousarray(self.sd["_fc.weight"], np.float32), "fc.w")
+        )
+        self.inits.append(
+            numpy_helper.from_array(np.ascontiguousarray(self.sd["_fc.bias"], np.float32), "fc.b")
+        )
+        self.nodes.append(
+            helper.make_node("Gemm", ["features", "fc.w", "fc.b"], ["logits"], name="fc", transB=1)
+        )
+
+    def model(self, name: str) -> Any:
+        from onnx import TensorProto, helper
+
+        cfg = self.cfg
+        graph = helper.make_graph(
+            self.nodes,
+            name,
+            [
+                helper.make_tensor_value_info(
+                    "pixel_values", TensorProto.FLOAT, ["batch", 3, cfg.image_size, cfg.image_size]
+                )
+            ],
+            [
+                helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", cfg.num_classes]),
+                helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", cfg.head]),
+            ],
+            self.inits,
+        )
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="labelwise"
+        )
+        model.ir_version = IR_VERSION
+        return model
 
 
 # ------------------------------------------------------------------------------ numpy reference
