@@ -24,6 +24,7 @@ from labelwise.errors import (
     Conflict,
     InvalidInput,
     InvalidLabels,
+    LabelLimitExceeded,
     ModelMismatch,
     ResourceLimitExceeded,
     ResourceNotFound,
@@ -95,12 +96,20 @@ def test_label_and_classifier_limits(registry, store, settings):
     limited = settings.model_copy(update={"max_labels": 3, "max_classifiers_per_key": 2})
     # Given a classifier with 2 labels
     first = make(registry, store, limited)
-    # When labels beyond the limit arrive, Then ResourceLimitExceeded
-    with pytest.raises(ResourceLimitExceeded):
+    # When labels beyond the limit arrive (an update's total, a new classifier's batch), Then
+    # LabelLimitExceeded (Jina's 400 INPUT_LABEL_LIMIT_EXCEEDED, as on /v1/classify)
+    with pytest.raises(LabelLimitExceeded):
         train(registry, store, limited, OWNER, classifier_id=first.classifier_id,
               examples=[("a", "x"), ("b", "y")])  # fmt: skip
-    with pytest.raises(ResourceLimitExceeded):
+    with pytest.raises(LabelLimitExceeded):
         make(registry, store, limited, examples=[("a", "w"), ("b", "x"), ("c", "y"), ("d", "z")])
+    # And an update whose batch alone is over the limit is refused before any embedding
+    embedder = registry.get(registry.resolve_name(None)).inner
+    embedder.calls.clear()
+    with pytest.raises(LabelLimitExceeded):
+        train(registry, store, limited, OWNER, classifier_id=first.classifier_id,
+              examples=[("a", "w"), ("b", "x"), ("c", "y"), ("d", "z")])  # fmt: skip
+    assert embedder.calls == []
     # And the per-key classifier limit holds
     make(registry, store, limited)
     with pytest.raises(ResourceLimitExceeded):

@@ -77,3 +77,33 @@ def test_routes_the_reference_does_not_define_have_no_success_schema() -> None:
         assert jina_response_schema(method, path, 500) == (
             None if path == "/health" else "#/components/schemas/ErrorResponse"
         )
+
+
+MULTI_LABEL_ROW = {
+    "index": 0,
+    "prediction": ["a", "b"],
+    "score": 0.9,
+    "predictions": [{"label": "a", "score": 0.9}, {"label": "b", "score": 0.7}, {"label": "c", "score": 0.1}],
+}
+
+
+def test_a_multi_label_classification_is_checked_with_its_best_label_as_prediction() -> None:
+    # Given multi-label rows (labelwise's extension: `prediction` lists the chosen labels, maybe none),
+    # as a plain list and per group
+    grouped = {
+        "index": 1,
+        "prediction": {"g": []},
+        "score": {"g": 0.2},
+        "predictions": {"g": [{"label": "x", "score": 0.2}]},
+    }
+    answer = {"usage": {"total_tokens": 5}, "data": [MULTI_LABEL_ROW, grouped]}
+    # When the checker looks at the answer, and at it without its usage, and with a label set of numbers
+    valid = jina_contract_errors("POST", "/v1/classify", 200, answer)
+    no_usage = jina_contract_errors("POST", "/v1/classify", 200, {"data": answer["data"]})
+    numbers = jina_contract_errors(
+        "POST", "/v1/classify", 200, {**answer, "data": [{**MULTI_LABEL_ROW, "prediction": [1, 2]}]}
+    )
+    # Then the valid answer passes, and the rest of a multi-label answer is still checked
+    assert valid == []
+    assert any("'usage' is a required" in e for e in no_usage), no_usage
+    assert any("data/0/prediction" in e for e in numbers), numbers

@@ -17,29 +17,48 @@ from labelwise.api.cohere_schemas import (
 )
 from labelwise.classify import cohere
 from labelwise.classify.cohere import CohereResult
+from labelwise.classify.multilabel import DEFAULT_THRESHOLD
 from labelwise.services import Services
 from labelwise.storage.ports import ApiKeyRecord
 
 
-def cohere_response(result: CohereResult) -> CohereClassifyResponse:
-    labels = result.labels
-    rows = []
-    for text, probs in zip(result.inputs, result.probabilities, strict=True):
-        best = int(np.argmax(probs))
-        rows.append(
-            CohereClassification(
-                id=str(uuid.uuid4()),
-                input=text,
-                prediction=labels[best],
-                predictions=[labels[best]],
-                confidence=float(probs[best]),
-                confidences=[float(probs[best])],
-                labels={
-                    label: CohereLabelConfidence(confidence=float(p))
-                    for label, p in zip(labels, probs, strict=True)
-                },
-            )
+def _row(text: str, labels: list[str], probs: np.ndarray, multi_label: bool) -> CohereClassification:
+    """One classification: the best label (single-label), or (multi-label, ``classification_type``
+    ``multi-label``) every label at or above :data:`DEFAULT_THRESHOLD`, best first."""
+    confidences = {
+        label: CohereLabelConfidence(confidence=float(p)) for label, p in zip(labels, probs, strict=True)
+    }
+    order = [int(j) for j in np.argsort(-probs, kind="stable")]
+    if multi_label:
+        chosen = [j for j in order if probs[j] >= DEFAULT_THRESHOLD]
+        return CohereClassification(
+            id=str(uuid.uuid4()),
+            input=text,
+            prediction=None,
+            predictions=[labels[j] for j in chosen],
+            confidence=None,
+            confidences=[float(probs[j]) for j in chosen],
+            labels=confidences,
+            classification_type="multi-label",
         )
+    best = order[0]
+    return CohereClassification(
+        id=str(uuid.uuid4()),
+        input=text,
+        prediction=labels[best],
+        predictions=[labels[best]],
+        confidence=float(probs[best]),
+        confidences=[float(probs[best])],
+        labels=confidences,
+        classification_type="single-label",
+    )
+
+
+def cohere_response(result: CohereResult) -> CohereClassifyResponse:
+    rows = [
+        _row(text, result.labels, probs, result.multi_label)
+        for text, probs in zip(result.inputs, result.probabilities, strict=True)
+    ]
     return CohereClassifyResponse(
         id=str(uuid.uuid4()),
         classifications=rows,

@@ -66,12 +66,23 @@ class CohereLabelConfidence(BaseModel):
 class CohereClassification(BaseModel):
     id: str = Field(description="Id of this classification.")
     input: str = Field(description="The input text.")
-    prediction: str = Field(description="Best label.")
-    predictions: list[str] = Field(description="`[prediction]` (single-label).")
-    confidence: float = Field(description="Confidence of the prediction.")
-    confidences: list[float] = Field(description="`[confidence]`, in the order of `predictions`.")
-    labels: dict[str, CohereLabelConfidence] = Field(description="Every label's confidence; they sum to 1.")
-    classification_type: Literal["single-label"] = "single-label"
+    prediction: str | None = Field(description="Best label (single-label; null for multi-label).")
+    predictions: list[str] = Field(
+        description="`[prediction]` (single-label), or every label with a confidence of at least 0.5, "
+        "best first (multi-label)."
+    )
+    confidence: float | None = Field(
+        description="Confidence of the prediction (single-label; null for multi-label)."
+    )
+    confidences: list[float] = Field(description="The confidences of `predictions`, in their order.")
+    labels: dict[str, CohereLabelConfidence] = Field(
+        description="Every label's confidence; they sum to 1 for single-label, each is its own for "
+        "multi-label."
+    )
+    classification_type: Literal["single-label", "multi-label"] = Field(
+        "single-label",
+        description="`multi-label` when `model` names a stored multi-label classifier.",
+    )
 
 
 class CohereApiVersion(BaseModel):

@@ -31,6 +31,7 @@ from labelwise.api.schemas import (
     Usage,
 )
 from labelwise.classify import fewshot, service
+from labelwise.classify.multilabel import DEFAULT_THRESHOLD
 from labelwise.classify.ranking import LabelScore as RankedScore
 from labelwise.classify.ranking import RankedInput, rank
 from labelwise.classify.response_size import check_response_size, json_bytes_bound
@@ -58,12 +59,13 @@ def _scores(scores: list[RankedScore]) -> list[LabelScore]:
 
 
 def classification(row: RankedInput) -> Classification:
-    """One response row: plain values for a label list, objects keyed by group otherwise."""
+    """One response row: plain values for a label list, objects keyed by group otherwise; for a
+    multi-label row (``row.chosen``), ``prediction`` lists the labels at or above the threshold."""
     if not row.grouped:
         best = _scores(row.ranked[UNGROUPED])
         return Classification(
             index=row.index,
-            prediction=best[0].label,
+            prediction=best[0].label if row.chosen is None else row.chosen[UNGROUPED],
             score=best[0].score,
             predictions=best,
             truncated=row.truncated,
@@ -71,7 +73,7 @@ def classification(row: RankedInput) -> Classification:
     ranked = {name: _scores(r) for name, r in row.ranked.items()}
     return Classification(
         index=row.index,
-        prediction={name: r[0].label for name, r in ranked.items()},
+        prediction={name: r[0].label for name, r in ranked.items()} if row.chosen is None else row.chosen,
         score={name: r[0].score for name, r in ranked.items()},
         predictions=ranked,
         truncated=row.truncated,
@@ -82,11 +84,16 @@ def _usage(tokens: int) -> Usage:
     return Usage(total_tokens=tokens, prompt_tokens=tokens)
 
 
-def classify_response(result: ClassifyResult, top_n: int | None) -> ClassifyResponse:
+def classify_response(
+    result: ClassifyResult, top_n: int | None, threshold: float | None = None
+) -> ClassifyResponse:
+    """The response of ``result``; a multi-label result's rows predict the labels at or above
+    ``threshold`` (:data:`DEFAULT_THRESHOLD` when None)."""
+    cut = (DEFAULT_THRESHOLD if threshold is None else threshold) if result.multi_label else None
     return ClassifyResponse(
         usage=_usage(result.total_tokens),
         model=result.model,
-        data=[classification(row) for row in rank(result.groups, result.truncated, top_n)],
+        data=[classification(row) for row in rank(result.groups, result.truncated, top_n, cut)],
     )
 
 
@@ -100,28 +107,29 @@ def classify(request: ClassifyRequest, services: Services, caller: ApiKeyRecord)
             classifier_id=request.classifier_id, items=request_items(request.input),
             model=request.model, top_n=request.top_n,
         )  # fmt: skip
-        return classify_response(result, request.top_n)
+        return classify_response(result, request.top_n, request.threshold)
     if request.labels is None:
         raise InvalidInput("Send `labels` (zero-shot) or `classifier_id` (few-shot).")
     result = service.classify_zero_shot(
         services.registry, services.images, services.label_cache, services.settings,
         items=request_items(request.input), labels=request.labels, model=request.model, top_n=request.top_n,
+        multi_label=request.multi_label,
     )  # fmt: skip
-    return classify_response(result, request.top_n)
+    return classify_response(result, request.top_n, request.threshold)
 
 
 def train(request: TrainRequest, services: Services, caller: ApiKeyRecord) -> TrainResponse:
     """Create or update a few-shot classifier from labelled examples (never stored)."""
     examples = [
-        service.Example(item.image, item.label, image=True)
+        service.Example(item.image, item.target, image=True)
         if isinstance(item, ImageExample)
-        else service.Example(item.text, item.label)
+        else service.Example(item.text, item.target)
         for item in request.input
     ]
     result = service.train(
         services.fewshot_registry, services.store, services.settings, caller,
         examples=examples, classifier_id=request.classifier_id, model=request.model,
-        access=request.access, num_iters=request.num_iters,
+        access=request.access, num_iters=request.num_iters, multi_label=request.multi_label,
     )  # fmt: skip
     return TrainResponse(
         classifier_id=result.classifier_id,
@@ -129,6 +137,7 @@ def train(request: TrainRequest, services: Services, caller: ApiKeyRecord) -> Tr
         total_samples=result.num_samples,
         labels=list(result.labels),
         version=result.version,
+        multi_label=result.multi_label,
         usage=_usage(result.total_tokens),
     )
 

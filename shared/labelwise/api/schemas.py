@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
 
@@ -83,11 +83,27 @@ class ClassifyRequest(BaseModel):
         "labels when omitted. Large requests (many inputs times many labels) need it to fit in one "
         "response (6 MB).",
     )
+    multi_label: bool = Field(
+        False,
+        description="Zero-shot only: score each label on its own (a calibrated sigmoid of its cosine "
+        "similarity) instead of a softmax over the labels, so scores do not sum to 1 and `prediction` "
+        "lists every label scored at least `threshold`. With `classifier_id` the classifier's own kind "
+        "(`multi_label` at creation) decides.",
+    )
+    threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Multi-label only: `prediction` lists the labels scored at least this (default 0.5).",
+    )
 
 
 class LabelScore(BaseModel):
     label: str = Field(description="A label.")
-    score: float = Field(description="Probability of this label; the scores of one input sum to 1.")
+    score: float = Field(
+        description="Probability of this label; the scores of one input sum to 1 (per group), except for "
+        "multi-label classification, where each label's probability is its own."
+    )
 
 
 class Classification(BaseModel):
@@ -95,10 +111,13 @@ class Classification(BaseModel):
         default="classification", description="Always `classification`."
     )
     index: int = Field(description="Position of the input in the request.")
-    prediction: str | dict[str, str] = Field(
-        description="Best label (or, with label groups, an object of best labels keyed by group)."
+    prediction: str | list[str] | dict[str, str] | dict[str, list[str]] = Field(
+        description="Best label (or, with label groups, an object of best labels keyed by group). "
+        "Multi-label: the list of labels scored at least `threshold`, best first (per group)."
     )
-    score: float | dict[str, float] = Field(description="Probability of `prediction` (per group).")
+    score: float | dict[str, float] = Field(
+        description="Probability of `prediction` (per group); multi-label: of the best label."
+    )
     predictions: list[LabelScore] | dict[str, list[LabelScore]] = Field(
         description="Every label (or the `top_n` best) with its probability, best first (per group)."
     )
@@ -143,18 +162,36 @@ class HealthResponse(BaseModel):
 # --- few-shot: /v1/train and /v1/classifiers ---------------------------------------------------
 
 
-class TextExample(BaseModel):
+class _Labelled(BaseModel):
+    """A training example's target: `label`, or (multi-label classifiers) `labels`."""
+
     model_config = ConfigDict(extra="ignore")
 
+    label: str | None = Field(None, description="Its label. New labels extend the classifier.")
+    labels: list[str] | None = Field(
+        None,
+        description="Instead of `label`, for a multi-label classifier: all of its labels (an empty list: "
+        "none of the classifier's labels applies).",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> _Labelled:
+        if (self.label is None) == (self.labels is None):
+            raise ValueError("an example needs exactly one of `label` and `labels`")
+        return self
+
+    @property
+    def target(self) -> str | tuple[str, ...]:
+        """One label, or the tuple of a multi-label example's labels."""
+        return self.label if self.labels is None else tuple(self.labels)  # type: ignore[return-value]
+
+
+class TextExample(_Labelled):
     text: str = Field(description="Example text. It is embedded, learned from and dropped: never stored.")
-    label: str = Field(description="Its label. New labels extend the classifier.")
 
 
-class ImageExample(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class ImageExample(_Labelled):
     image: str = Field(description="An https URL or base64 image. Never stored.")
-    label: str = Field(description="Its label.")
 
 
 TrainExample = Annotated[TextExample | ImageExample, Field(description="A labelled example.")]
@@ -196,6 +233,12 @@ class TrainRequest(BaseModel):
         "passes over it, and the batch's weight (num_iters / 10) in the class means, ridge statistics "
         "and expert scores. Higher for trusted examples, lower for doubtful ones.",
     )
+    multi_label: bool = Field(
+        False,
+        description="Create only: a multi-label classifier, which scores each label independently "
+        "(one-vs-rest, calibrated sigmoid probabilities) and learns from examples with `labels` lists. "
+        "Updates keep the classifier's kind.",
+    )
 
     @field_validator("input", mode="before")
     @classmethod
@@ -209,6 +252,7 @@ class TrainResponse(BaseModel):
     total_samples: int = Field(description="Examples learned by this classifier so far, all versions.")
     labels: list[str] = Field(description="The classifier's labels, in creation order.")
     version: int = Field(description="Version created by this call.")
+    multi_label: bool = Field(False, description="Whether the classifier scores each label independently.")
     usage: Usage
 
 

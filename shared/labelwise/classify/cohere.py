@@ -142,6 +142,7 @@ class CohereResult:
     probabilities: np.ndarray  # (len(inputs), len(labels))
     total_tokens: int
     warnings: list[str]
+    multi_label: bool = False  # a stored multi-label classifier: independent probabilities
 
 
 def classify(
@@ -206,7 +207,9 @@ def _classify_with_stored(
         settings.max_response_bytes,
         "Send fewer inputs per request.",
     )
-    return CohereResult(inputs, list(result.labels), result.probabilities, result.total_tokens, [])
+    return CohereResult(
+        inputs, list(result.labels), result.probabilities, result.total_tokens, [], result.multi_label
+    )
 
 
 def _classify_with_examples(

@@ -3,7 +3,9 @@
 What the HTTP routes call. Training examples are embedded and learned from, never stored: a
 classifier is its :class:`~labelwise.storage.ports.ClassifierMeta` plus the serialised
 :class:`~labelwise.learning.mixture.MixtureLearner` of each version (aggregates only: label counts
-and embedding sums, ridge's second moments, PA's weight rows and the experts' running losses).
+and embedding sums, ridge's second moments, PA's weight rows and the experts' running losses), or,
+created with ``multi_label``, its :class:`~labelwise.learning.multilabel.MultiLabelLearner` (rows,
+biases and calibration counts per label).
 
 Updates are optimistic: read meta + weights of version ``v``, learn the batch, commit ``v + 1``
 conditionally on ``v``; on :class:`~labelwise.storage.ports.VersionConflict` reload and re-apply
@@ -28,6 +30,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from labelwise.classify import multilabel
 from labelwise.classify.budget import check_request_tokens, count_tokens
 from labelwise.classify.labels import distinctive_labels
 from labelwise.classify.lru import LRU
@@ -37,11 +40,14 @@ from labelwise.errors import (
     InputLimitExceeded,
     InvalidInput,
     InvalidLabels,
+    LabelLimitExceeded,
     ModelMismatch,
     ResourceLimitExceeded,
     ResourceNotFound,
 )
-from labelwise.learning.mixture import MixtureLearner, load_learner
+from labelwise.learning.load import Learner, load_any
+from labelwise.learning.mixture import MixtureLearner
+from labelwise.learning.multilabel import MultiLabelLearner
 from labelwise.learning.pa import seed_for
 from labelwise.settings import Settings
 from labelwise.storage.ports import (
@@ -66,6 +72,9 @@ WEIGHTS_CACHE_SIZE = 64
 
 T = TypeVar("T")
 
+#: A training example's target: one label, or (multi-label classifiers) the set of its labels.
+Target = str | Sequence[str]
+
 
 class EmbedderRegistry(Protocol):
     """What this module needs from :class:`labelwise.embedding.registry.ModelRegistry`."""
@@ -78,10 +87,11 @@ class EmbedderRegistry(Protocol):
 @dataclass(frozen=True)
 class FewShotScores:
     labels: list[str]
-    probabilities: FloatArray  # (n_inputs, n_labels), rows sum to 1
+    probabilities: FloatArray  # (n_inputs, n_labels), rows sum to 1 (unless multi_label)
     total_tokens: int
     truncated: list[bool]
     model: str
+    multi_label: bool = False  # independent per-label probabilities (a multi-label classifier)
 
 
 @dataclass(frozen=True)
@@ -93,13 +103,17 @@ class TrainResult:
     labels: tuple[str, ...]
     access: Access
     total_tokens: int  # input tokens embedded by this call
+    multi_label: bool = False
 
     @staticmethod
-    def of(meta: ClassifierMeta, *, created: bool, total_tokens: int) -> TrainResult:
+    def of(
+        meta: ClassifierMeta, *, created: bool, total_tokens: int, multi_label: bool = False
+    ) -> TrainResult:
         """The result of a training call that left the classifier at ``meta``."""
         return TrainResult(
-            meta.id, created, meta.version, meta.num_samples, meta.labels, meta.access, total_tokens
-        )
+            meta.id, created, meta.version, meta.num_samples, meta.labels, meta.access, total_tokens,
+            multi_label,
+        )  # fmt: skip
 
 
 class WeightsCache:
@@ -109,16 +123,16 @@ class WeightsCache:
     """
 
     def __init__(self, maxsize: int = WEIGHTS_CACHE_SIZE) -> None:
-        self._lru: LRU[tuple[str, int], MixtureLearner] = LRU(maxsize)
+        self._lru: LRU[tuple[str, int], Learner] = LRU(maxsize)
 
     @property
     def maxsize(self) -> int:
         return self._lru.maxsize
 
-    def get(self, classifier_id: str, version: int) -> MixtureLearner | None:
+    def get(self, classifier_id: str, version: int) -> Learner | None:
         return self._lru.get((classifier_id, version))
 
-    def put(self, classifier_id: str, version: int, learner: MixtureLearner) -> None:
+    def put(self, classifier_id: str, version: int, learner: Learner) -> None:
         self._lru.put((classifier_id, version), learner)
 
     def evict(self, classifier_id: str) -> None:
@@ -138,8 +152,13 @@ WEIGHTS_CACHE = WeightsCache()
 # -- validation -----------------------------------------------------------------------------------
 
 
-def _validate_examples(examples: Sequence[tuple[str, str]], settings: Settings) -> list[str]:
-    """Check the batch; returns its distinct labels in first-seen order."""
+def _labels_of(target: Target) -> list[str]:
+    return [target] if isinstance(target, str) else list(target)
+
+
+def _validate_examples(examples: Sequence[tuple[str, Target]], settings: Settings) -> list[str]:
+    """Check the batch; returns its distinct labels in first-seen order. A target may be one label
+    or a list of labels (possibly empty: an example of none of the labels)."""
     if not examples:
         raise InvalidInput("`input` must contain at least one example.")
     if len(examples) > settings.max_inputs:
@@ -147,23 +166,51 @@ def _validate_examples(examples: Sequence[tuple[str, str]], settings: Settings) 
             f"`input` has {len(examples)} examples; at most {settings.max_inputs} are allowed."
         )
     distinct: dict[str, None] = {}
-    for i, (text, label) in enumerate(examples):
+    for i, (text, target) in enumerate(examples):
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput(f"`input[{i}].text` must be non-empty text.")
-        if not isinstance(label, str) or not label.strip():
-            raise InvalidLabels(f"`input[{i}].label` must be non-empty text.")
-        if len(label) > settings.max_label_chars:
-            raise InvalidLabels(
-                f"`input[{i}].label` is {len(label)} characters long;"
-                f" at most {settings.max_label_chars} are allowed."
-            )
-        distinct.setdefault(label)
+        for label in _labels_of(target):
+            if not isinstance(label, str) or not label.strip():
+                raise InvalidLabels(f"`input[{i}].label` must be non-empty text.")
+            if len(label) > settings.max_label_chars:
+                raise InvalidLabels(
+                    f"`input[{i}].label` is {len(label)} characters long;"
+                    f" at most {settings.max_label_chars} are allowed."
+                )
+            distinct.setdefault(label)
+    # before any embedding; an update's total is checked once the classifier is read
+    if len(distinct) > settings.max_labels:
+        raise LabelLimitExceeded(
+            f"`input` has {len(distinct)} labels; at most {settings.max_labels} are allowed."
+        )
     return list(distinct)
 
 
+def _targets_for(learner: Learner, examples: Sequence[tuple[str, Target]]) -> list[Target]:
+    """The batch's targets as ``learner`` takes them: label lists for a multi-label learner, single
+    labels otherwise (:class:`InvalidInput` for a list sent to a single-label classifier)."""
+    if isinstance(learner, MultiLabelLearner):
+        return [tuple(_labels_of(target)) for _, target in examples]
+    if any(not isinstance(target, str) for _, target in examples):
+        raise InvalidInput(
+            "This classifier is single-label: send `label`, or create one with `multi_label: true`."
+        )
+    return [target for _, target in examples]
+
+
+def _learn(
+    learner: Learner, vectors: FloatArray, targets: list[Target], seed: int, num_iters: int | None
+) -> None:
+    if isinstance(learner, MultiLabelLearner):
+        learner.partial_fit(vectors, [list(_labels_of(t)) for t in targets], seed=seed, num_iters=num_iters)
+    else:
+        learner.partial_fit(vectors, [str(t) for t in targets], seed=seed, num_iters=num_iters)
+
+
 def _check_label_count(count: int, settings: Settings) -> None:
+    """Jina's 400 INPUT_LABEL_LIMIT_EXCEEDED (as on /v1/classify) past ``max_labels`` labels."""
     if count > settings.max_labels:
-        raise ResourceLimitExceeded(
+        raise LabelLimitExceeded(
             f"A classifier may have at most {settings.max_labels} labels; this request would make {count}."
         )
 
@@ -202,19 +249,25 @@ def train(
     settings: Settings,
     caller: ApiKeyRecord,
     *,
-    examples: Sequence[tuple[str, str]],
+    examples: Sequence[tuple[str, Target]],
     classifier_id: str | None = None,
     model: str | None = None,
     access: Access | None = None,
     num_iters: int | None = None,
     max_attempts: int = MAX_ATTEMPTS,
     max_tokens: int | None = None,
+    multi_label: bool = False,
 ) -> TrainResult:
     """Create a classifier (``classifier_id`` None) or update one with ``(text, label)`` examples.
 
+    With ``multi_label`` a new classifier scores each label independently
+    (:class:`~labelwise.learning.multilabel.MultiLabelLearner`) and a target may be a list of labels;
+    on update the stored classifier's kind decides.
+
     Raises :class:`InvalidInput` / :class:`InvalidLabels` / :class:`InputLimitExceeded` for a bad
-    batch, :class:`ResourceLimitExceeded` past ``max_labels`` labels or ``max_classifiers_per_key``
-    classifiers, :class:`ModelMismatch` when ``model`` names another model than the classifier's,
+    batch, :class:`LabelLimitExceeded` past ``max_labels`` labels (the batch's, or an update's
+    total), :class:`ResourceLimitExceeded` past ``max_classifiers_per_key`` classifiers,
+    :class:`ModelMismatch` when ``model`` names another model than the classifier's,
     :class:`ResourceNotFound` for an unknown or foreign classifier, :class:`Conflict` when
     ``max_attempts`` conditional commits all lost to concurrent writers, and
     :class:`~labelwise.errors.TokenLimitExceeded` (before embedding) past ``max_tokens`` (None: no cap).
@@ -225,7 +278,7 @@ def train(
     if classifier_id is None:
         return _create(
             embedder_registry, store, settings, caller, examples, batch_labels, model, access, num_iters,
-            max_tokens,
+            max_tokens, multi_label,
         )  # fmt: skip
     return _update(
         embedder_registry, store, settings, caller, classifier_id, examples, batch_labels, model, access,
@@ -234,7 +287,7 @@ def train(
 
 
 def _check_examples_tokens(
-    embedder: Embedder, examples: Sequence[tuple[str, str]], labels: Sequence[str], max_tokens: int | None
+    embedder: Embedder, examples: Sequence[tuple[str, Target]], labels: Sequence[str], max_tokens: int | None
 ) -> None:
     if max_tokens:
         check_request_tokens(
@@ -249,16 +302,18 @@ def _create(
     store: ClassifierStore,
     settings: Settings,
     caller: ApiKeyRecord,
-    examples: Sequence[tuple[str, str]],
+    examples: Sequence[tuple[str, Target]],
     labels: list[str],
     model: str | None,
     access: Access | None,
     num_iters: int | None,
     max_tokens: int | None,
+    multi_label: bool = False,
 ) -> TrainResult:
-    if len(labels) < 2:
+    if multi_label and not labels:
+        raise InvalidLabels("A new multi-label classifier needs examples of at least 1 label.")
+    if not multi_label and len(labels) < 2:
         raise InvalidLabels("A new classifier needs examples of at least 2 distinct labels.")
-    _check_label_count(len(labels), settings)
     if store.count_by_owner(caller.tenant_id) >= settings.max_classifiers_per_key:
         raise ResourceLimitExceeded(
             f"At most {settings.max_classifiers_per_key} classifiers are allowed per key."
@@ -268,11 +323,14 @@ def _create(
     _check_examples_tokens(embedder, examples, labels, max_tokens)
     batch = embedder.embed([text for text, _ in examples], "input")
     classifier_id = str(uuid.uuid4())
-    learner = new_learner(embedder.manifest.dimension, embedder.manifest.temperature)
-    learner.add_labels(labels, label_vectors(embedder, labels))
-    learner.partial_fit(
-        batch.vectors, [label for _, label in examples], seed=seed_for(classifier_id, 1), num_iters=num_iters
+    learner: Learner = (
+        multilabel.new_learner(embedder.manifest.dimension, model_name)
+        if multi_label
+        else new_learner(embedder.manifest.dimension, embedder.manifest.temperature)
     )
+    learner.add_labels(labels, label_vectors(embedder, labels))
+    targets = _targets_for(learner, examples)
+    _learn(learner, batch.vectors, targets, seed_for(classifier_id, 1), num_iters)
     now = utcnow()
     meta = ClassifierMeta(
         id=classifier_id,
@@ -288,7 +346,7 @@ def _create(
     )
     store.create(meta, learner.to_bytes())
     WEIGHTS_CACHE.put(classifier_id, 1, learner)
-    return TrainResult.of(meta, created=True, total_tokens=batch.total_tokens)
+    return TrainResult.of(meta, created=True, total_tokens=batch.total_tokens, multi_label=multi_label)
 
 
 def _update(
@@ -297,7 +355,7 @@ def _update(
     settings: Settings,
     caller: ApiKeyRecord,
     classifier_id: str,
-    examples: Sequence[tuple[str, str]],
+    examples: Sequence[tuple[str, Target]],
     batch_labels: list[str],
     model: str | None,
     access: Access | None,
@@ -311,7 +369,6 @@ def _update(
     embedder = registry.get(meta.model)
     _check_examples_tokens(embedder, examples, batch_labels, max_tokens)
     batch = embedder.embed([text for text, _ in examples], "input")
-    targets = [label for _, label in examples]
     vectors_of: dict[tuple[str, ...], FloatArray] = {}
 
     for attempt in range(max_attempts):
@@ -321,7 +378,7 @@ def _update(
         new_labels = [label for label in batch_labels if label not in meta.labels]
         _check_label_count(len(meta.labels) + len(new_labels), settings)
         learner = _learn_batch(
-            store, embedder, meta, new_labels, vectors_of, batch.vectors, targets, num_iters
+            store, embedder, meta, new_labels, vectors_of, batch.vectors, examples, num_iters
         )
         if learner is None:
             continue  # replaced (and collected) since we read the meta: reload
@@ -332,12 +389,17 @@ def _update(
             logger.info("version conflict on classifier %s (attempt %d)", classifier_id, attempt + 1)
             continue
         WEIGHTS_CACHE.put(classifier_id, updated.version, learner)
-        return TrainResult.of(updated, created=False, total_tokens=batch.total_tokens)
+        return TrainResult.of(
+            updated,
+            created=False,
+            total_tokens=batch.total_tokens,
+            multi_label=isinstance(learner, MultiLabelLearner),
+        )
     raise Conflict(f"Classifier {classifier_id} is being updated concurrently; retry the request.")
 
 
 def _next_meta(
-    meta: ClassifierMeta, learner: MixtureLearner, access: Access | None, n_examples: int
+    meta: ClassifierMeta, learner: Learner, access: Access | None, n_examples: int
 ) -> ClassifierMeta:
     """``meta`` after one more training batch of ``n_examples`` learned into ``learner``."""
     return meta.model_copy(
@@ -359,38 +421,38 @@ def _learn_batch(
     new_labels: list[str],
     vectors_of: dict[tuple[str, ...], FloatArray],
     vectors: FloatArray,
-    targets: list[str],
+    examples: Sequence[tuple[str, Target]],
     num_iters: int | None,
-) -> MixtureLearner | None:
-    """The learner of ``meta``'s version with ``new_labels`` added and the batch learned (seeded by
-    the next version), or None when that version's weights are gone. ``vectors_of`` caches the label
-    embeddings per label list across attempts."""
+) -> Learner | None:
+    """The learner of ``meta``'s version (whichever kind its header names) with ``new_labels`` added
+    and the batch learned (seeded by the next version), or None when that version's weights are
+    gone. ``examples`` give the batch's targets in the learner's form (:func:`_targets_for`).
+    ``vectors_of`` caches the label embeddings per label list across attempts."""
     try:
-        learner = load_learner(
+        learner = load_any(
             store.load_weights(meta.id, meta.version),
             zero_shot_temperature=embedder.manifest.temperature,
         )
     except ResourceNotFound:
         return None
+    targets = _targets_for(learner, examples)
     all_labels = (*meta.labels, *new_labels)
     if all_labels not in vectors_of:
         vectors_of[all_labels] = label_vectors(embedder, all_labels)
     rows = vectors_of[all_labels]
     learner.add_labels(new_labels, rows[len(meta.labels) :])
     learner.set_label_vectors(rows)
-    learner.partial_fit(vectors, targets, seed=seed_for(meta.id, meta.version + 1), num_iters=num_iters)
+    _learn(learner, vectors, targets, seed_for(meta.id, meta.version + 1), num_iters)
     return learner
 
 
 # -- classify and CRUD ----------------------------------------------------------------------------
 
 
-def _learner_for(
-    store: ClassifierStore, meta: ClassifierMeta, zero_shot_temperature: float
-) -> MixtureLearner:
+def _learner_for(store: ClassifierStore, meta: ClassifierMeta, zero_shot_temperature: float) -> Learner:
     learner = WEIGHTS_CACHE.get(meta.id, meta.version)
     if learner is None:
-        learner = load_learner(
+        learner = load_any(
             store.load_weights(meta.id, meta.version), zero_shot_temperature=zero_shot_temperature
         )
         WEIGHTS_CACHE.put(meta.id, meta.version, learner)
@@ -419,12 +481,12 @@ def current_weights(
 
 
 #: One version's learner held by a caller for a whole job (:func:`learner_from_weights`, ``pinned=``).
-PinnedLearner = MixtureLearner
+PinnedLearner = Learner
 
 
 def learner_from_weights(weights: bytes, zero_shot_temperature: float) -> PinnedLearner:
     """A learner from the bytes of one version (see :func:`current_weights`), for ``pinned=``."""
-    return load_learner(weights, zero_shot_temperature=zero_shot_temperature)
+    return load_any(weights, zero_shot_temperature=zero_shot_temperature)
 
 
 def classify_with_classifier(
@@ -443,12 +505,12 @@ def classify_with_classifier(
     """Classify ``texts`` with a stored classifier.
 
     Returns the classifier's labels (in its order), a ``(len(texts), len(labels))`` float32 matrix
-    whose rows sum to 1, the tokens read and which inputs were truncated. Reads only the metadata
-    per request; weights come from the process-wide :data:`WEIGHTS_CACHE`, or are ``pinned``: one
-    version's learner held by the caller (:func:`learner_from_weights`), used whatever the current
-    version is (visibility and the model are still checked against the current metadata).
-    ``max_tokens`` caps the tokens of ``texts`` before any embedding (None: no cap; bulk uploads
-    pass none).
+    whose rows sum to 1 (independent per-label probabilities for a multi-label classifier), the
+    tokens read and which inputs were truncated. Reads only the metadata per request; weights come
+    from the process-wide :data:`WEIGHTS_CACHE`, or are ``pinned``: one version's learner held by
+    the caller (:func:`learner_from_weights`), used whatever the current version is (visibility and
+    the model are still checked against the current metadata). ``max_tokens`` caps the tokens of
+    ``texts`` before any embedding (None: no cap; bulk uploads pass none).
     """
     check_input_count(len(texts), settings.max_inputs)
     meta = _visible(store.get_meta(classifier_id), caller, for_classify=True)
@@ -473,6 +535,7 @@ def classify_with_classifier(
         total_tokens=batch.total_tokens,
         truncated=list(batch.truncated),
         model=meta.model,
+        multi_label=isinstance(learner, MultiLabelLearner),
     )
 
 

@@ -36,10 +36,13 @@ def escaped_len(text: str) -> int:
     return 2 * len(json.dumps(text))
 
 
-def classify_bytes_bound(n_inputs: int, groups: Mapping[str, Sequence[str]], top_n: int | None) -> int:
+def classify_bytes_bound(
+    n_inputs: int, groups: Mapping[str, Sequence[str]], top_n: int | None, multi_label: bool = False
+) -> int:
     """Bound on ``/v1/classify``'s Lambda response for ``n_inputs`` inputs scored against ``groups``
     (name -> labels; the single unnamed group of a plain list has the name ``""``), each row listing
-    the ``top_n`` best labels per group (all when ``None``)."""
+    the ``top_n`` best labels per group (all when ``None``); ``multi_label`` rows may also list every
+    label of a group as their ``prediction``."""
     per_row = ROW_BYTES
     for name, labels in groups.items():
         sizes = sorted((escaped_len(label) for label in labels), reverse=True)
@@ -47,6 +50,8 @@ def classify_bytes_bound(n_inputs: int, groups: Mapping[str, Sequence[str]], top
         # the group's name keys prediction, score and predictions; the best label is repeated
         per_row += 3 * escaped_len(name) + sizes[0] + PREDICTION_BYTES
         per_row += sum(shown) + PREDICTION_BYTES * len(shown)
+        if multi_label:
+            per_row += sum(sizes) + 2 * len(sizes)
     return ENVELOPE_BYTES + n_inputs * per_row
 
 

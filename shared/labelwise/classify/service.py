@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from labelwise.classify import fewshot
+from labelwise.classify import fewshot, multilabel
 from labelwise.classify.budget import check_request_tokens, count_tokens
 from labelwise.classify.image_models import FewShotRegistry, ImageModels, TextModels, text_model_for
 from labelwise.classify.response_size import (
@@ -31,9 +31,10 @@ from labelwise.classify.zeroshot import (
     score_groups,
     zeroshot_label_vectors,
 )
+from labelwise.embedding.manifest import ModelManifest
 from labelwise.embedding.pixels import IMAGE_TOKENS
 from labelwise.embedding.port import Embedder
-from labelwise.errors import InputLimitExceeded, InvalidInput, LabelLimitExceeded, ResourceLimitExceeded
+from labelwise.errors import InputLimitExceeded, InvalidInput
 from labelwise.settings import Settings
 from labelwise.storage.ports import Access, ApiKeyRecord, ClassifierStore
 
@@ -57,6 +58,7 @@ class ClassifyResult:
     groups: dict[str, GroupScores]
     truncated: list[bool]
     total_tokens: int
+    multi_label: bool = False  # independent per-label probabilities (rows need not sum to 1)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class Example:
     """A labelled training example: a text, or an image reference (``image``)."""
 
     value: str
-    label: str
+    label: str | tuple[str, ...]  # a tuple: the labels of a multi-label classifier's example
     image: bool = False
 
 
@@ -105,12 +107,15 @@ def classify_zero_shot(
     labels: Sequence[str] | dict[str, list[str]],
     model: str | None = None,
     top_n: int | None = None,
+    multi_label: bool = False,
 ) -> ClassifyResult:
-    """Zero-shot: each input against ``labels`` (a list, or named groups of labels)."""
+    """Zero-shot: each input against ``labels`` (a list, or named groups of labels). With
+    ``multi_label`` each label is scored on its own (:func:`multilabel.zero_shot_probabilities`)
+    instead of by a softmax over its group."""
     groups = normalize_label_groups(labels, LabelLimits.from_settings(settings))
     inputs = validate_items(items, settings.max_inputs)
     check_response_size(
-        classify_bytes_bound(len(inputs), groups, top_n),
+        classify_bytes_bound(len(inputs), groups, top_n, multi_label),
         settings.max_response_bytes,
         "Ask for the best labels only (`top_n`), or send fewer inputs or labels per request.",
     )
@@ -130,8 +135,28 @@ def classify_zero_shot(
         label_vectors, label_tokens = zeroshot_label_vectors(label_cache, embedder, group)
         group_vectors[name] = label_vectors
         tokens += sum(label_tokens)
-    scores = score_groups(vectors, group_vectors, groups, manifest.temperature)
-    return ClassifyResult(model=answered_by, groups=scores, truncated=truncated, total_tokens=tokens)
+    scores = _zero_shot_scores(vectors, group_vectors, groups, manifest, multi_label)
+    return ClassifyResult(
+        model=answered_by, groups=scores, truncated=truncated, total_tokens=tokens, multi_label=multi_label
+    )
+
+
+def _zero_shot_scores(
+    vectors: npt.NDArray[np.float32],
+    group_vectors: dict[str, npt.NDArray[np.float32]],
+    groups: dict[str, list[str]],
+    manifest: ModelManifest,
+    multi_label: bool,
+) -> dict[str, GroupScores]:
+    """Each group's scores: a softmax over the group's labels, or with ``multi_label`` each label's
+    own calibrated probability (:func:`multilabel.zero_shot_probabilities`)."""
+    if not multi_label:
+        return score_groups(vectors, group_vectors, groups, manifest.temperature)
+    calibration = multilabel.calibration_for(manifest.name)
+    return {
+        name: GroupScores(groups[name], multilabel.zero_shot_probabilities(vectors, v, calibration))
+        for name, v in group_vectors.items()
+    }
 
 
 def _embed_mixed_inputs(
@@ -184,13 +209,17 @@ def classify_few_shot(
     # The classifier's labels are known once it is loaded: a classifier with very many labels can
     # only be refused here, after the work (its labels are bounded by `max_labels`).
     check_response_size(
-        classify_bytes_bound(len(inputs), {UNGROUPED: list(result.labels)}, top_n),
+        classify_bytes_bound(len(inputs), {UNGROUPED: list(result.labels)}, top_n, result.multi_label),
         settings.max_response_bytes,
         "Ask for the best labels only (`top_n`), or send fewer inputs per request.",
     )
     groups = {UNGROUPED: GroupScores(labels=list(result.labels), probabilities=result.probabilities)}
     return ClassifyResult(
-        model=result.model, groups=groups, truncated=result.truncated, total_tokens=result.total_tokens
+        model=result.model,
+        groups=groups,
+        truncated=result.truncated,
+        total_tokens=result.total_tokens,
+        multi_label=result.multi_label,
     )
 
 
@@ -205,11 +234,13 @@ def train(
     model: str | None = None,
     access: Access | None = None,
     num_iters: int | None = None,
+    multi_label: bool = False,
 ) -> fewshot.TrainResult:
     """Create or update a few-shot classifier from labelled examples (never stored).
 
     Text examples train on the text model's embeddings; image examples on the image model's
-    features (one classifier cannot mix the two spaces)."""
+    features (one classifier cannot mix the two spaces). ``multi_label`` creates a classifier that
+    scores each label independently (see :func:`fewshot.train`)."""
     images = [e.image for e in examples]
     pairs = [(e.value, e.label) for e in examples]
     chosen = model
@@ -221,24 +252,13 @@ def train(
         chosen = models.images.require(model, models.text.default_model).name
     elif classifier_id is None or model is not None:
         chosen = text_model_for(models.text, models.images, model)
-    # Too many labels is Jina's 400 INPUT_LABEL_LIMIT_EXCEEDED, as on /v1/classify: the batch's own
-    # labels are counted here; an update's total (known once the classifier is read) is counted by
-    # fewshot, whose only per-key resource limit on an update is that one.
-    batch_labels = len({label for _, label in pairs})
-    if batch_labels > settings.max_labels:
-        raise LabelLimitExceeded(
-            f"`input` has {batch_labels} labels; at most {settings.max_labels} are allowed."
-        )
-    try:
-        return fewshot.train(
-            models, store, settings, caller,
-            examples=pairs, classifier_id=classifier_id, model=chosen, access=access, num_iters=num_iters,
-            max_tokens=settings.max_request_tokens,
-        )  # fmt: skip
-    except ResourceLimitExceeded as exc:
-        if classifier_id is None:
-            raise  # classifiers per key
-        raise LabelLimitExceeded(exc.detail) from exc
+    # Too many labels (the batch's, or an update's total) is fewshot's 400 INPUT_LABEL_LIMIT_EXCEEDED,
+    # as on /v1/classify.
+    return fewshot.train(
+        models, store, settings, caller,
+        examples=pairs, classifier_id=classifier_id, model=chosen, access=access, num_iters=num_iters,
+        max_tokens=settings.max_request_tokens, multi_label=multi_label,
+    )  # fmt: skip
 
 
 def embed_texts(
