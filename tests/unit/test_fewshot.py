@@ -208,6 +208,27 @@ def test_classify_predicts_learned_labels(registry, store, settings):
     assert get_classifier(store, OWNER, cid).classify_count == 1
 
 
+def test_the_same_examples_train_the_same_classifier_whatever_its_id(registry, store, settings):
+    # Given the same examples sent by two callers, in another order and over two calls for the second
+    first = make(registry, store, settings).classifier_id
+    second = make(registry, store, settings, examples=[POLITICS[1], SPORTS[0]]).classifier_id
+    make(registry, store, settings, examples=[SPORTS[1], POLITICS[0]], classifier_id=second)
+    third = make(registry, store, settings, examples=SPORTS + POLITICS).classifier_id
+    texts = ["a late goal by the striker", "budget bill in parliament", "an election goal"]
+
+    def probabilities(cid: str) -> np.ndarray:
+        result = classify_with_classifier(registry, store, settings, OWNER, classifier_id=cid, texts=texts)
+        order = [list(result.labels).index(label) for label in ("sports", "politics")]
+        return result.probabilities[:, order]
+
+    # When each classifies the same texts
+    # Then one call with the same examples under another id gives exactly the same answer
+    assert first != third
+    assert_allclose(probabilities(first), probabilities(third), rtol=0, atol=0)
+    # And the examples split over two calls agree on every prediction
+    assert (probabilities(first).argmax(axis=1) == probabilities(second).argmax(axis=1)).all()
+
+
 class CountingStore(MemoryClassifierStore):
     def __init__(self):
         super().__init__()

@@ -30,7 +30,6 @@ from labelwise.errors import (
     ModelNotFound,
 )
 from labelwise.learning.mixture import MixtureLearner
-from labelwise.learning.pa import seed_for
 from labelwise.settings import Settings
 from labelwise.storage.ports import ApiKeyRecord, ClassifierStore
 
@@ -127,7 +126,7 @@ def _learn(
     label_vectors, label_tokens = zeroshot_label_vectors(label_cache, embedder, labels)
     learner = fewshot.new_learner(embedder.manifest.dimension, embedder.manifest.temperature)
     learner.add_labels(labels, label_vectors)
-    learner.partial_fit(batch.vectors, [label for _, label in examples], seed=seed_for(key, 1))
+    learner.partial_fit(batch.vectors, [label for _, label in examples])
     learned = _Learned(learner=learner, tokens=batch.total_tokens + sum(label_tokens))
     EXAMPLE_CLASSIFIERS.put(key, learned)
     return learned

@@ -204,7 +204,9 @@ def _learn(
     if isinstance(learner, MultiLabelLearner):
         learner.partial_fit(vectors, [list(_labels_of(t)) for t in targets], seed=seed, num_iters=num_iters)
     else:
-        learner.partial_fit(vectors, [str(t) for t in targets], seed=seed, num_iters=num_iters)
+        # The mixture seeds itself from the batch's content: the same examples train the same
+        # classifier whatever its id (MixtureLearner.partial_fit, content_seed).
+        learner.partial_fit(vectors, [str(t) for t in targets], num_iters=num_iters)
 
 
 def _check_label_count(count: int, settings: Settings) -> None:

@@ -14,9 +14,10 @@ Protocol (per dataset, fixed before looking at any score):
   with fewer than ``k`` candidates contributes all it has (the cap is reported).
 * :func:`replay_product` trains the service's learner the way ``labelwise.classify.fewshot.train``
   does: the sample is cut into batches of at most 1,024, the first batch creates (labels in
-  first-seen order, ``seed_for(id, 1)``), every later batch is an update after a serialisation round
-  trip (``seed_for(id, version)``). The HTTP harness (``scripts/eval_fewshot.py``) goes through the
-  real server instead; the replay is for fast development runs.
+  first-seen order), every later batch is an update after a serialisation round trip; each batch
+  is seeded from its content, as the service does (``MixtureLearner.partial_fit``). The HTTP
+  harness (``scripts/eval_fewshot.py``) goes through the real server instead; the replay is for
+  fast development runs.
 
 Embeddings of whole datasets are computed once per model and cached as ``.npy`` under
 ``<cache_dir>/fewshot-embeddings`` (:func:`cached_embeddings`).
@@ -138,15 +139,16 @@ def replay_call(
     """One ``POST /v1/train`` batch as the service learns it: a new learner
     (:func:`labelwise.classify.fewshot.new_learner`) when ``learner`` is None, else the stored one
     after a serialisation round trip; new labels added, every label's vector refreshed, and the
-    batch learned with ``seed_for(classifier_key, version)``.
+    batch learned with the seed drawn from its content (as the service does: ``classifier_key`` and
+    ``version`` name the replayed call only).
 
     ``label_vectors(labels)`` embeds a classifier's whole label set the way the service does
     (:func:`labelwise.classify.fewshot.label_vectors`: the distinctive part of each label).
     """
     from labelwise.classify.fewshot import new_learner
     from labelwise.learning.mixture import load_learner
-    from labelwise.learning.pa import seed_for
 
+    del classifier_key, version  # the service no longer seeds training with the classifier id
     if learner is None:
         learner = new_learner(X.shape[1], zero_shot_temperature)
     else:
@@ -156,7 +158,7 @@ def replay_call(
     rows = np.asarray(label_vectors([*old, *new]), dtype=np.float32)
     learner.add_labels(new, rows[len(old) :])
     learner.set_label_vectors(rows)
-    learner.partial_fit(X, list(y), seed=seed_for(classifier_key, version), num_iters=num_iters)
+    learner.partial_fit(X, list(y), num_iters=num_iters)
     return learner
 
 
