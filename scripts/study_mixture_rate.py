@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from labelwise.classify.labels import distinctive_labels
 from labelwise.embedding.onnx_embedder import OnnxEmbedder
 from labelwise.evaluation import datasets
 from labelwise.evaluation import fewshot as fs
@@ -40,20 +39,6 @@ ORDER_CALLS = 3
 
 def log(msg: str) -> None:
     print(f"[mixture-rate] {msg}", file=sys.stderr, flush=True)
-
-
-def label_vectors(emb: OnnxEmbedder) -> Any:
-    """``labels -> (n, dim)``: each label's distinctive part embedded once (as the service does)."""
-    remembered: dict[str, npt.NDArray[np.float32]] = {}
-
-    def vectors(labels: Sequence[str]) -> npt.NDArray[np.float32]:
-        texts = distinctive_labels(labels)
-        for t in texts:
-            if t not in remembered:
-                remembered[t] = emb.embed([t], "label").vectors[0]
-        return np.stack([remembered[t] for t in texts]).astype(np.float32)
-
-    return vectors
 
 
 def zero_shot_log_prior(learner: MixtureLearner, mass: float) -> npt.NDArray[np.float64]:
@@ -95,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         X = fs.cached_embeddings(
             lambda t: emb.embed(t, "input").vectors, list(ds.texts), cache, f"{key}-{name}-input", log=log
         )
-        vectors = label_vectors(emb)
+        vectors = fs.label_vector_function(emb)
 
         splits = fs.make_splits(ds.labels, test_max=args.test_max)
         cands, ev = splits.train_candidates(True), list(splits.test)

@@ -212,6 +212,24 @@ def replay_product(
     )  # fmt: skip
 
 
+def label_vector_function(embedder: Any) -> Callable[[Sequence[str]], FloatArray]:
+    """``labels -> (n, dim)`` as the service embeds a classifier's labels (the distinctive part of
+    each, :func:`labelwise.classify.labels.distinctive_labels`, in the ``"label"`` role), each text
+    embedded once and remembered."""
+    from labelwise.classify.labels import distinctive_labels
+
+    remembered: dict[str, FloatArray] = {}
+
+    def vectors(labels: Sequence[str]) -> FloatArray:
+        texts = distinctive_labels(labels)
+        for t in texts:
+            if t not in remembered:
+                remembered[t] = np.asarray(embedder.embed([t], "label").vectors[0], dtype=np.float32)
+        return np.stack([remembered[t] for t in texts]).astype(np.float32)
+
+    return vectors
+
+
 def git_revision(root: Path | None = None) -> str:
     """``git rev-parse HEAD`` of ``root`` (the current directory when None), ``"unknown"`` outside
     a checkout: what result files record beside :func:`model_cache_key`."""

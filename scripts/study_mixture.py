@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""Study of the few-shot mixture's experts on the development group: PA's last against its averaged
+weights, and the zero-shot expert at one against three temperatures (issue 11; docs/fewshot.md,
+"What was tried").
+
+For each development set, size k and seed, the product's learner is trained in-process exactly as
+``POST /v1/train`` trains it (:func:`labelwise.evaluation.fewshot.replay_calls`), once with the k
+examples per label in one call and once with the same examples shuffled over three calls, for each
+variant of :data:`labelwise.learning.mixture.PA_AVERAGE` and
+:data:`labelwise.learning.mixture.ZERO_SHOT_TEMPERATURE_MULTIPLES`. Reported: the one-call
+classifier's macro-F1, its worst margin against the issue's small-size goal (few-shot >=
+max(zero-shot, logistic regression) - 0.02 at k <= 32), and the share of test inputs whose top label
+is the same in both classifiers (order agreement).
+
+Only the development group is read: this is where the variants are chosen.
+
+    python scripts/study_mixture.py [--sizes 4,8,32,128] [--seeds 3] [--out results/mixture-dev.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from labelwise.embedding.onnx_embedder import OnnxEmbedder
+from labelwise.evaluation import datasets
+from labelwise.evaluation import fewshot as fs
+from labelwise.evaluation.metrics import macro_f1
+from labelwise.learning import mixture
+from labelwise.settings import Settings
+
+ORDER_CALLS = 3
+#: (name, PA_AVERAGE, ZERO_SHOT_TEMPERATURE_MULTIPLES); the last is what ships.
+VARIANTS = (
+    ("PA last weights, zero-shot x1", False, (1.0,)),
+    ("PA averaged, zero-shot x1", True, (1.0,)),
+    ("PA averaged, zero-shot x1/2/4", True, (1.0, 2.0, 4.0)),
+)
+
+
+def log(msg: str) -> None:
+    print(f"[study-mixture] {msg}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--model", default="multilingual-e5-small")
+    ap.add_argument("--sizes", default="4,8,32,128")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--test-max", type=int, default=1000)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    sizes = [int(k) for k in args.sizes.split(",")]
+    settings = Settings.from_environ()
+    model_dir = settings.model_dir / args.model
+    emb = OnnxEmbedder.from_dir(model_dir, intra_op_threads=1)
+    key, T = fs.model_cache_key(model_dir), emb.manifest.temperature
+    vectors = fs.label_vector_function(emb)
+    rows: list[dict[str, Any]] = []
+    for name in datasets.GROUPS["dev"]:
+        ds = datasets.load(name, settings.cache_dir, 3000)
+        cache = settings.cache_dir / "fewshot-embeddings"
+        X = fs.cached_embeddings(
+            lambda t: emb.embed(t, "input").vectors, list(ds.texts), cache, f"{key}-{name}-input", log=log
+        )
+        splits = fs.make_splits(ds.labels, test_max=args.test_max)
+        cands, ev = splits.train_candidates(True), list(splits.test)
+        text_labels = [ds.verbalizer[c] for c in ds.labels]
+        classes = [ds.verbalizer[c] for c in ds.classes]
+        zs = fs.zero_shot_probabilities(X[ev], vectors(classes), T)
+        zs_f1 = macro_f1(ds.y[ev], zs.argmax(1))
+        for k in sizes:
+            for seed in range(args.seeds):
+                idx, _ = fs.sample_per_label(ds.labels, cands, k, seed)
+                ys = [text_labels[i] for i in idx]
+                calls = fs.split_calls(len(idx), ORDER_CALLS, seed, ys)
+                lr = fs.offline_logreg(X[idx], ds.y[idx], X[ev], len(classes))
+                lr_f1 = macro_f1(ds.y[ev], lr.argmax(1))
+                for variant, average, multiples in VARIANTS:
+                    mixture.PA_AVERAGE, mixture.ZERO_SHOT_TEMPERATURE_MULTIPLES = average, multiples
+                    one = fs.replay_calls(X[idx], ys, [range(len(idx))], vectors, "study", T)
+                    split = fs.replay_calls(X[idx], ys, calls, vectors, "study", T)
+                    P1 = fs.learner_probabilities(one, X[ev], classes)
+                    P3 = fs.learner_probabilities(split, X[ev], classes)
+                    rows.append({
+                        "dataset": name, "k": k, "seed": seed, "variant": variant,
+                        "macro_f1": macro_f1(ds.y[ev], P1.argmax(1)), "order_agreement": fs.agreement(P1, P3),
+                        "zero_shot_f1": zs_f1, "logreg_f1": lr_f1,
+                    })  # fmt: skip
+            log(f"{name} k={k} done")
+    print("| variant | macro-F1 (mean) | worst margin, k <= 32 | order agreement (mean) | lowest (set, k) |")
+    print("|---|---:|---:|---:|---:|")
+    summary = []
+    for variant, _, _ in VARIANTS:
+        cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for r in rows:
+            if r["variant"] == variant:
+                cells.setdefault((r["dataset"], r["k"]), []).append(r)
+
+        def mean(rs: list[dict[str, Any]], field: str) -> float:
+            return float(np.mean([r[field] for r in rs]))
+
+        margins = [
+            mean(rs, "macro_f1") - max(rs[0]["zero_shot_f1"], mean(rs, "logreg_f1")) + 0.02
+            for (_, k), rs in cells.items()
+            if k <= 32
+        ]
+        agree = {c: mean(rs, "order_agreement") for c, rs in cells.items()}
+        (low_set, low_k), low = min(agree.items(), key=lambda kv: kv[1])
+        f1 = float(np.mean([mean(rs, "macro_f1") for rs in cells.values()]))
+        summary.append({"variant": variant, "macro_f1": f1, "worst_margin": min(margins),
+                        "order_agreement": float(np.mean(list(agree.values()))), "lowest": low})  # fmt: skip
+        print(f"| {variant} | {f1:.4f} | {min(margins):+.3f} | {np.mean(list(agree.values())):.3f} | "
+              f"{low:.3f} ({low_set}, k={low_k}) |")  # fmt: skip
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump({"group": "dev", "git_revision": fs.git_revision(), "model_fingerprint": key,
+                       "args": vars(args), "summary": summary, "rows": rows}, f, indent=1)  # fmt: skip
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
