@@ -200,3 +200,37 @@ def test_bad_input_is_refused():
         learner.partial_fit(np.zeros((1, DIM + 1)), ["a"], seed=1)
     with pytest.raises(ValueError):
         load_learner(b"not a classifier")
+
+
+def test_new_classifiers_average_pa_and_score_zero_shot_at_three_temperatures():
+    # Given a new learner at the model temperature 0.05
+    learner = MixtureLearner(DIM, zero_shot_temperature=0.05)
+    # Then its zero-shot expert comes at 1, 2 and 4 times that temperature, and PA averages
+    temperatures = [e.temperature for e in learner.experts if e.kind == "zero-shot"]
+    assert_allclose(temperatures, [0.05, 0.1, 0.2])
+    assert learner.pa.average
+
+
+def test_a_classifier_stored_with_earlier_experts_keeps_them():
+    # Given a learner stored with the earlier experts (one zero-shot temperature, PA's last weights)
+    X, y, L = _clusters(7)
+    earlier = [e for e in MixtureLearner(DIM).experts if e.kind != "zero-shot" or e.temperature == 0.05]
+    old = MixtureLearner(DIM, experts=earlier)
+    old.pa = PALearner(DIM, variant="pa-i", c=0.1, prior_strength=20.0, c_per_rival=True, average=False)
+    old.add_labels(["a", "b", "c"], L)
+    old.partial_fit(X, y, seed=3)
+    # When it is loaded back
+    loaded = load_learner(old.to_bytes())
+    # Then it has the same experts, PA without averaging, and answers exactly as before
+    assert loaded.experts == old.experts and not loaded.pa.average
+    assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
+
+
+def test_without_a_seed_the_same_examples_train_the_same_learner_in_any_order():
+    # Given two learners and the same batch in two orders, no seed given
+    X, y, L = _clusters(8)
+    a, b = _learner(L), _learner(L)
+    a.partial_fit(X, y)
+    b.partial_fit(X[::-1], y[::-1])
+    # Then they are identical (the seed is drawn from the content, not the order)
+    assert a.to_bytes() == b.to_bytes()

@@ -17,7 +17,9 @@ second-moment matrices of ridge, PA's weight rows, and each expert's running los
    :data:`HELDOUT_FOLDS`-fold cross-validation from the pre-batch PA state for PA. Each expert's
    running loss grows by ``w * sum_i -log p_e(y_i)`` (prequential / test-then-train scoring; Dawid,
    "Statistical theory: the prequential approach", JRSS A 1984).
-4. **PA** learns the batch with ``num_iters`` passes.
+4. **PA** learns the batch with ``num_iters`` passes, in an order drawn from ``seed`` (by default
+   :func:`content_seed`: the batch's content, so the same examples train the same classifier
+   whatever its id), and scores with its averaged weights (:data:`PA_AVERAGE`).
 
 :meth:`MixtureLearner.predict_proba` is ``sum_e pi_e p_e(x)`` with
 ``pi = mixture_weights(losses, learning_rate=LEARNING_RATE)`` (exponential weights with log-loss:
@@ -25,8 +27,10 @@ Bayesian model averaging, tempered by ``eta = 0.02`` so that close experts share
 zero-shot is right it keeps much of the weight; when it is wrong the learned experts take over as
 examples accumulate.
 
-Serialised form: a compressed ``.npz`` with a JSON header (:data:`FORMAT_VERSION` 2); classifiers
-stored by earlier releases as a bare PA learner (format 1) load through :func:`load_learner`.
+Serialised form: a compressed ``.npz`` with a JSON header (:data:`FORMAT_VERSION` 2) that lists the
+experts and holds PA's own header (whether it averages), so classifiers stored before the experts
+changed keep their experts and PA; classifiers stored by earlier releases as a bare PA learner
+(format 1) load through :func:`load_learner`.
 """
 
 from __future__ import annotations
