@@ -7,6 +7,7 @@ import pickle
 import sys
 import types
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -192,3 +193,14 @@ def test_state_dict_of_another_shape_is_refused() -> None:
     sd["_fc.weight"] = np.zeros((11, 24), np.float32)
     with pytest.raises(ValueError, match=r"_fc\.weight"):
         check_state_dict(sd, TINY)
+
+
+def test_the_image_recipe_hashes_its_builder_and_the_runtime_modules_it_depends_on():
+    # Given the image builder's source hash (part of every image model's recipe)
+    from labelwise.modelbuild.image import build as image_build
+
+    embedding = Path(image_build.__file__).parents[2] / "embedding"
+    # Then every run-time module it names exists (a rename must update the recipe, not crash the build)
+    assert all((embedding / name).is_file() for name in image_build.RUNTIME_SOURCES)
+    # And the hash is computed and stable
+    assert image_build._source_hash() == image_build._source_hash()

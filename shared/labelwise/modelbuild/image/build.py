@@ -104,10 +104,16 @@ def imagenet_class_texts(timm_wheel: Path) -> list[str]:
     return [f"{lemmas[s].strip()}: {definitions[s].strip()}" for s in synsets]
 
 
+#: The run-time modules (in ``labelwise/embedding``) whose code the built image model's behaviour
+#: depends on: part of its recipe, so changing them rebuilds it.
+RUNTIME_SOURCES = ("efficientnet.py", "pixels.py")
+
+
 def _source_hash() -> str:
     h = hashlib.sha256()
-    runtime = Path(__file__).parents[2] / "embedding" / "image.py"
-    files = [*sorted(Path(__file__).parent.glob("*.py")), runtime]
+    embedding = Path(__file__).parents[2] / "embedding"
+    runtime = [embedding / name for name in RUNTIME_SOURCES]
+    files = [*sorted(Path(__file__).parent.glob("*.py")), *runtime]
     for p in files:
         h.update(p.name.encode())
         h.update(p.read_bytes())
