@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -171,36 +171,46 @@ def evaluate_conditions(
     """Evaluate the template's ``Conditions`` (``Fn::Equals/Not/And/Or``, ``Condition``) for the given
     parameter values (default: the parameters' defaults)."""
     params = parameter_values(template, parameters)
-    definitions = template.get("Conditions", {})
-    results: dict[str, bool] = {}
+    return _Conditions(template.get("Conditions", {}), params).all()
 
-    def value(v: Any) -> Any:
-        return resolve(v, params)
 
-    def truth(expr: Any) -> bool:
+class _Conditions:
+    """:func:`evaluate_conditions`' state: the definitions and the conditions decided so far."""
+
+    def __init__(self, definitions: Mapping[str, Any], params: Mapping[str, str]) -> None:
+        self.definitions = definitions
+        self.params = params
+        self.results: dict[str, bool] = {}
+
+    def all(self) -> dict[str, bool]:
+        for name in self.definitions:
+            self.condition(name)
+        return self.results
+
+    def condition(self, name: str) -> bool:
+        if name not in self.results:
+            self.results[name] = self.truth(self.definitions[name])
+        return self.results[name]
+
+    def truth(self, expr: Any) -> bool:
         if isinstance(expr, dict) and len(expr) == 1:
             ((fn, args),) = expr.items()
             if fn == "Condition":
-                return condition(args)
+                return self.condition(args)
             if fn == "Fn::Equals":
-                left, right = (value(a) for a in args)
+                left, right = (resolve(a, self.params) for a in args)
                 return str(left) == str(right)
-            if fn == "Fn::Not":
-                return not truth(args[0])
-            if fn == "Fn::And":
-                return all(truth(a) for a in args)
-            if fn == "Fn::Or":
-                return any(truth(a) for a in args)
+            if fn in _LOGICAL:
+                return _LOGICAL[fn](self.truth(a) for a in args)
         raise ValueError(f"cannot evaluate condition {expr!r}")
 
-    def condition(name: str) -> bool:
-        if name not in results:
-            results[name] = truth(definitions[name])
-        return results[name]
 
-    for name in definitions:
-        condition(name)
-    return results
+#: ``Fn::Not`` (one argument), ``Fn::And``, ``Fn::Or`` over their arguments' truth.
+_LOGICAL: dict[str, Callable[[Iterator[bool]], bool]] = {
+    "Fn::Not": lambda values: not next(values),
+    "Fn::And": all,
+    "Fn::Or": any,
+}
 
 
 def resolve(
