@@ -394,61 +394,64 @@ def _prefixes_table(rs: Sequence[Row]) -> list[str]:
     return out
 
 
-def _calibration_table(rs: Sequence[Row]) -> list[str]:
-    """Temperatures and calibration before and after fitting."""
-    out = [
+def _calibration_row(r: Row) -> str:
+    e = r.extra
+    return (
+        f"| {r.model} | {r.dataset} | {r.n} | {e['t_before']:g} | "
+        f"{fmt(e['ece_before'])} | {fmt(e['nll_before'])} | {e['t_after']:.4f} | "
+        f"{fmt(e['ece_after'])} | "
+        f"{fmt(e['nll_after'])} | {e['t_ece_objective']:.4f} | {fmt(e['ece_at_t_ece'])} | "
+        f"{e['t_dataset']:.4f} | {fmt(e['ece_at_t_dataset'])} |"
+    )
+
+
+def _verbalizer_row(r: Row) -> str:
+    labels = " / ".join(r.extra["labels"])
+    return (
+        f"| {r.model} | {r.dataset} | {labels} | {'yes' if r.extra['default'] else ''} | {fmt(r.macro_f1)} |"
+    )
+
+
+def _generic_row(r: Row) -> str:
+    return (
+        f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | "
+        f"{fmt(r.accuracy)} | {fmt(r.ece)} |"
+    )
+
+
+#: One row per result: (header, rule, row) per experiment; calibration: temperatures and calibration
+#: before and after fitting; verbalizers: label wordings. Experiments added later: the common columns.
+ROW_TABLES: dict[str, tuple[str, str, Callable[[Row], str]]] = {
+    "calibration": (
         "| model | dataset | n (test half) | T before | ECE before | NLL before | "
         "T after (NLL) | ECE after | NLL after | T (ECE obj.) | ECE at it | "
         "T (this set only) | ECE at it |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rs:
-        e = r.extra
-        out.append(
-            f"| {r.model} | {r.dataset} | {r.n} | {e['t_before']:g} | "
-            f"{fmt(e['ece_before'])} | {fmt(e['nll_before'])} | {e['t_after']:.4f} | "
-            f"{fmt(e['ece_after'])} | "
-            f"{fmt(e['nll_after'])} | {e['t_ece_objective']:.4f} | {fmt(e['ece_at_t_ece'])} | "
-            f"{e['t_dataset']:.4f} | {fmt(e['ece_at_t_dataset'])} |"
-        )
-    return out
-
-
-def _verbalizers_table(rs: Sequence[Row]) -> list[str]:
-    """Label wordings and their macro-F1."""
-    out = [
+        _calibration_row,
+    ),
+    "verbalizers": (
         "| model | dataset | labels (class order) | a priori | macro-F1 |",
         "|---|---|---|---|---:|",
-    ]
-    for r in rs:
-        out.append(
-            f"| {r.model} | {r.dataset} | {' / '.join(r.extra['labels'])} | "
-            f"{'yes' if r.extra['default'] else ''} | {fmt(r.macro_f1)} |"
-        )
-    return out
-
-
-def _generic_table(rs: Sequence[Row]) -> list[str]:
-    """Experiments added later: the common columns."""
-    out = [
-        "| dataset | model | engine | n | macro-F1 | accuracy | ECE |",
-        "|---|---|---|---:|---:|---:|---:|",
-    ]
-    out += [
-        f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | "
-        f"{fmt(r.accuracy)} | {fmt(r.ece)} |"
-        for r in rs
-    ]
-    return out
-
-
-#: The table of each experiment (others: :func:`_generic_table`).
+        _verbalizer_row,
+    ),
+}
+GENERIC_TABLE = (
+    "| dataset | model | engine | n | macro-F1 | accuracy | ECE |",
+    "|---|---|---|---:|---:|---:|---:|",
+    _generic_row,
+)
+#: The experiments with tables of their own shape.
 TABLES: dict[str, Callable[[Sequence[Row]], list[str]]] = {
     "zero-shot": _zero_shot_table,
     "prefixes": _prefixes_table,
-    "calibration": _calibration_table,
-    "verbalizers": _verbalizers_table,
 }
+
+
+def _table(exp: str, rs: Sequence[Row]) -> list[str]:
+    if exp in TABLES:
+        return TABLES[exp](rs)
+    header, rule, row = ROW_TABLES.get(exp, GENERIC_TABLE)
+    return [header, rule, *map(row, rs)]
 
 
 def markdown(rows: Sequence[Row]) -> str:
@@ -458,7 +461,7 @@ def markdown(rows: Sequence[Row]) -> str:
         by_exp.setdefault(r.experiment, []).append(r)
     for exp, rs in by_exp.items():
         out.append(f"\n### {exp}\n")
-        out += TABLES.get(exp, _generic_table)(rs)
+        out += _table(exp, rs)
     return "\n".join(out) + "\n"
 
 
