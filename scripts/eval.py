@@ -332,6 +332,128 @@ def fmt(x: float | None) -> str:
     return "" if x is None else f"{x:.3f}"
 
 
+def _zero_shot_table(rs: Sequence[Row]) -> list[str]:
+    """Zero-shot: scores per dataset and model, then macro-F1 by language where known."""
+    out = [
+        "| dataset | model | engine | n | macro-F1 | accuracy | ECE | T | prefixes (in/label) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rs:
+        p = r.extra["prefixes"]
+        out.append(
+            f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | "
+            f"{fmt(r.accuracy)} | {fmt(r.ece)} | {r.extra['temperature']} | "
+            f"`{p[0]}`/`{p[1]}` |"
+        )
+    for r in rs:
+        if "macro_f1_by_group" in r.extra:
+            groups = r.extra["macro_f1_by_group"]
+            out.append(
+                f"\n{r.dataset} ({r.model}) macro-F1 by language: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in groups.items())
+            )
+    return out
+
+
+def _prefixes_table(rs: Sequence[Row]) -> list[str]:
+    """Prefix schemes: macro-F1 per dataset, then differences to ``query: ``/``query: ``."""
+    out: list[str] = []
+    names = list(dict.fromkeys(r.dataset for r in rs))
+    out += [
+        "| input prefix | label prefix | " + " | ".join(names) + " | mean |",
+        "|---|---|" + "---:|" * (len(names) + 1),
+    ]
+    schemes = list(dict.fromkeys((r.model, r.engine, r.extra["input"], r.extra["label"]) for r in rs))
+    for model, engine, ip, lp in schemes:
+        f1 = {
+            r.dataset: r.macro_f1
+            for r in rs
+            if (r.model, r.engine, r.extra["input"], r.extra["label"]) == (model, engine, ip, lp)
+        }
+        out.append(
+            f"| `{ip}` | `{lp}` | "
+            + " | ".join(fmt(f1[n]) for n in names)
+            + f" | **{fmt(float(np.mean(list(f1.values()))))}** |"
+        )
+    out += ["", "Macro-F1 difference to `query: `/`query: ` [paired bootstrap 95 % interval]:", ""]
+    out += [
+        "| input prefix | label prefix | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for model, engine, ip, lp in schemes[1:]:
+        d = {
+            r.dataset: r.extra["delta_vs_query_query"]
+            for r in rs
+            if (r.model, r.engine, r.extra["input"], r.extra["label"]) == (model, engine, ip, lp)
+        }
+        out.append(
+            f"| `{ip}` | `{lp}` | "
+            + " | ".join(f"{d[n][0]:+.3f} [{d[n][1]:+.3f}, {d[n][2]:+.3f}]" for n in names)
+            + " |"
+        )
+    return out
+
+
+def _calibration_row(r: Row) -> str:
+    e = r.extra
+    return (
+        f"| {r.model} | {r.dataset} | {r.n} | {e['t_before']:g} | "
+        f"{fmt(e['ece_before'])} | {fmt(e['nll_before'])} | {e['t_after']:.4f} | "
+        f"{fmt(e['ece_after'])} | "
+        f"{fmt(e['nll_after'])} | {e['t_ece_objective']:.4f} | {fmt(e['ece_at_t_ece'])} | "
+        f"{e['t_dataset']:.4f} | {fmt(e['ece_at_t_dataset'])} |"
+    )
+
+
+def _verbalizer_row(r: Row) -> str:
+    labels = " / ".join(r.extra["labels"])
+    return (
+        f"| {r.model} | {r.dataset} | {labels} | {'yes' if r.extra['default'] else ''} | {fmt(r.macro_f1)} |"
+    )
+
+
+def _generic_row(r: Row) -> str:
+    return (
+        f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | "
+        f"{fmt(r.accuracy)} | {fmt(r.ece)} |"
+    )
+
+
+#: One row per result: (header, rule, row) per experiment; calibration: temperatures and calibration
+#: before and after fitting; verbalizers: label wordings. Experiments added later: the common columns.
+ROW_TABLES: dict[str, tuple[str, str, Callable[[Row], str]]] = {
+    "calibration": (
+        "| model | dataset | n (test half) | T before | ECE before | NLL before | "
+        "T after (NLL) | ECE after | NLL after | T (ECE obj.) | ECE at it | "
+        "T (this set only) | ECE at it |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        _calibration_row,
+    ),
+    "verbalizers": (
+        "| model | dataset | labels (class order) | a priori | macro-F1 |",
+        "|---|---|---|---|---:|",
+        _verbalizer_row,
+    ),
+}
+GENERIC_TABLE = (
+    "| dataset | model | engine | n | macro-F1 | accuracy | ECE |",
+    "|---|---|---|---:|---:|---:|---:|",
+    _generic_row,
+)
+#: The experiments with tables of their own shape.
+TABLES: dict[str, Callable[[Sequence[Row]], list[str]]] = {
+    "zero-shot": _zero_shot_table,
+    "prefixes": _prefixes_table,
+}
+
+
+def _table(exp: str, rs: Sequence[Row]) -> list[str]:
+    if exp in TABLES:
+        return TABLES[exp](rs)
+    header, rule, row = ROW_TABLES.get(exp, GENERIC_TABLE)
+    return [header, rule, *map(row, rs)]
+
+
 def markdown(rows: Sequence[Row]) -> str:
     out: list[str] = []
     by_exp: dict[str, list[Row]] = {}
@@ -339,95 +461,7 @@ def markdown(rows: Sequence[Row]) -> str:
         by_exp.setdefault(r.experiment, []).append(r)
     for exp, rs in by_exp.items():
         out.append(f"\n### {exp}\n")
-        if exp == "zero-shot":
-            out += [
-                "| dataset | model | engine | n | macro-F1 | accuracy | ECE | T | prefixes (in/label) |",
-                "|---|---|---|---:|---:|---:|---:|---:|---|",
-            ]
-            for r in rs:
-                p = r.extra["prefixes"]
-                out.append(
-                    f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | "
-                    f"{fmt(r.accuracy)} | {fmt(r.ece)} | {r.extra['temperature']} | "
-                    f"`{p[0]}`/`{p[1]}` |"
-                )
-            for r in rs:
-                if "macro_f1_by_group" in r.extra:
-                    groups = r.extra["macro_f1_by_group"]
-                    out.append(
-                        f"\n{r.dataset} ({r.model}) macro-F1 by language: "
-                        + ", ".join(f"{k} {v:.3f}" for k, v in groups.items())
-                    )
-        elif exp == "prefixes":
-            names = list(dict.fromkeys(r.dataset for r in rs))
-            out += [
-                "| input prefix | label prefix | " + " | ".join(names) + " | mean |",
-                "|---|---|" + "---:|" * (len(names) + 1),
-            ]
-            schemes = list(dict.fromkeys((r.model, r.engine, r.extra["input"], r.extra["label"]) for r in rs))
-            for model, engine, ip, lp in schemes:
-                f1 = {
-                    r.dataset: r.macro_f1
-                    for r in rs
-                    if (r.model, r.engine, r.extra["input"], r.extra["label"]) == (model, engine, ip, lp)
-                }
-                out.append(
-                    f"| `{ip}` | `{lp}` | "
-                    + " | ".join(fmt(f1[n]) for n in names)
-                    + f" | **{fmt(float(np.mean(list(f1.values()))))}** |"
-                )
-            out += ["", "Macro-F1 difference to `query: `/`query: ` [paired bootstrap 95 % interval]:", ""]
-            out += [
-                "| input prefix | label prefix | " + " | ".join(names) + " |",
-                "|---|---|" + "---|" * len(names),
-            ]
-            for model, engine, ip, lp in schemes[1:]:
-                d = {
-                    r.dataset: r.extra["delta_vs_query_query"]
-                    for r in rs
-                    if (r.model, r.engine, r.extra["input"], r.extra["label"]) == (model, engine, ip, lp)
-                }
-                out.append(
-                    f"| `{ip}` | `{lp}` | "
-                    + " | ".join(f"{d[n][0]:+.3f} [{d[n][1]:+.3f}, {d[n][2]:+.3f}]" for n in names)
-                    + " |"
-                )
-        elif exp == "calibration":
-            out += [
-                "| model | dataset | n (test half) | T before | ECE before | NLL before | "
-                "T after (NLL) | ECE after | NLL after | T (ECE obj.) | ECE at it | "
-                "T (this set only) | ECE at it |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-            ]
-            for r in rs:
-                e = r.extra
-                out.append(
-                    f"| {r.model} | {r.dataset} | {r.n} | {e['t_before']:g} | "
-                    f"{fmt(e['ece_before'])} | {fmt(e['nll_before'])} | {e['t_after']:.4f} | "
-                    f"{fmt(e['ece_after'])} | "
-                    f"{fmt(e['nll_after'])} | {e['t_ece_objective']:.4f} | {fmt(e['ece_at_t_ece'])} | "
-                    f"{e['t_dataset']:.4f} | {fmt(e['ece_at_t_dataset'])} |"
-                )
-        elif exp == "verbalizers":
-            out += [
-                "| model | dataset | labels (class order) | a priori | macro-F1 |",
-                "|---|---|---|---|---:|",
-            ]
-            for r in rs:
-                out.append(
-                    f"| {r.model} | {r.dataset} | {' / '.join(r.extra['labels'])} | "
-                    f"{'yes' if r.extra['default'] else ''} | {fmt(r.macro_f1)} |"
-                )
-        else:  # experiments added later print their own columns
-            out += [
-                "| dataset | model | engine | n | macro-F1 | accuracy | ECE |",
-                "|---|---|---|---:|---:|---:|---:|",
-            ]
-            out += [
-                f"| {r.dataset} | {r.model} | {r.engine} | {r.n} | {fmt(r.macro_f1)} | "
-                f"{fmt(r.accuracy)} | {fmt(r.ece)} |"
-                for r in rs
-            ]
+        out += _table(exp, rs)
     return "\n".join(out) + "\n"
 
 

@@ -78,7 +78,7 @@ def main() -> int:
     from labelwise.evaluation.datasets import bench_texts
     from labelwise.modelbuild import build as B
     from labelwise.modelbuild import parity
-    from labelwise.modelbuild.graph import build_graph
+    from labelwise.modelbuild.graph import GraphVariant, build_graph
     from labelwise.settings import Settings
 
     settings = Settings.from_environ()
@@ -133,9 +133,10 @@ def main() -> int:
                 loaded.weights,
                 word_q4=word_table,
                 row_scaled=row_scaled,
-                attention="mha" if name.endswith("-mha") else "matmul",
-                fused=name.endswith("-fused"),
                 name=MODEL,
+                variant=GraphVariant(
+                    fused=name.endswith("-fused"), attention="mha" if name.endswith("-mha") else "matmul"
+                ),
             )
             onnx.save(graph, str(pre))
             quantize_dynamic(

@@ -54,9 +54,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    from labelwise.storage import open_stores
+    from labelwise.runtime import build_key_store
 
-    _, keys = open_stores(settings)
+    keys = build_key_store(settings)
     if args.keys_command == "create":
         tenant = args.tenant or f"tnt_{secrets.token_hex(6)}"
         key, record = keys.create(tenant, args.name)
@@ -181,7 +181,7 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labelwise", description="Self-hosted classification API.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -190,6 +190,20 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.set_defaults(func=_serve)
 
+    _add_keys(sub)
+
+    build = sub.add_parser("build-model", help="build the int8 ONNX models into LABELWISE_MODEL_DIR")
+    build.add_argument(
+        "rest", nargs=argparse.REMAINDER, help="options passed to labelwise.modelbuild, after `--`"
+    )
+    build.set_defaults(func=_build_model)
+
+    _add_classify_file(sub)
+    _add_evaluate(sub)
+    return parser
+
+
+def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = sub.add_parser("keys", help="manage API keys in the configured store (LABELWISE_STORE)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key (printed once)")
@@ -201,12 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     revoke.add_argument("key_id")
     keys.set_defaults(func=_keys)
 
-    build = sub.add_parser("build-model", help="build the int8 ONNX models into LABELWISE_MODEL_DIR")
-    build.add_argument(
-        "rest", nargs=argparse.REMAINDER, help="options passed to labelwise.modelbuild, after `--`"
-    )
-    build.set_defaults(func=_build_model)
 
+def _add_classify_file(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     classify_file = sub.add_parser(
         "classify-file",
         help="classify a .jsonl/.csv/.txt file like an upload; results are written beside it",
@@ -223,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     classify_file.set_defaults(func=_classify_file)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = sub.add_parser(
         "evaluate",
         help="zero-shot vs few-shot on your labelled .csv/.jsonl: how many examples before few-shot pays off",
@@ -234,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--out", default="labelwise-evaluate", help="where results.json and the plot go")
     evaluate.set_defaults(func=_evaluate)
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     configure_logging()
     settings = Settings.from_environ()
     try:

@@ -21,6 +21,7 @@ from labelwise.quota import MemoryRateLimiter, RateLimiter, UnlimitedRateLimiter
 from labelwise.services import Services
 from labelwise.settings import Settings
 from labelwise.storage import open_stores
+from labelwise.storage.ports import KeyStore
 from labelwise.uploads.jobs import UploadJobs
 
 CLIP_ALIASES = ("jina-clip-v1", "jina-clip-v2", "clip-*")
@@ -71,6 +72,11 @@ def build_limiter(settings: Settings) -> RateLimiter:
 
         return DynamoRateLimiter.from_settings(settings)
     return MemoryRateLimiter(rpm, tpm)
+
+
+def build_key_store(settings: Settings) -> KeyStore:
+    """The API key store ``settings.store`` names (``labelwise keys``)."""
+    return open_stores(settings)[1]
 
 
 def build_services(settings: Settings) -> Services:

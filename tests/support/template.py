@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -149,11 +149,8 @@ def _only(mapping: Mapping[str, str], what: str) -> str:
     return next(iter(mapping.values()))
 
 
-#: Marks a value that ``Fn::If`` resolved to ``AWS::NoValue``: the key is dropped.
+#: What ``{"Ref": "AWS::NoValue"}`` evaluates to (also through ``Fn::If``): the key or item is dropped.
 _NO_VALUE = object()
-
-
-_NO_VALUE = object()  # what {"Ref": "AWS::NoValue"} evaluates to: the key or item is dropped
 
 
 def parameter_values(
@@ -174,36 +171,46 @@ def evaluate_conditions(
     """Evaluate the template's ``Conditions`` (``Fn::Equals/Not/And/Or``, ``Condition``) for the given
     parameter values (default: the parameters' defaults)."""
     params = parameter_values(template, parameters)
-    definitions = template.get("Conditions", {})
-    results: dict[str, bool] = {}
+    return _Conditions(template.get("Conditions", {}), params).all()
 
-    def value(v: Any) -> Any:
-        return resolve(v, params)
 
-    def truth(expr: Any) -> bool:
+class _Conditions:
+    """:func:`evaluate_conditions`' state: the definitions and the conditions decided so far."""
+
+    def __init__(self, definitions: Mapping[str, Any], params: Mapping[str, str]) -> None:
+        self.definitions = definitions
+        self.params = params
+        self.results: dict[str, bool] = {}
+
+    def all(self) -> dict[str, bool]:
+        for name in self.definitions:
+            self.condition(name)
+        return self.results
+
+    def condition(self, name: str) -> bool:
+        if name not in self.results:
+            self.results[name] = self.truth(self.definitions[name])
+        return self.results[name]
+
+    def truth(self, expr: Any) -> bool:
         if isinstance(expr, dict) and len(expr) == 1:
             ((fn, args),) = expr.items()
             if fn == "Condition":
-                return condition(args)
+                return self.condition(args)
             if fn == "Fn::Equals":
-                left, right = (value(a) for a in args)
+                left, right = (resolve(a, self.params) for a in args)
                 return str(left) == str(right)
-            if fn == "Fn::Not":
-                return not truth(args[0])
-            if fn == "Fn::And":
-                return all(truth(a) for a in args)
-            if fn == "Fn::Or":
-                return any(truth(a) for a in args)
+            if fn in _LOGICAL:
+                return _LOGICAL[fn](self.truth(a) for a in args)
         raise ValueError(f"cannot evaluate condition {expr!r}")
 
-    def condition(name: str) -> bool:
-        if name not in results:
-            results[name] = truth(definitions[name])
-        return results[name]
 
-    for name in definitions:
-        condition(name)
-    return results
+#: ``Fn::Not`` (one argument), ``Fn::And``, ``Fn::Or`` over their arguments' truth.
+_LOGICAL: dict[str, Callable[[Iterator[bool]], bool]] = {
+    "Fn::Not": lambda values: not next(values),
+    "Fn::And": all,
+    "Fn::Or": any,
+}
 
 
 def resolve(
@@ -218,8 +225,6 @@ def resolve(
     value) and ``attributes`` ((logical id, attribute) -> value), and ``Fn::If`` over ``conditions``
     (see :func:`evaluate_conditions`); ``AWS::NoValue`` removes the key or list item. Anything unknown is
     returned unchanged."""
-    attributes = attributes or {}
-    conditions = conditions or {}
     pseudo = {
         "AWS::Region": region,
         "AWS::AccountId": account,
@@ -227,41 +232,70 @@ def resolve(
         "AWS::URLSuffix": "amazonaws.com",
         "AWS::StackName": "labelwise",
     }
+    result = _Resolver(refs, attributes or {}, conditions or {}, pseudo).go(value)
+    return None if result is _NO_VALUE else result
 
-    def go(v: Any) -> Any:
+
+@dataclass(frozen=True)
+class _Resolver:
+    """:func:`resolve`'s walk: one method per intrinsic function."""
+
+    refs: Mapping[str, str]
+    attributes: Mapping[tuple[str, str], str]
+    conditions: Mapping[str, bool]
+    pseudo: Mapping[str, str]
+
+    def go(self, v: Any) -> Any:
         if isinstance(v, list):
-            return [x for x in (go(x) for x in v) if x is not _NO_VALUE]
+            return [x for x in (self.go(x) for x in v) if x is not _NO_VALUE]
         if not isinstance(v, dict):
             return v
-        if set(v) == {"Ref"}:
-            name = v["Ref"]
-            if name == "AWS::NoValue":
-                return _NO_VALUE
-            return refs.get(name, pseudo.get(name, v))
-        if set(v) == {"Fn::If"}:
-            name, if_true, if_false = v["Fn::If"]
-            if name not in conditions:
-                return v
-            return go(if_true if conditions[name] else if_false)
-        if set(v) == {"Fn::GetAtt"}:
-            logical_id, attribute = v["Fn::GetAtt"]
-            return attributes.get((logical_id, attribute), v)
-        if set(v) == {"Fn::Join"}:
-            sep, parts = v["Fn::Join"]
-            joined = go(parts)  # a CommaDelimitedList parameter's value is one comma-separated string
-            resolved = joined.split(",") if isinstance(joined, str) else [go(p) for p in parts]
-            return sep.join(resolved) if all(isinstance(p, str) for p in resolved) else v
-        if set(v) == {"Fn::Sub"} and isinstance(v["Fn::Sub"], str):
-            text: str = v["Fn::Sub"]
-            for name, val in {**pseudo, **refs}.items():
-                text = text.replace("${" + name + "}", val)
-            for (logical_id, attribute), val in attributes.items():
-                text = text.replace("${" + f"{logical_id}.{attribute}" + "}", val)
-            return text
-        return {k: x for k, x in ((k, go(x)) for k, x in v.items()) if x is not _NO_VALUE}
+        intrinsic = _INTRINSICS.get(next(iter(v))) if len(v) == 1 else None
+        return intrinsic(self, v) if intrinsic is not None else self.mapping(v)
 
-    result = go(value)
-    return None if result is _NO_VALUE else result
+    def mapping(self, v: dict[str, Any]) -> dict[str, Any]:
+        return {k: x for k, x in ((k, self.go(x)) for k, x in v.items()) if x is not _NO_VALUE}
+
+    def ref(self, v: dict[str, Any]) -> Any:
+        name = v["Ref"]
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        return self.refs.get(name, self.pseudo.get(name, v))
+
+    def if_(self, v: dict[str, Any]) -> Any:
+        name, if_true, if_false = v["Fn::If"]
+        if name not in self.conditions:
+            return v
+        return self.go(if_true if self.conditions[name] else if_false)
+
+    def get_att(self, v: dict[str, Any]) -> Any:
+        logical_id, attribute = v["Fn::GetAtt"]
+        return self.attributes.get((logical_id, attribute), v)
+
+    def join(self, v: dict[str, Any]) -> Any:
+        sep, parts = v["Fn::Join"]
+        joined = self.go(parts)  # a CommaDelimitedList parameter's value is one comma-separated string
+        resolved = joined.split(",") if isinstance(joined, str) else [self.go(p) for p in parts]
+        return sep.join(resolved) if all(isinstance(p, str) for p in resolved) else v
+
+    def sub(self, v: dict[str, Any]) -> Any:
+        if not isinstance(v["Fn::Sub"], str):
+            return self.mapping(v)
+        text: str = v["Fn::Sub"]
+        for name, val in {**self.pseudo, **self.refs}.items():
+            text = text.replace("${" + name + "}", val)
+        for (logical_id, attribute), val in self.attributes.items():
+            text = text.replace("${" + f"{logical_id}.{attribute}" + "}", val)
+        return text
+
+
+_INTRINSICS: dict[str, Callable[[_Resolver, dict[str, Any]], Any]] = {
+    "Ref": _Resolver.ref,
+    "Fn::If": _Resolver.if_,
+    "Fn::GetAtt": _Resolver.get_att,
+    "Fn::Join": _Resolver.join,
+    "Fn::Sub": _Resolver.sub,
+}
 
 
 def function_environment(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 import sys
 import types
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,8 @@ def _session(model: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ legacy .pth reader
-def _legacy_pth(tensors: dict[str, tuple[np.ndarray, int, tuple[int, ...], tuple[int, ...]]]) -> bytes:
-    """A legacy-format file written the way torch does, with stand-in torch classes: every value is
-    (storage array, offset, size, stride); equal storage arrays (by id) are written once."""
+def _fake_torch() -> dict[str, types.ModuleType]:
+    """Stand-in ``torch`` and ``torch._utils`` modules: what a legacy file's pickle names."""
     fake_torch = types.ModuleType("torch")
     fake_utils = types.ModuleType("torch._utils")
 
@@ -63,6 +64,30 @@ def _legacy_pth(tensors: dict[str, tuple[np.ndarray, int, tuple[int, ...], tuple
     _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
     fake_torch.FloatStorage = FloatStorage  # type: ignore[attr-defined]
     fake_utils._rebuild_tensor_v2 = _rebuild_tensor_v2  # type: ignore[attr-defined]
+    return {"torch": fake_torch, "torch._utils": fake_utils}
+
+
+@contextlib.contextmanager
+def _modules_replaced(modules: dict[str, types.ModuleType]) -> Iterator[None]:
+    """``sys.modules`` with ``modules`` in it, restored after."""
+    saved = {k: sys.modules.get(k) for k in modules}
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+def _legacy_pth(tensors: dict[str, tuple[np.ndarray, int, tuple[int, ...], tuple[int, ...]]]) -> bytes:
+    """A legacy-format file written the way torch does, with stand-in torch classes: every value is
+    (storage array, offset, size, stride); equal storage arrays (by id) are written once."""
+    fakes = _fake_torch()
+    FloatStorage = fakes["torch"].FloatStorage
+    _rebuild_tensor_v2 = fakes["torch._utils"]._rebuild_tensor_v2
 
     class S:  # a storage: written as a persistent id
         def __init__(self, key: str, storage: np.ndarray) -> None:
@@ -89,18 +114,10 @@ def _legacy_pth(tensors: dict[str, tuple[np.ndarray, int, tuple[int, ...], tuple
             return None
 
     buf = io.BytesIO()
-    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
-    sys.modules["torch"], sys.modules["torch._utils"] = fake_torch, fake_utils
-    try:
+    with _modules_replaced(fakes):
         for head in (LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}):
             pickle.dump(head, buf, protocol=2)
         P(buf, protocol=2).dump(objs)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
     pickle.dump(list(storages), buf, protocol=2)
     for s in storages.values():
         buf.write(np.int64(s.size).tobytes())

@@ -11,7 +11,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,62 +39,73 @@ class Recorder:
         self.requests: list[tuple[str, str]] = []  # (path, Host header)
 
 
-def make_handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    """The test server: the routes the tests fetch; each request is recorded."""
 
-        def log_message(self, format: str, *args: Any) -> None:
+    protocol_version = "HTTP/1.1"
+    recorder: Recorder
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _body(self, status: int, body: bytes, ctype: str = "image/png", length: bool = True) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        if length:
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.recorder.requests.append((self.path, self.headers.get("Host", "")))
+        parts = urlsplit(self.path)
+        if parts.path.startswith("/hops/"):
+            self._redirect(301, self._hop(int(parts.path.rsplit("/", 1)[1])))
+            return
+        routes: dict[str, Callable[[], None]] = {
+            "/img.png": lambda: self._body(200, png()),
+            "/big": lambda: self._body(200, b"\x89PNG\r\n\x1a\n" + b"\0" * 5000),
+            "/big-unannounced": self._big_unannounced,
+            "/slow": self._slow,
+            "/html-as-png": lambda: self._body(200, b"<html>not an image</html>", ctype="image/png"),
+            "/redirect": lambda: self._redirect_as_asked(parse_qs(parts.query)),
+        }
+        routes.get(parts.path, lambda: self._body(404, b"no"))()
+
+    def _big_unannounced(self) -> None:
+        self.close_connection = True
+        self._body(200, b"\x89PNG\r\n\x1a\n" + b"\0" * 5000, length=False)
+
+    def _slow(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(100):  # one byte every 50 ms: each read is quick, the whole is slow
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
             return
 
-        def _body(self, status: int, body: bytes, ctype: str = "image/png", length: bool = True) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            if length:
-                self.send_header("Content-Length", str(len(body)))
-            else:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
+    @staticmethod
+    def _hop(left: int) -> str:
+        return f"/hops/{left - 1}" if left > 0 else "/img.png"
 
-        def do_GET(self) -> None:
-            recorder.requests.append((self.path, self.headers.get("Host", "")))
-            parts = urlsplit(self.path)
-            query = parse_qs(parts.query)
-            if parts.path == "/img.png":
-                self._body(200, png())
-            elif parts.path == "/big":
-                self._body(200, b"\x89PNG\r\n\x1a\n" + b"\0" * 5000)
-            elif parts.path == "/big-unannounced":
-                self.close_connection = True
-                self._body(200, b"\x89PNG\r\n\x1a\n" + b"\0" * 5000, length=False)
-            elif parts.path == "/slow":
-                self.send_response(200)
-                self.send_header("Content-Length", "1000")
-                self.end_headers()
-                try:
-                    for _ in range(100):  # one byte every 50 ms: each read is quick, the whole is slow
-                        self.wfile.write(b"x")
-                        self.wfile.flush()
-                        time.sleep(0.05)
-                except OSError:
-                    return
-            elif parts.path == "/html-as-png":
-                self._body(200, b"<html>not an image</html>", ctype="image/png")
-            elif parts.path == "/redirect":
-                self.send_response(int(query.get("status", ["302"])[0]))
-                self.send_header("Location", query["to"][0])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            elif parts.path.startswith("/hops/"):
-                left = int(parts.path.rsplit("/", 1)[1])
-                self.send_response(301)
-                self.send_header("Location", f"/hops/{left - 1}" if left > 0 else "/img.png")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            else:
-                self._body(404, b"no")
+    def _redirect_as_asked(self, query: dict[str, list[str]]) -> None:
+        self._redirect(int(query.get("status", ["302"])[0]), query["to"][0])
 
-    return Handler
+    def _redirect(self, status: int, location: str) -> None:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def make_handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"recorder": recorder})
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ pytest.importorskip("onnx")
 import onnxruntime as ort
 
 from labelwise.modelbuild import reference
-from labelwise.modelbuild.graph import QuantWordTable, build_graph, quantize_linear
+from labelwise.modelbuild.graph import GraphVariant, QuantWordTable, build_graph, quantize_linear
 from labelwise.modelbuild.sources import (
     QK,
     bert_from_safetensors,
@@ -56,7 +56,7 @@ def test_graph_matches_numpy_reference(family: str, fused: bool, attention: str)
     cfg = tiny_config(family)
     w = random_weights(cfg, seed=1)
     # When the ONNX graph (plain or with contrib ops) embeds a padded batch
-    got = _run(build_graph(cfg, w, fused=fused, attention=attention), SEQS)
+    got = _run(build_graph(cfg, w, variant=GraphVariant(fused, attention)), SEQS)
     # Then it matches the naive numpy forward pass run on each unpadded sequence
     np.testing.assert_allclose(got, reference.encode(cfg, w, SEQS), atol=2e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
@@ -66,7 +66,7 @@ def test_graph_matches_numpy_reference(family: str, fused: bool, attention: str)
 def test_graph_is_padding_invariant(fused: bool, attention: str) -> None:
     # Given a tiny model and one sequence
     cfg = tiny_config("xlm-roberta")
-    model = build_graph(cfg, random_weights(cfg, seed=2), fused=fused, attention=attention)
+    model = build_graph(cfg, random_weights(cfg, seed=2), variant=GraphVariant(fused, attention))
     alone = _run(model, [SEQS[0]])
     # When the same sequence is embedded inside a batch padded to a longer length
     batched = _run(model, [SEQS[2], SEQS[0], SEQS[3]])

