@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from labelwise.embedding.onnx_embedder import OnnxEmbedder
-from labelwise.evaluation import datasets
 from labelwise.evaluation import fewshot as fs
 from labelwise.evaluation.metrics import macro_f1
 from labelwise.learning import mixture
@@ -62,12 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     key, T = fs.model_cache_key(model_dir), emb.manifest.temperature
     vectors = fs.label_vector_function(emb)
     rows: list[dict[str, Any]] = []
-    for name in datasets.GROUPS["dev"]:
-        ds = datasets.load(name, settings.cache_dir, 3000)
-        cache = settings.cache_dir / "fewshot-embeddings"
-        X = fs.cached_embeddings(
-            lambda t: emb.embed(t, "input").vectors, list(ds.texts), cache, f"{key}-{name}-input", log=log
-        )
+    embed_inputs = lambda t: emb.embed(t, "input").vectors  # noqa: E731
+    for name, ds, X in fs.embedded_group("dev", embed_inputs, key, settings.cache_dir, log=log):
         splits = fs.make_splits(ds.labels, test_max=args.test_max)
         cands, ev = splits.train_candidates(True), list(splits.test)
         text_labels = [ds.verbalizer[c] for c in ds.labels]

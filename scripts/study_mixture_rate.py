@@ -27,7 +27,6 @@ import numpy as np
 import numpy.typing as npt
 
 from labelwise.embedding.onnx_embedder import OnnxEmbedder
-from labelwise.evaluation import datasets
 from labelwise.evaluation import fewshot as fs
 from labelwise.evaluation.metrics import macro_f1
 from labelwise.learning import experts as ex
@@ -74,12 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     T = emb.manifest.temperature
     revision = fs.git_revision()
     rows: list[dict[str, Any]] = []
-    for name in datasets.GROUPS["dev"]:
-        ds = datasets.load(name, settings.cache_dir, 3000)
-        cache = settings.cache_dir / "fewshot-embeddings"
-        X = fs.cached_embeddings(
-            lambda t: emb.embed(t, "input").vectors, list(ds.texts), cache, f"{key}-{name}-input", log=log
-        )
+    embed_inputs = lambda t: emb.embed(t, "input").vectors  # noqa: E731
+    for name, ds, X in fs.embedded_group("dev", embed_inputs, key, settings.cache_dir, log=log):
         vectors = fs.label_vector_function(emb)
 
         splits = fs.make_splits(ds.labels, test_max=args.test_max)

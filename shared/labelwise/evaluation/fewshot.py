@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -228,6 +228,27 @@ def label_vector_function(embedder: Any) -> Callable[[Sequence[str]], FloatArray
         return np.stack([remembered[t] for t in texts]).astype(np.float32)
 
     return vectors
+
+
+def embedded_group(
+    group: str,
+    embed_inputs: Callable[[Sequence[str]], FloatArray],
+    model_key: str,
+    cache_dir: Path,
+    *,
+    max_texts: int = 3000,
+    log: Callable[[str], None] = print,
+) -> Iterator[tuple[str, Any, FloatArray]]:
+    """``(name, dataset, input embeddings)`` for each set of a dataset group (``"dev"``/``"test"``):
+    each set stratified-subsampled to ``max_texts`` and embedded by ``embed_inputs`` once, cached
+    under ``<cache_dir>/fewshot-embeddings`` by ``model_key`` (:func:`model_cache_key`)."""
+    from labelwise.evaluation import datasets
+
+    for name in datasets.GROUPS[group]:
+        ds = datasets.load(name, cache_dir, max_texts)
+        cache = cache_dir / "fewshot-embeddings"
+        X = cached_embeddings(embed_inputs, list(ds.texts), cache, f"{model_key}-{name}-input", log=log)
+        yield name, ds, X
 
 
 def git_revision(root: Path | None = None) -> str:
