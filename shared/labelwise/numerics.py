@@ -7,6 +7,11 @@ probabilities (``embedding``) all go through it.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import threading
+from collections.abc import Iterator
+
 import numpy as np
 import numpy.typing as npt
 
@@ -33,3 +38,19 @@ def softmax(logits: npt.ArrayLike, temperature: float = 1.0) -> F64:
         return np.zeros(z.shape, dtype=np.float64)
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+#: Serialises :func:`open_npz`: numpy parses every ``.npy`` member's header with
+#: ``ast.literal_eval``, and CPython 3.11 can fail concurrent AST construction in several threads
+#: with ``SystemError: AST constructor recursion depth mismatch`` (seen in
+#: ``tests/integration/test_store_concurrency.py``, 8 writers loading classifiers at once).
+_NPZ_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def open_npz(data: bytes) -> Iterator[dict[str, npt.NDArray[np.generic]]]:
+    """Every array of an in-memory ``.npz`` (no pickles), read under one process-wide lock (reading
+    takes microseconds; see :data:`_NPZ_LOCK`). Raises what ``np.load`` raises on bad data."""
+    with _NPZ_LOCK, np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {name: np.array(npz[name]) for name in npz.files}
+    yield arrays

@@ -73,3 +73,28 @@ def test_logits_must_be_two_dimensional() -> None:
     # When the logits are a vector, Then the softmax refuses them
     with pytest.raises(ValueError, match="2-d"):
         softmax(np.zeros(3))
+
+
+def test_open_npz_reads_every_array_of_an_in_memory_npz_from_many_threads():
+    # Given an .npz in memory
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    from labelwise.numerics import open_npz
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, a=np.arange(6.0).reshape(2, 3), b=np.array([1, 2], dtype=np.int64))
+    data = buffer.getvalue()
+
+    def read(_: int) -> dict:
+        with open_npz(data) as read_arrays:
+            return read_arrays
+
+    # When 8 threads read it 200 times
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(read, range(200)))
+    # Then every read gives every array, equal to what was saved
+    for got in results:
+        assert sorted(got) == ["a", "b"]
+        np.testing.assert_array_equal(got["a"], np.arange(6.0).reshape(2, 3))
+        np.testing.assert_array_equal(got["b"], [1, 2])

@@ -7,14 +7,12 @@ single-label mixture and its format-1 predecessor, a bare PA learner) goes to
 
 from __future__ import annotations
 
-import io
 import json
-
-import numpy as np
 
 from labelwise.learning import multilabel
 from labelwise.learning.mixture import MixtureLearner, load_learner
 from labelwise.learning.multilabel import MultiLabelLearner
+from labelwise.numerics import open_npz
 
 #: What a stored classifier deserialises to.
 Learner = MixtureLearner | MultiLabelLearner
@@ -29,7 +27,7 @@ def peek_kind(data: bytes) -> str | None:
     True
     """
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        with open_npz(data) as npz:
             kind = json.loads(npz["header"].tobytes().decode()).get("kind")
     except (ValueError, KeyError, OSError, TypeError, AttributeError):
         return None

@@ -48,6 +48,7 @@ import numpy.typing as npt
 
 from labelwise.learning import experts as ex
 from labelwise.learning.pa import PALearner, Variant
+from labelwise.numerics import open_npz
 
 F64 = npt.NDArray[np.float64]
 FloatArray = npt.NDArray[np.float32]
@@ -374,11 +375,11 @@ class MixtureLearner:
     def from_bytes(cls, data: bytes) -> MixtureLearner:
         """Inverse of :meth:`to_bytes`. Raises ``ValueError`` on another format (see
         :func:`load_learner` for format 1)."""
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        with open_npz(data) as npz:
             header = json.loads(npz["header"].tobytes().decode())
             if header.get("format") != FORMAT_VERSION:
                 raise ValueError(f"unsupported weights format {header.get('format')!r}")
-            arrays = {name: np.array(npz[name]) for name in npz.files if name != "header"}
+            arrays = {name: array for name, array in npz.items() if name != "header"}
         specs = [ExpertSpec(**spec) for spec in header["experts"]]
         learner = cls(int(header["dim"]), experts=specs, num_iters=int(header["num_iters"]))
         learner.pa = PALearner.from_bytes(arrays["pa"].tobytes())
@@ -441,7 +442,7 @@ def _pa_cross_validated(
 def peek_format(data: bytes) -> int | None:
     """The ``format`` field of a stored learner's header (None if unreadable)."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        with open_npz(data) as npz:
             return int(json.loads(npz["header"].tobytes().decode()).get("format"))
     except (ValueError, KeyError, OSError, TypeError):
         return None

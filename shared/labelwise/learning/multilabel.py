@@ -52,6 +52,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from labelwise.numerics import open_npz
+
 F64 = npt.NDArray[np.float64]
 FloatArray = npt.NDArray[np.float32]
 
@@ -332,12 +334,12 @@ class MultiLabelLearner:
     @classmethod
     def from_bytes(cls, data: bytes) -> MultiLabelLearner:
         """Inverse of :meth:`to_bytes`; ``ValueError`` on another kind, format or mismatched arrays."""
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        with open_npz(data) as npz:
             header = json.loads(npz["header"].tobytes().decode())
             if header.get("kind") != KIND or header.get("format") != FORMAT_VERSION:
                 kind, fmt = header.get("kind"), header.get("format")
                 raise ValueError(f"not a multi-label learner (kind {kind!r}, format {fmt!r})")
-            arrays = {name: np.array(npz[name], dtype=np.float64) for name in npz.files if name != "header"}
+            arrays = {name: np.asarray(a, dtype=np.float64) for name, a in npz.items() if name != "header"}
         learner = cls(
             int(header["dim"]),
             prior_bias=float(header["prior_bias"]),

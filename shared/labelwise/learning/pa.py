@@ -55,6 +55,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labelwise import numerics
+from labelwise.numerics import open_npz
 
 FloatArray = npt.NDArray[np.float32]
 Variant = Literal["pa", "pa-i", "pa-ii"]
@@ -300,7 +301,7 @@ class PALearner:
     @classmethod
     def from_bytes(cls, data: bytes) -> PALearner:
         """Inverse of :meth:`to_bytes`. Raises ``ValueError`` on an unknown format."""
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        with open_npz(data) as npz:
             header = json.loads(npz["header"].tobytes().decode())
             if header.get("format") != FORMAT_VERSION:
                 raise ValueError(f"unsupported weights format {header.get('format')!r}")
