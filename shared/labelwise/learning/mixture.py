@@ -133,8 +133,16 @@ def canonical_order(X: npt.ArrayLike, y: Sequence[str]) -> list[int]:
     ...     np.eye(2, dtype=np.float32)[::-1], ["b", "a"])[::-1]
     True
     """
-    keys = _row_keys(X, y)
+    return _order_of(_row_keys(X, y))
+
+
+def _order_of(keys: Sequence[bytes]) -> list[int]:
     return sorted(range(len(keys)), key=lambda i: (keys[i], i))
+
+
+def _seed_of(keys: Sequence[bytes], position: int) -> int:
+    digest = hashlib.sha256(b"".join(sorted(keys)) + str(int(position)).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 def content_seed(X: npt.ArrayLike, y: Sequence[str], position: int = 0) -> int:
@@ -146,8 +154,7 @@ def content_seed(X: npt.ArrayLike, y: Sequence[str], position: int = 0) -> int:
     >>> content_seed(x, ["a", "b"]) == content_seed(x[::-1], ["b", "a"]) != content_seed(x, ["a", "b"], 2)
     True
     """
-    digest = hashlib.sha256(b"".join(sorted(_row_keys(X, y))) + str(int(position)).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    return _seed_of(_row_keys(X, y), position)
 
 
 class MixtureLearner:
@@ -244,9 +251,10 @@ class MixtureLearner:
             raise ValueError(f"unknown labels {unknown}; add them first")
         if x_in.shape[0] == 0:
             return
+        keys = _row_keys(x_in, y)  # hashed once: the canonical order and the content seed
         if seed is None:
-            seed = content_seed(x_in, y, self.num_samples)
-        order = canonical_order(x_in, y)
+            seed = _seed_of(keys, self.num_samples)
+        order = _order_of(keys)
         x32 = x_in[order]
         labels_sorted = [y[i] for i in order]
         x = x32.astype(np.float64)
