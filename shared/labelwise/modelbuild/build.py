@@ -29,6 +29,7 @@ from labelwise.embedding.manifest import ModelManifest, Prefixes
 from labelwise.embedding.onnx_embedder import MODEL_DATA_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder
 from labelwise.embedding.session import cpu_session
 from labelwise.modelbuild import parity
+from labelwise.modelbuild.exact_int8 import unsigned_weights
 from labelwise.modelbuild.sources import (
     WheelSpec,
     bert_from_safetensors,
@@ -430,7 +431,8 @@ def _write_graphs(
 def _quantize(prequant: Path, model_path: Path, float_linears: Sequence[str] = ()) -> str:
     """The remaining float MatMuls (with constant weights) of ``prequant`` but ``float_linears`` ->
     dynamic int8, per output channel, at ``model_path``: saved optimised by onnxruntime (returns
-    :func:`save_optimized`'s tag), weights as external data."""
+    :func:`save_optimized`'s tag), weights stored unsigned so that every CPU computes the same
+    vectors (:func:`labelwise.modelbuild.exact_int8.unsigned_weights`), as external data."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -448,6 +450,9 @@ def _quantize(prequant: Path, model_path: Path, float_linears: Sequence[str] = (
         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     optimized_for = save_optimized(model_path)
+    model = onnx.load(str(model_path))
+    unsigned_weights(model)  # exact integer products on every CPU (modelbuild/exact_int8.py)
+    onnx.save_model(model, str(model_path))
     externalize(model_path)
     return optimized_for
 
