@@ -1,20 +1,20 @@
 #!/usr/bin/env python
-"""Study of the few-shot mixture's experts on the development group: PA's last against its averaged
-weights, and the zero-shot expert at one against three temperatures (issue 11; docs/fewshot.md,
-"What was tried").
+"""Study of the few-shot mixture's settings on the development group: PA's last against its averaged
+weights, the zero-shot expert at one against three temperatures, and the exponential weights'
+learning rate with PA's softmax temperature (issue 11; docs/fewshot.md, "What was tried").
 
 For each development set, size k and seed, the product's learner is trained in-process exactly as
 ``POST /v1/train`` trains it (:func:`labelwise.evaluation.fewshot.replay_calls`), once with the k
 examples per label in one call and once with the same examples shuffled over three calls, for each
-variant of :data:`labelwise.learning.mixture.PA_AVERAGE` and
-:data:`labelwise.learning.mixture.ZERO_SHOT_TEMPERATURE_MULTIPLES`. Reported: the one-call
-classifier's macro-F1, its worst margin against the issue's small-size goal (few-shot >=
-max(zero-shot, logistic regression) - 0.02 at k <= 32), and the share of test inputs whose top label
-is the same in both classifiers (order agreement).
+variant of the module settings in :data:`VARIANTS` (names of :mod:`labelwise.learning.mixture`
+constants). Reported: the one-call classifier's macro-F1, its worst margin against the issue's
+small-size goal (few-shot >= max(zero-shot, logistic regression) - 0.02 at k <= 32), and the share
+of test inputs whose top label is the same in both classifiers (order agreement).
 
 Only the development group is read: this is where the variants are chosen.
 
-    python scripts/study_mixture.py [--sizes 4,8,32,128] [--seeds 3] [--out results/mixture-dev.json]
+    python scripts/study_mixture.py [--sizes 4,8,32,128] [--seeds 3] [--variants 3,7]
+        [--out results/mixture-dev.json]
 """
 
 from __future__ import annotations
@@ -34,11 +34,40 @@ from labelwise.learning import mixture
 from labelwise.settings import Settings
 
 ORDER_CALLS = 3
-#: (name, PA_AVERAGE, ZERO_SHOT_TEMPERATURE_MULTIPLES); the last is what ships.
-VARIANTS = (
-    ("PA last weights, zero-shot x1", False, (1.0,)),
-    ("PA averaged, zero-shot x1", True, (1.0,)),
-    ("PA averaged, zero-shot x1/2/4", True, (1.0, 2.0, 4.0)),
+#: (name, settings of :mod:`labelwise.learning.mixture`); the last is what ships.
+VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    (
+        "PA last weights, zero-shot x1",
+        {
+            "PA_AVERAGE": False,
+            "ZERO_SHOT_TEMPERATURE_MULTIPLES": (1.0,),
+            "LEARNING_RATE": 0.02,
+            "PA_TEMPERATURE": 0.25,
+        },
+    ),
+    (
+        "PA averaged, zero-shot x1",
+        {
+            "PA_AVERAGE": True,
+            "ZERO_SHOT_TEMPERATURE_MULTIPLES": (1.0,),
+            "LEARNING_RATE": 0.02,
+            "PA_TEMPERATURE": 0.25,
+        },
+    ),
+    (
+        "PA averaged, zero-shot x1/2/4 (eta 0.02, PA T 0.25)",
+        {
+            "PA_AVERAGE": True,
+            "ZERO_SHOT_TEMPERATURE_MULTIPLES": (1.0, 2.0, 4.0),
+            "LEARNING_RATE": 0.02,
+            "PA_TEMPERATURE": 0.25,
+        },
+    ),
+    ("eta 0.01, PA T 0.5", {"LEARNING_RATE": 0.01, "PA_TEMPERATURE": 0.5}),
+    ("eta 0.005, PA T 0.5", {"LEARNING_RATE": 0.005, "PA_TEMPERATURE": 0.5}),
+    ("eta 0.005, PA T 1", {"LEARNING_RATE": 0.005, "PA_TEMPERATURE": 1.0}),
+    ("eta 0.0025, PA T 1", {"LEARNING_RATE": 0.0025, "PA_TEMPERATURE": 1.0}),
+    ("eta 0, PA T 1", {"LEARNING_RATE": 0.0, "PA_TEMPERATURE": 1.0}),
 )
 
 
@@ -52,8 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", default="4,8,32,128")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--test-max", type=int, default=1000)
+    ap.add_argument("--variants", default=None, help="comma-separated numbers (1-based) of VARIANTS to run")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    chosen = [VARIANTS[int(i) - 1] for i in args.variants.split(",")] if args.variants else list(VARIANTS)
+    base = {name: getattr(mixture, name) for _, settings_ in VARIANTS for name in settings_}
     sizes = [int(k) for k in args.sizes.split(",")]
     settings = Settings.from_environ()
     model_dir = settings.model_dir / args.model
@@ -76,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 calls = fs.split_calls(len(idx), ORDER_CALLS, seed, ys)
                 lr = fs.offline_logreg(X[idx], ds.y[idx], X[ev], len(classes))
                 lr_f1 = macro_f1(ds.y[ev], lr.argmax(1))
-                for variant, average, multiples in VARIANTS:
-                    mixture.PA_AVERAGE, mixture.ZERO_SHOT_TEMPERATURE_MULTIPLES = average, multiples
+                for variant, overrides in chosen:
+                    for setting, value in {**base, **overrides}.items():
+                        setattr(mixture, setting, value)
                     one = fs.replay_calls(X[idx], ys, [range(len(idx))], vectors, "study", T)
                     split = fs.replay_calls(X[idx], ys, calls, vectors, "study", T)
                     P1 = fs.learner_probabilities(one, X[ev], classes)
@@ -91,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| variant | macro-F1 (mean) | worst margin, k <= 32 | order agreement (mean) | lowest (set, k) |")
     print("|---|---:|---:|---:|---:|")
     summary = []
-    for variant, _, _ in VARIANTS:
+    for variant, _ in chosen:
         cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for r in rows:
             if r["variant"] == variant:

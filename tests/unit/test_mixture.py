@@ -77,7 +77,9 @@ def test_more_num_iters_moves_predictions_more():
 
 def test_zero_shot_keeps_the_weight_when_right_and_loses_it_when_wrong():
     # Given clusters whose label vectors are right, and the same with the label vectors permuted
-    X, y, L = _clusters(3)
+    # (20 examples per label: with the tempered weights a wrong zero-shot loses its weight over tens
+    # of examples, not a handful)
+    X, y, L = _clusters(3, n_per=20)
     right, wrong = _learner(L), _learner(L[[1, 2, 0]])
     # When both learn the same examples
     right.partial_fit(X, y, seed=2)
@@ -234,3 +236,48 @@ def test_without_a_seed_the_same_examples_train_the_same_learner_in_any_order():
     b.partial_fit(X[::-1], y[::-1])
     # Then they are identical (the seed is drawn from the content, not the order)
     assert a.to_bytes() == b.to_bytes()
+
+
+def _without_header_field(blob: bytes, field: str) -> bytes:
+    """``blob`` as an earlier release stored it: the same arrays, the header without ``field``."""
+    import io
+    import json
+
+    with np.load(io.BytesIO(blob)) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    header = json.loads(arrays["header"].tobytes().decode())
+    del header[field]
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    out = io.BytesIO()
+    np.savez_compressed(out, **arrays)
+    return out.getvalue()
+
+
+def test_a_classifier_keeps_the_learning_rate_it_was_stored_with():
+    # Given a learner with a learning rate other than today's default, trained
+    X, y, L = _clusters(9)
+    learner = MixtureLearner(DIM, learning_rate=0.5)
+    learner.add_labels(["a", "b", "c"], L)
+    learner.partial_fit(X, y, seed=2)
+    # When it is stored and loaded back
+    loaded = load_learner(learner.to_bytes())
+    # Then it weighs its experts as before
+    assert loaded.learning_rate == 0.5
+    assert_array_equal(loaded.weights(), learner.weights())
+    assert_array_equal(loaded.predict_proba(X), learner.predict_proba(X))
+
+
+def test_a_classifier_stored_before_the_header_held_a_learning_rate_loads_with_the_old_one():
+    # Given a classifier stored by the previous release (format 2, no learning rate in its header)
+    X, y, L = _clusters(10)
+    old = MixtureLearner(DIM, learning_rate=0.02)
+    old.add_labels(["a", "b", "c"], L)
+    old.partial_fit(X, y, seed=4)
+    blob = _without_header_field(old.to_bytes(), "learning_rate")
+    # When it is loaded
+    loaded = load_learner(blob)
+    # Then it keeps that release's learning rate (0.02) and answers exactly as it did
+    assert loaded.learning_rate == 0.02
+    assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
+    with pytest.raises(ValueError):
+        MixtureLearner(DIM, learning_rate=-1.0)
