@@ -76,7 +76,7 @@ def test_cohere_spam_example_does_not_depend_on_the_spelling_of_one_example(co) 
 @pytest.mark.xfail(
     strict=True,
     reason="issue 11 section 4, not met: with multilingual-e5-small the learner (and a logistic "
-    "regression on the same embeddings) calls 'Confirm your email address' Spam (about 0.63)",
+    "regression on the same embeddings) calls 'Confirm your email address' Spam (about 0.59)",
 )
 @pytest.mark.parametrize("ninth", NINTH_SPELLINGS)
 def test_cohere_spam_example_gives_the_documented_answer(co, ninth: str) -> None:
