@@ -3,7 +3,9 @@
 
 For each built text model, a copy with its integer-matmul weights shifted back to int8 (the graph
 the build made before ``labelwise/modelbuild/exact_int8.py``: U8S8, which onnxruntime computes with
-saturating 16-bit pair sums on x86 CPUs without VNNI) is written to a temporary directory. Reported:
+saturating 16-bit pair sums on x86 CPUs without VNNI) is written to a temporary directory. Reported,
+after what a one-node ``MatMulInteger`` (64 inputs of 255 times weights of 127) answers here against
+the exact 2,072,640:
 
 * the largest difference between the two graphs' vectors on this CPU (0 on a VNNI or ARM CPU);
 * throughput of both, one thread, measured alternately (``--rounds`` pairs, median ratio);
@@ -58,6 +60,26 @@ def signed_copy(model_dir: Path, out: Path) -> int:
     return len(shifted)
 
 
+def saturation_demo() -> tuple[int, int]:
+    """onnxruntime's and the exact answer of 64 products ``255 * 127`` summed (U8S8 ``MatMulInteger``)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.full((64, 1), 127, dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "g",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [1, 64])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [1, 1])],
+        [numpy_helper.from_array(weights, "B")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    inputs = np.full((1, 64), 255, dtype=np.uint8)
+    exact = inputs.astype(np.int64) @ weights.astype(np.int64)
+    return int(session.run(None, {"A": inputs})[0][0, 0]), int(exact[0, 0])
+
+
 def session_seconds(path: Path, precise: bool, rounds: int) -> float:
     import onnxruntime as ort
 
@@ -87,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Review {i}: the product arrived on time, works as described and the price was fair."
         for i in range(args.texts)
     ]
+    got, exact = saturation_demo()
+    print(f"MatMulInteger, 64 x (255 * 127): onnxruntime {got:,}, exact {exact:,}")
     root = Settings.from_environ().model_dir
     for name in args.models.split(","):
         with tempfile.TemporaryDirectory(prefix="labelwise-s8-") as tmp:
