@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from labelwise.embedding.onnx_embedder import MODEL_DATA_FILE, MODEL_FILE, OnnxEmbedder
+from labelwise.embedding.onnx_embedder import MODEL_FILE, OnnxEmbedder
+from labelwise.modelbuild.build import externalize
 from labelwise.modelbuild.exact_int8 import SHIFT, WEIGHT_INPUTS
 from labelwise.settings import Settings
 
@@ -52,11 +53,7 @@ def signed_copy(model_dir: Path, out: Path) -> int:
                 signed = (values.astype(np.int16) - SHIFT).astype(np.int8)
                 initializers[name].CopyFrom(numpy_helper.from_array(signed, name))
                 shifted.add(name)
-    (out / MODEL_DATA_FILE).unlink()
-    onnx.save_model(
-        model, str(out / MODEL_FILE), save_as_external_data=True, all_tensors_to_one_file=True,
-        location=MODEL_DATA_FILE,
-    )  # fmt: skip
+    externalize(out / MODEL_FILE, model)
     return len(shifted)
 
 
@@ -116,14 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="labelwise-s8-") as tmp:
             signed_dir = Path(tmp) / name
             count = signed_copy(root / name, signed_dir)
-            exact = OnnxEmbedder.from_dir(root / name, intra_op_threads=1)
+            shipped_model = OnnxEmbedder.from_dir(root / name, intra_op_threads=1)
             signed = OnnxEmbedder.from_dir(signed_dir, intra_op_threads=1)
-            ours, theirs = exact.embed(texts, "input").vectors, signed.embed(texts, "input").vectors
+            ours, theirs = shipped_model.embed(texts, "input").vectors, signed.embed(texts, "input").vectors
             diff = float(np.abs(ours - theirs).max())
             ratios = []
             for _ in range(args.rounds):
                 started = time.perf_counter()
-                exact.embed(texts, "input")
+                shipped_model.embed(texts, "input")
                 middle = time.perf_counter()
                 signed.embed(texts, "input")
                 ratios.append((middle - started) / (time.perf_counter() - middle))

@@ -316,13 +316,15 @@ def save_optimized(path: Path) -> str:
     return f"onnxruntime-{ort.__version__}"
 
 
-def externalize(path: Path) -> None:
-    """Move the weights of ``path`` into ``MODEL_DATA_FILE`` beside it (ONNX external data, one file).
-    onnxruntime then maps them rather than parsing them out of the protobuf: the first session of a
-    process starts about 35 ms sooner for MiniLM (docs/performance.md). The graph is unchanged."""
+def externalize(path: Path, model: Any = None) -> None:
+    """Save ``model`` (by default the graph at ``path``, unchanged) at ``path`` with its weights in
+    ``MODEL_DATA_FILE`` beside it (ONNX external data, one file). onnxruntime then maps them rather
+    than parsing them out of the protobuf: the first session of a process starts about 35 ms sooner
+    for MiniLM (docs/performance.md)."""
     import onnx
 
-    model = onnx.load(str(path))
+    if model is None:
+        model = onnx.load(str(path))
     (path.parent / MODEL_DATA_FILE).unlink(missing_ok=True)
     onnx.save_model(
         model,
@@ -452,8 +454,7 @@ def _quantize(prequant: Path, model_path: Path, float_linears: Sequence[str] = (
     optimized_for = save_optimized(model_path)
     model = onnx.load(str(model_path))
     unsigned_weights(model)  # exact integer products on every CPU (modelbuild/exact_int8.py)
-    onnx.save_model(model, str(model_path))
-    externalize(model_path)
+    externalize(model_path, model)
     return optimized_for
 
 

@@ -46,7 +46,7 @@ def shift_to_unsigned(values: np.ndarray) -> np.ndarray:
     return (values.astype(np.int16) + SHIFT).astype(np.uint8)
 
 
-def _zero_point_shape(graph: Any, node: Any, initializers: dict[str, Any]) -> tuple[int, ...]:
+def _zero_point_shape(node: Any, initializers: dict[str, Any]) -> tuple[int, ...]:
     """The weight zero point's shape when the node has none: the weight scale's (one per channel)."""
     from onnx import numpy_helper
 
@@ -62,6 +62,15 @@ def _set_input(node: Any, position: int, name: str) -> None:
     node.input[position] = name
 
 
+def _append_unsigned(graph: Any, name: str, values: np.ndarray) -> str:
+    """Append ``values`` shifted to uint8 as initializer ``<name>_u8``; returns its name."""
+    from onnx import numpy_helper
+
+    new_name = f"{name}_u8"
+    graph.initializer.append(numpy_helper.from_array(shift_to_unsigned(values), new_name))
+    return new_name
+
+
 def unsigned_weights(model: Any) -> int:
     """Rewrite ``model`` (an ``onnx.ModelProto``, in place) so that every integer matmul with a
     constant int8 weight takes it as uint8 (:func:`shift_to_unsigned`), its zero point moved by the
@@ -72,6 +81,12 @@ def unsigned_weights(model: Any) -> int:
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
     converted: dict[str, str] = {}
+
+    def unsigned(name: str) -> str:
+        if name not in converted:
+            converted[name] = _append_unsigned(graph, name, numpy_helper.to_array(initializers[name]))
+        return converted[name]
+
     rewritten = 0
     for node in graph.node:
         positions = WEIGHT_INPUTS.get(node.op_type)
@@ -84,23 +99,12 @@ def unsigned_weights(model: Any) -> int:
         zero_name = node.input[zero_at] if len(node.input) > zero_at else ""
         if zero_name and zero_name not in initializers:
             continue  # a zero point computed at run time: leave the node alone
+        _set_input(node, weight_at, unsigned(weight.name))
         if zero_name:
-            zero = numpy_helper.to_array(initializers[zero_name])
+            _set_input(node, zero_at, unsigned(zero_name))
         else:
-            zero = np.zeros(_zero_point_shape(graph, node, initializers), dtype=np.int8)
-        for name, values in ((weight.name, None), (zero_name, zero)):
-            if name and name in converted:
-                continue
-            array = numpy_helper.to_array(initializers[name]) if values is None else values
-            new_name = f"{name or node.name + '_weight_zero_point'}_u8"
-            graph.initializer.append(numpy_helper.from_array(shift_to_unsigned(array), new_name))
-            if name:
-                converted[name] = new_name
-            else:
-                _set_input(node, zero_at, new_name)
-        _set_input(node, weight_at, converted[weight.name])
-        if zero_name:
-            _set_input(node, zero_at, converted[zero_name])
+            zeros = np.zeros(_zero_point_shape(node, initializers), dtype=np.int8)
+            _set_input(node, zero_at, _append_unsigned(graph, f"{node.name}_weight_zero_point", zeros))
         rewritten += 1
     used = {name for node in graph.node for name in node.input}
     for init in [init for init in graph.initializer if init.name in converted and init.name not in used]:
