@@ -34,11 +34,14 @@ from labelwise.learning import mixture
 from labelwise.settings import Settings
 
 ORDER_CALLS = 3
+#: The experts of the releases before Bayesian ridge: variants 1-8 ran with them.
+PLAIN_RIDGE = {"RIDGE_LAMBDAS": (0.1, 1.0, 10.0), "BAYES_RIDGE_TEMPERATURES": ()}
 #: (name, settings of :mod:`labelwise.learning.mixture`); the last is what ships.
 VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "PA last weights, zero-shot x1",
         {
+            **PLAIN_RIDGE,
             "PA_AVERAGE": False,
             "ZERO_SHOT_TEMPERATURE_MULTIPLES": (1.0,),
             "LEARNING_RATE": 0.02,
@@ -48,6 +51,7 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "PA averaged, zero-shot x1",
         {
+            **PLAIN_RIDGE,
             "PA_AVERAGE": True,
             "ZERO_SHOT_TEMPERATURE_MULTIPLES": (1.0,),
             "LEARNING_RATE": 0.02,
@@ -57,17 +61,27 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "PA averaged, zero-shot x1/2/4 (eta 0.02, PA T 0.25)",
         {
+            **PLAIN_RIDGE,
             "PA_AVERAGE": True,
             "ZERO_SHOT_TEMPERATURE_MULTIPLES": (1.0, 2.0, 4.0),
             "LEARNING_RATE": 0.02,
             "PA_TEMPERATURE": 0.25,
         },
     ),
-    ("eta 0.01, PA T 0.5", {"LEARNING_RATE": 0.01, "PA_TEMPERATURE": 0.5}),
-    ("eta 0.005, PA T 0.5", {"LEARNING_RATE": 0.005, "PA_TEMPERATURE": 0.5}),
-    ("eta 0.005, PA T 1", {"LEARNING_RATE": 0.005, "PA_TEMPERATURE": 1.0}),
-    ("eta 0.0025, PA T 1", {"LEARNING_RATE": 0.0025, "PA_TEMPERATURE": 1.0}),
-    ("eta 0, PA T 1", {"LEARNING_RATE": 0.0, "PA_TEMPERATURE": 1.0}),
+    ("eta 0.01, PA T 0.5", {**PLAIN_RIDGE, "LEARNING_RATE": 0.01, "PA_TEMPERATURE": 0.5}),
+    ("eta 0.005, PA T 0.5", {**PLAIN_RIDGE, "LEARNING_RATE": 0.005, "PA_TEMPERATURE": 0.5}),
+    ("eta 0.005, PA T 1", {**PLAIN_RIDGE, "LEARNING_RATE": 0.005, "PA_TEMPERATURE": 1.0}),
+    ("eta 0.0025, PA T 1", {**PLAIN_RIDGE, "LEARNING_RATE": 0.0025, "PA_TEMPERATURE": 1.0}),
+    ("eta 0, PA T 1", {**PLAIN_RIDGE, "LEARNING_RATE": 0.0, "PA_TEMPERATURE": 1.0}),
+    (
+        "six plain ridge regressions (previous release)",
+        {**PLAIN_RIDGE, "LEARNING_RATE": 0.0025, "PA_TEMPERATURE": 1.0},
+    ),
+    ("Bayesian ridge, penalty 0, weight 3", {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_ZERO_SHOT_PENALTY": 0.0}),
+    ("Bayesian ridge, penalty 2, weight 3", {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_ZERO_SHOT_PENALTY": 2.0}),
+    ("Bayesian ridge, penalty 4, weight 1", {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_WEIGHT": 1.0}),
+    ("Bayesian ridge, penalty 6, weight 3", {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_ZERO_SHOT_PENALTY": 6.0}),
+    ("Bayesian ridge, penalty 4, weight 3", {"RIDGE_LAMBDAS": ()}),
 )
 
 

@@ -138,6 +138,10 @@ def test_functions_do_not_modify_their_inputs():
     ex.ridge_weights(gram, xty, 1.0)
     ex.zero_shot_proba(X, L, 0.05)
     ex.class_mean_proba(X, ex.class_means(counts, sums, L, 1.0), 0.05)
+    model = ex.bayes_ridge(gram, xty, L, 0.05, 4.0)
+    ex.bayes_ridge_proba(X, model, 0.1)
+    ex.bayes_ridge_loo_proba(X, y, w, model, 0.1)
+    ex.ridge_log_evidence(ex.Centred.of(gram, xty), ex.zero_shot_linear_prior(L, 0.05)[:-1], 0.1)
     # Then none of the arguments changed
     for a, b in zip(before, (X, y, w, L, counts, sums, gram, xty), strict=True):
         assert_array_equal(a, b)
@@ -147,3 +151,132 @@ def test_softmax_rejects_a_non_positive_temperature():
     # Given / When / Then: a zero temperature is refused
     with pytest.raises(ValueError, match="temperature"):
         ex.softmax(np.zeros((1, 2)), 0.0)
+
+
+def _replicated(X, y, w):
+    """Rows repeated ``w_i`` times (integer weights): what the weighted aggregates stand for."""
+    reps = np.asarray(w, dtype=int)
+    return np.repeat(X, reps, axis=0), np.repeat(y, reps)
+
+
+def _naive_log_evidence(X, y, prior_slope, lam, eps):
+    """-K/2 log|C| - N K/2 log(sum_k r_k^T C^-1 r_k), C = I + X~ P^-1 X~^T, r_k = t_k - X~ W0_k, with
+    the intercept's prior precision ``eps`` (mean 0): the marginal likelihood of the rows with
+    sigma^2 integrated out (Bishop 2006, ex. 3.23), written out row by row."""
+    xa = np.hstack([X, np.ones((len(X), 1))])
+    precision = np.append(np.full(X.shape[1], lam), eps)
+    C = np.eye(len(X)) + xa @ np.diag(1.0 / precision) @ xa.T
+    R = np.eye(K)[y] - xa @ np.vstack([prior_slope, np.zeros((1, K))])
+    quad = np.trace(R.T @ np.linalg.solve(C, R))
+    return -0.5 * K * np.linalg.slogdet(C)[1] - 0.5 * len(X) * K * np.log(quad)
+
+
+def test_ridge_log_evidence_is_the_marginal_likelihood_of_the_examples():
+    # Given integer-weighted examples, their aggregates, and the same rows written out w_i times
+    X, y, _, L = _data(5)
+    w = np.arange(len(X)) % 3 + 1.0
+    _, _, gram, xty = _aggregates(X, y, w)
+    Xr, yr = _replicated(X, y, w)
+    n, eps = w.sum(), 1e-7
+    slope = ex.zero_shot_linear_prior(L, 0.05)[:-1]
+    for prior_slope, lam in ((np.zeros((DIM, K)), 0.1), (slope, 2.0), (0.5 * slope, 0.01)):
+        # When computing the log evidence from the aggregates alone (the intercept's prior flat)
+        got, _ = ex.ridge_log_evidence(ex.Centred.of(gram, xty), prior_slope, lam)
+        # Then it is the marginal likelihood of the rows themselves as the intercept's prior
+        # precision eps goes to 0, less the constant K/2 log(eps / n) that every candidate shares
+        naive = _naive_log_evidence(Xr, yr, prior_slope, lam, eps)
+        assert_allclose(got + 0.5 * K * np.log(eps / n), naive, rtol=1e-5)
+
+
+def test_zero_shot_linear_prior_ranks_labels_as_zero_shot_does():
+    # Given unit inputs and label vectors
+    X, _, _, L = _data(6, n=40)
+    # When scoring with the linearised zero-shot weights
+    scores = np.hstack([X, np.ones((len(X), 1))]) @ ex.zero_shot_linear_prior(L, 0.05)
+    # Then every row's ranking is zero-shot's, and the scores sum to 1 like probabilities
+    assert_array_equal(np.argsort(scores, axis=1), np.argsort(_cos(X, L), axis=1))
+    assert_allclose(scores.sum(axis=1), 1.0)
+
+
+def test_bayes_ridge_is_the_evidence_weighted_average_of_its_grid():
+    # Given weighted aggregates and label vectors
+    X, y, w, L = _data(7)
+    _, _, gram, xty = _aggregates(X, y, w)
+    # When fitting the Bayesian ridge with a penalty of 4 nats on the zero-shot priors
+    model = ex.bayes_ridge(gram, xty, L, 0.05, 4.0)
+    # Then its posterior is exp(evidence - penalty) normalised over the grid, and each candidate's
+    # weights minimise the squared error plus lambda ||W - W0||^2 on the slope (intercept free)
+    slope = ex.zero_shot_linear_prior(L, 0.05)[:-1]
+    centred = ex.Centred.of(gram, xty)
+    log_post, m = [], 0
+    for s in ex.BAYES_RIDGE_SCALES:
+        w0 = np.vstack([s * slope, np.zeros((1, K))])
+        for lam in ex.BAYES_RIDGE_LAMBDAS:
+            log_post.append(ex.ridge_log_evidence(centred, s * slope, lam)[0] - (4.0 if s > 0 else 0.0))
+            P = np.diag(np.append(np.full(DIM, lam), 0.0))
+            W = model.weights[m]
+            xa = np.hstack([X, np.ones((len(X), 1))])
+            grad = xa.T @ (w[:, None] * (xa @ W - np.eye(K)[y])) + P @ (W - w0)
+            assert_allclose(grad, 0.0, atol=1e-9)
+            m += 1
+    naive = np.exp(np.array(log_post) - max(log_post))
+    assert_allclose(model.posterior, naive / naive.sum(), rtol=1e-9)
+    # And its probabilities are the posterior average of the candidates' softmaxes
+    xa = np.hstack([X, np.ones((len(X), 1))])
+    expected = sum(
+        p * _naive_softmax(xa @ W, 0.1) for p, W in zip(model.posterior, model.weights, strict=True)
+    )
+    assert_allclose(ex.bayes_ridge_proba(X, model, 0.1), expected, rtol=1e-10)
+
+
+def test_bayes_ridge_loo_equals_refitting_each_candidate_without_each_example():
+    # Given weighted examples in the aggregates and the Bayesian ridge fitted on all of them
+    X, y, w, L = _data(8)
+    _, _, gram, xty = _aggregates(X, y, w)
+    model = ex.bayes_ridge(gram, xty, L, 0.05, 4.0)
+    # When scoring them leave-one-out in closed form
+    got = ex.bayes_ridge_loo_proba(X, y, w, model, 0.1)
+    # Then each row equals every candidate refitted without that row (same prior mean and
+    # precision, intercept free), averaged with the full-data posterior
+    slope = ex.zero_shot_linear_prior(L, 0.05)[:-1]
+    means = [
+        np.vstack([s * slope, np.zeros((1, K))])
+        for s in ex.BAYES_RIDGE_SCALES
+        for _ in ex.BAYES_RIDGE_LAMBDAS
+    ]
+    for i in range(len(X)):
+        keep = np.arange(len(X)) != i
+        _, _, g, b = _aggregates(X[keep], y[keep], w[keep])
+        expected = 0.0
+        for p, w0, lam in zip(model.posterior, means, model.lams, strict=True):
+            P = np.diag(np.append(np.full(DIM, lam), 0.0))
+            W = np.linalg.inv(g + P) @ (b + P @ w0)
+            expected = expected + p * _naive_softmax(np.append(X[i], 1.0)[None, :] @ W, 0.1)[0]
+        assert_allclose(got[i], expected, rtol=1e-7)
+
+
+def _labelled_by(L, n, seed, permutation):
+    """Unit inputs near the label vectors, labelled by the nearest one (permuted labels: zero-shot
+    is wrong on every one of them)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % K
+    X = L[y] + 0.2 * rng.normal(size=(n, DIM))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X, np.asarray(permutation)[y]
+
+
+def test_bayes_ridge_trusts_the_zero_shot_prior_only_where_the_examples_agree_with_it():
+    # Given a few examples that zero-shot labels right, and the same inputs with permuted labels
+    L = _unit(np.random.default_rng(9), K)
+    mass = {}
+    for case, permutation in (("right", [0, 1, 2]), ("wrong", [1, 2, 0])):
+        X, y = _labelled_by(L, 9, 10, permutation)
+        _, _, gram, xty = _aggregates(X, y, np.ones(len(X)))
+        # When fitting the Bayesian ridge (at T = 0.1 the linearised zero-shot scores of these inputs
+        # differ by about one between labels, the scale of one-hot targets, as the grid assumes)
+        model = ex.bayes_ridge(gram, xty, L, 0.1, 4.0)
+        per_scale = len(ex.BAYES_RIDGE_LAMBDAS)
+        mass[case] = float(model.posterior[per_scale:].sum())  # the candidates centred on zero-shot
+    # Then the zero-shot priors hold the posterior where zero-shot is right and lose it where wrong
+    assert mass["right"] > 0.9
+    assert mass["wrong"] < 0.1

@@ -238,19 +238,36 @@ def test_without_a_seed_the_same_examples_train_the_same_learner_in_any_order():
     assert a.to_bytes() == b.to_bytes()
 
 
-def _without_header_field(blob: bytes, field: str) -> bytes:
-    """``blob`` as an earlier release stored it: the same arrays, the header without ``field``."""
+def _without_header_field(blob: bytes, field: str | None = None, *, format_two: bool = False) -> bytes:
+    """``blob`` as an earlier release stored it: the same arrays, the header without ``field``; with
+    ``format_two``, as format 2 (experts listed without the fields format 3 added)."""
     import io
     import json
 
     with np.load(io.BytesIO(blob)) as npz:
         arrays = {name: npz[name] for name in npz.files}
     header = json.loads(arrays["header"].tobytes().decode())
-    del header[field]
+    if field is not None:
+        del header[field]
+    if format_two:
+        header["format"] = 2
+        header["experts"] = [
+            {k: v for k, v in e.items() if k in ("kind", "temperature", "alpha", "lam")}
+            for e in header["experts"]
+        ]
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     out = io.BytesIO()
     np.savez_compressed(out, **arrays)
     return out.getvalue()
+
+
+def _previous_release_experts() -> list:
+    """The experts of format-2 classifiers: plain ridge regressions instead of Bayesian ridge."""
+    from labelwise.learning.mixture import ExpertSpec
+
+    kept = [e for e in MixtureLearner(DIM, zero_shot_temperature=0.05).experts if e.kind != "bayes-ridge"]
+    ridge = [ExpertSpec("ridge", t, lam=lam) for lam in (0.1, 1.0, 10.0) for t in (0.1, 0.3)]
+    return kept[:-1] + ridge + kept[-1:]
 
 
 def test_a_classifier_keeps_the_learning_rate_it_was_stored_with():
@@ -268,12 +285,13 @@ def test_a_classifier_keeps_the_learning_rate_it_was_stored_with():
 
 
 def test_a_classifier_stored_before_the_header_held_a_learning_rate_loads_with_the_old_one():
-    # Given a classifier stored by the previous release (format 2, no learning rate in its header)
+    # Given a classifier stored by an earlier release (format 2, no learning rate in its header)
     X, y, L = _clusters(10)
-    old = MixtureLearner(DIM, learning_rate=0.02)
+    old = MixtureLearner(DIM, learning_rate=0.02, experts=_previous_release_experts())
     old.add_labels(["a", "b", "c"], L)
     old.partial_fit(X, y, seed=4)
-    blob = _without_header_field(old.to_bytes(), "learning_rate")
+    blob = _without_header_field(old.to_bytes(), "learning_rate", format_two=True)
+    assert peek_format(blob) == 2
     # When it is loaded
     loaded = load_learner(blob)
     # Then it keeps that release's learning rate (0.02) and answers exactly as it did
@@ -281,3 +299,65 @@ def test_a_classifier_stored_before_the_header_held_a_learning_rate_loads_with_t
     assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
     with pytest.raises(ValueError):
         MixtureLearner(DIM, learning_rate=-1.0)
+
+
+def test_a_format_two_classifier_loads_classifies_as_before_and_keeps_learning_as_format_three():
+    # Given a classifier of the previous release: format 2, six plain ridge regressions
+    X, y, L = _clusters(11)
+    old = MixtureLearner(DIM, experts=_previous_release_experts())
+    old.add_labels(["a", "b", "c"], L)
+    old.partial_fit(X[:9], y[:9], seed=6)
+    blob = _without_header_field(old.to_bytes(), format_two=True)
+    # When it is loaded, classifies, learns another batch and is stored again
+    loaded = load_learner(blob)
+    answered = loaded.predict_proba(X)
+    expected = old.predict_proba(X)
+    loaded.partial_fit(X[9:], y[9:], seed=7)
+    old.partial_fit(X[9:], y[9:], seed=7)
+    # Then it kept its experts, answered exactly as before, learns as the old one does, and is
+    # stored as format 3
+    assert loaded.experts == old.experts
+    assert all(e.weight == 1.0 for e in loaded.experts)
+    assert_array_equal(answered, expected)
+    assert_allclose(loaded.predict_proba(X), old.predict_proba(X), rtol=1e-6)
+    assert peek_format(loaded.to_bytes()) == FORMAT_VERSION == 3
+
+
+def test_new_classifiers_use_bayesian_ridge_with_prior_weight_three_and_no_plain_ridge():
+    # Given a new learner at the model temperature 0.05
+    learner = MixtureLearner(DIM, zero_shot_temperature=0.05)
+    kinds = [e.kind for e in learner.experts]
+    bayes = [e for e in learner.experts if e.kind == "bayes-ridge"]
+    # Then it has two Bayesian ridge experts whose prior is zero-shot at the model's temperature
+    assert "ridge" not in kinds and len(bayes) == 2
+    assert all(e.weight == 3.0 and e.prior_temperature == 0.05 and e.penalty == 4.0 for e in bayes)
+
+
+def test_mixture_weights_are_prior_weight_times_tempered_exponential_weights():
+    # Given a trained learner whose experts have prior weights 1 and 3
+    X, y, L = _clusters(12)
+    learner = _learner(L)
+    learner.partial_fit(X, y, seed=8)
+    # When reading its weights
+    got = learner.weights()
+    # Then they are weight_e * exp(-eta L_e), normalised
+    prior = np.array([e.weight for e in learner.experts])
+    naive = prior * np.exp(-learner.learning_rate * (learner.losses - learner.losses.min()))
+    assert set(prior) == {1.0, 3.0}
+    assert_allclose(got, naive / naive.sum(), rtol=1e-12)
+
+
+def test_bayesian_ridge_answers_the_same_for_one_call_or_three():
+    # Given the same examples learned in one call, and over three calls in another order
+    X, y, L = _clusters(13, n_per=9)
+    one, three = _learner(L), _learner(L)
+    one.partial_fit(X, y)
+    perm = np.random.default_rng(1).permutation(len(y))
+    for part in np.array_split(perm, 3):
+        three.partial_fit(X[part], [y[i] for i in part])
+    # When reading the Bayesian ridge experts' probabilities
+    which = [i for i, e in enumerate(one.experts) if e.kind == "bayes-ridge"]
+    P1, P3 = one.expert_proba(X), three.expert_proba(X)
+    # Then they are equal: the expert reads only the aggregates
+    for i in which:
+        assert_allclose(P1[i], P3[i], rtol=1e-8, atol=1e-12)

@@ -16,7 +16,14 @@ Experts:
   classification", TPAMI 2013, nearest-class-mean; the prior as in Bayesian shrinkage) — scored by
   ``softmax(cos(x, m_k) / T)``;
 * **ridge** (Hoerl & Kennard, Technometrics 1970): ``W = (G + lambda I)^-1 B``, scores ``x~ W``,
-  ``softmax(scores / T)``.
+  ``softmax(scores / T)``;
+* **Bayesian ridge with a zero-shot prior** (:func:`bayes_ridge`): ridge whose prior mean is either
+  zero or the zero-shot scorer made linear, averaged over a small grid of prior means and strengths
+  by their marginal likelihoods (MacKay, "Bayesian interpolation", Neural Computation 1992; Bishop,
+  *Pattern Recognition and Machine Learning*, 2006, sec. 3.4-3.5). The marginal likelihood comes
+  from ``G`` and ``B`` alone, so it does not depend on the order or grouping of the examples: with a
+  few examples that zero-shot explains, the prior centred on zero-shot takes the weight; where
+  zero-shot is wrong, the uninformed prior does.
 
 Held-out scores, for the mixture's weights, come in closed form from the same aggregates:
 
@@ -32,6 +39,7 @@ All functions work in float64, return new arrays and never modify their argument
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -160,6 +168,160 @@ def ridge_loo_scores(
     t = np.zeros_like(f)
     t[np.arange(xa.shape[0]), y] = 1.0
     return np.asarray((f - h[:, None] * t) / (1.0 - h)[:, None], dtype=np.float64)
+
+
+#: Bayesian ridge's grid (:func:`bayes_ridge`): multiples of the linearised zero-shot scorer used
+#: as prior mean of the slope (0: the uninformed prior), and prior precisions ``lambda``. Fixed for
+#: the ``"bayes-ridge"`` expert kind: a stored classifier answers with the grid it was trained with.
+BAYES_RIDGE_SCALES = (0.0, 0.25, 0.5, 1.0)
+BAYES_RIDGE_LAMBDAS = (0.01, 0.1, 1.0, 10.0)
+
+
+def zero_shot_linear_prior(label_vectors: npt.ArrayLike, temperature: float) -> F64:
+    """The zero-shot scorer as ridge weights ``(d + 1, K)``: its first-order Taylor expansion.
+
+    At the uniform point, ``softmax(z)_k ~ 1/K + (z_k - mean(z)) / K``; with ``z_k = cos(x, e_k) / T``
+    and unit ``x`` that is linear in ``x``: slope rows ``(e_k - mean_j e_j) / (K T)`` (unit ``e``),
+    intercept ``1/K``. Its ranking of the labels is zero-shot's for every unit ``x``.
+    """
+    if not temperature > 0:
+        raise ValueError("temperature must be positive")
+    e = _unit_rows(np.asarray(label_vectors, dtype=np.float64))
+    k = e.shape[0]
+    slope = (e - e.mean(axis=0)).T / (k * temperature)
+    return np.asarray(np.vstack([slope, np.full((1, k), 1.0 / k)]), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Centred:
+    """Ridge's aggregates about the (weighted) mean input: ``n = sum_i w_i``, means ``x_bar`` and
+    ``t_bar``, ``G_c = sum_i w_i (x_i - x_bar)(x_i - x_bar)^T`` as eigenvalues ``mu`` and vectors
+    ``Q``, ``B_c = sum_i w_i (x_i - x_bar)(t_i - t_bar)^T`` and ``tt_c = sum_i w_i ||t_i - t_bar||^2``."""
+
+    n: float
+    x_bar: F64
+    t_bar: F64
+    mu: F64
+    q: F64
+    b: F64
+    tt: float
+
+    @classmethod
+    def of(cls, gram: npt.ArrayLike, xty: npt.ArrayLike) -> Centred:
+        """From ``G`` and ``B`` over augmented inputs ``[x, 1]`` and one-hot targets."""
+        g = np.asarray(gram, dtype=np.float64)
+        b = np.asarray(xty, dtype=np.float64)
+        n = float(g[-1, -1])
+        k = b.shape[1]
+        x_bar = g[:-1, -1] / n if n > 0 else np.zeros(g.shape[0] - 1)
+        t_bar = b[-1] / n if n > 0 else np.full(k, 1.0 / max(k, 1))
+        mu, q = np.linalg.eigh(g[:-1, :-1] - n * np.outer(x_bar, x_bar))
+        tt = n - n * float(t_bar @ t_bar)  # sum_i w_i ||t_i||^2 = n for one-hot targets
+        return cls(n, x_bar, t_bar, np.maximum(mu, 0.0), q, b[:-1] - n * np.outer(x_bar, t_bar), tt)
+
+    def solve(self, lam: float, rhs: F64) -> F64:
+        """``(G_c + lambda I)^-1 rhs``."""
+        return np.asarray(self.q @ ((self.q.T @ rhs) / (self.mu + lam)[:, None]), dtype=np.float64)
+
+
+def ridge_log_evidence(centred: Centred, prior_slope: npt.ArrayLike, lam: float) -> tuple[float, F64]:
+    """Log marginal likelihood (up to a constant of the data) and posterior mean ``(d + 1, K)`` of
+    ridge whose slope has prior mean ``W0`` and precision ``lambda``, the intercept a flat prior.
+
+    Model: one-hot targets ``t_i ~ N(W^T x_i + c, sigma^2 / w_i)``, ``W ~ N(W0, sigma^2 / lambda)``,
+    ``c`` flat, ``p(sigma^2) ~ 1 / sigma^2`` integrated out (the conjugate normal-inverse-gamma model;
+    MacKay 1992; Bishop 2006, sec. 3.5 and ex. 3.23, with the intercept's prior precision taken to
+    zero). With the centred aggregates (:class:`Centred`), ``W = (G_c + lambda I)^-1 (B_c + lambda
+    W0)``, ``c = t_bar - W^T x_bar`` and ``E = tt_c - 2 <W, B_c> + <W, G_c W> + lambda ||W - W0||^2``:
+
+        ``log p(T) = K/2 (d log lambda - sum_j log(mu_j + lambda)) - n K / 2 log E + const``.
+    """
+    w0 = np.asarray(prior_slope, dtype=np.float64)
+    d, k = w0.shape
+    w = centred.solve(lam, centred.b + lam * w0)
+    gw = centred.q @ (centred.mu[:, None] * (centred.q.T @ w))
+    energy = (
+        centred.tt
+        - 2.0 * float(np.sum(w * centred.b))
+        + float(np.sum(w * gw))
+        + lam * float(np.sum((w - w0) ** 2))
+    )
+    log_det = float(np.sum(np.log(centred.mu + lam)))
+    log_evidence = 0.5 * k * (d * np.log(lam) - log_det) - 0.5 * centred.n * k * np.log(max(energy, 1e-300))
+    intercept = centred.t_bar - centred.x_bar @ w
+    return float(log_evidence), np.asarray(np.vstack([w, intercept]), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class BayesRidge:
+    """The fitted grid of :func:`bayes_ridge`: per candidate its posterior probability, weights
+    ``(d + 1, K)`` and prior precision, and the centred aggregates (for leave-one-out)."""
+
+    posterior: F64
+    weights: tuple[F64, ...]
+    lams: tuple[float, ...]
+    centred: Centred
+
+
+def bayes_ridge(
+    gram: npt.ArrayLike,
+    xty: npt.ArrayLike,
+    label_vectors: npt.ArrayLike,
+    prior_temperature: float,
+    zero_shot_penalty: float,
+) -> BayesRidge:
+    """Ridge over the grid :data:`BAYES_RIDGE_SCALES` x :data:`BAYES_RIDGE_LAMBDAS` (slope prior mean
+    ``s`` times :func:`zero_shot_linear_prior`'s, precision ``lambda``), each candidate weighed by
+    :func:`ridge_log_evidence` and a prior that takes ``zero_shot_penalty`` nats from every candidate
+    centred on zero-shot (``s > 0``): zero-shot must explain the examples clearly before it is
+    trusted (Bayesian model averaging; Hoeting et al., Statistical Science 1999). One
+    eigendecomposition of ``G_c`` serves the whole grid."""
+    centred = Centred.of(gram, xty)
+    slope = zero_shot_linear_prior(label_vectors, prior_temperature)[:-1]
+    log_post, weights, lams = [], [], []
+    for s in BAYES_RIDGE_SCALES:
+        for lam in BAYES_RIDGE_LAMBDAS:
+            log_evidence, w = ridge_log_evidence(centred, s * slope, lam)
+            log_post.append(log_evidence - (zero_shot_penalty if s > 0 else 0.0))
+            weights.append(w)
+            lams.append(lam)
+    return BayesRidge(mixture_weights(-np.asarray(log_post)), tuple(weights), tuple(lams), centred)
+
+
+def bayes_ridge_proba(X: npt.ArrayLike, model: BayesRidge, temperature: float) -> F64:
+    """``sum_m pi_m softmax(x~ W_m / T)``: the candidates' probabilities averaged by posterior."""
+    xa = augment(X)
+    return np.asarray(
+        sum(p * softmax(xa @ w, temperature) for p, w in zip(model.posterior, model.weights, strict=True)),
+        dtype=np.float64,
+    )
+
+
+def bayes_ridge_loo_proba(
+    X: npt.ArrayLike,
+    targets: Sequence[int] | IntArray,
+    row_weights: npt.ArrayLike,
+    model: BayesRidge,
+    temperature: float,
+) -> F64:
+    """Leave-one-out probabilities of rows already in the aggregates: each candidate as in
+    :func:`ridge_loo_scores` (the prior acting as fixed pseudo-data; leverage
+    ``h_i = w_i (1/n + (x_i - x_bar)^T (G_c + lambda I)^-1 (x_i - x_bar))``), averaged with the
+    posterior of the full data (the grid's weights are not refitted without each row)."""
+    x = np.asarray(X, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.int64)
+    w = np.asarray(row_weights, dtype=np.float64)
+    c = model.centred
+    xa = augment(x)
+    t = np.zeros((x.shape[0], model.weights[0].shape[1]))
+    t[np.arange(x.shape[0]), y] = 1.0
+    z = (x - c.x_bar) @ c.q
+    out = np.zeros_like(t)
+    for p, weights, lam in zip(model.posterior, model.weights, model.lams, strict=True):
+        h = w * (1.0 / c.n + np.sum(z * z / (c.mu + lam), axis=1))
+        loo = (xa @ weights - h[:, None] * t) / (1.0 - h)[:, None]
+        out += p * softmax(loo, temperature)
+    return np.asarray(out, dtype=np.float64)
 
 
 def mixture_weights(
