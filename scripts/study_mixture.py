@@ -36,7 +36,9 @@ from labelwise.settings import Settings
 ORDER_CALLS = 3
 #: The experts of the releases before Bayesian ridge: variants 1-8 ran with them.
 PLAIN_RIDGE = {"RIDGE_LAMBDAS": (0.1, 1.0, 10.0), "BAYES_RIDGE_TEMPERATURES": ()}
-#: (name, settings of :mod:`labelwise.learning.mixture`); the last is what ships.
+#: The candidate of variants 10-14: Bayesian ridge at two temperatures instead of plain ridge.
+BAYES = {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_TEMPERATURES": (0.1, 0.3)}
+#: (name, settings of :mod:`labelwise.learning.mixture`); variant 9 is what ships (docs/fewshot.md).
 VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "PA last weights, zero-shot x1",
@@ -74,14 +76,17 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("eta 0.0025, PA T 1", {**PLAIN_RIDGE, "LEARNING_RATE": 0.0025, "PA_TEMPERATURE": 1.0}),
     ("eta 0, PA T 1", {**PLAIN_RIDGE, "LEARNING_RATE": 0.0, "PA_TEMPERATURE": 1.0}),
     (
-        "six plain ridge regressions (previous release)",
+        "six plain ridge regressions (shipped)",
         {**PLAIN_RIDGE, "LEARNING_RATE": 0.0025, "PA_TEMPERATURE": 1.0},
     ),
-    ("Bayesian ridge, penalty 0, weight 3", {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_ZERO_SHOT_PENALTY": 0.0}),
-    ("Bayesian ridge, penalty 2, weight 3", {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_ZERO_SHOT_PENALTY": 2.0}),
-    ("Bayesian ridge, penalty 4, weight 1", {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_WEIGHT": 1.0}),
-    ("Bayesian ridge, penalty 6, weight 3", {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_ZERO_SHOT_PENALTY": 6.0}),
-    ("Bayesian ridge, penalty 4, weight 3", {"RIDGE_LAMBDAS": ()}),
+    ("Bayesian ridge, penalty 0, weight 3", {**BAYES, "BAYES_RIDGE_ZERO_SHOT_PENALTY": 0.0}),
+    ("Bayesian ridge, penalty 2, weight 3", {**BAYES, "BAYES_RIDGE_ZERO_SHOT_PENALTY": 2.0}),
+    ("Bayesian ridge, penalty 4, weight 1", {**BAYES, "BAYES_RIDGE_WEIGHT": 1.0}),
+    ("Bayesian ridge, penalty 6, weight 3", {**BAYES, "BAYES_RIDGE_ZERO_SHOT_PENALTY": 6.0}),
+    (
+        "Bayesian ridge, penalty 4, weight 3 (the candidate)",
+        {**BAYES, "BAYES_RIDGE_ZERO_SHOT_PENALTY": 4.0, "BAYES_RIDGE_WEIGHT": 3.0},
+    ),
 )
 
 

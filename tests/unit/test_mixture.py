@@ -262,12 +262,22 @@ def _without_header_field(blob: bytes, field: str | None = None, *, format_two: 
 
 
 def _previous_release_experts() -> list:
-    """The experts of format-2 classifiers: plain ridge regressions instead of Bayesian ridge."""
+    """The experts of format-2 classifiers, which are also today's defaults: plain ridge regressions."""
+    return list(MixtureLearner(DIM, zero_shot_temperature=0.05).experts)
+
+
+def _bayes_ridge_learner(L, labels=("a", "b", "c")) -> MixtureLearner:
+    """A learner with the study's candidate experts: Bayesian ridge (prior weight 3) at two
+    temperatures instead of the six plain ridge regressions."""
     from labelwise.learning.mixture import ExpertSpec
 
-    kept = [e for e in MixtureLearner(DIM, zero_shot_temperature=0.05).experts if e.kind != "bayes-ridge"]
-    ridge = [ExpertSpec("ridge", t, lam=lam) for lam in (0.1, 1.0, 10.0) for t in (0.1, 0.3)]
-    return kept[:-1] + ridge + kept[-1:]
+    kept = [e for e in MixtureLearner(DIM, zero_shot_temperature=0.05).experts if e.kind != "ridge"]
+    bayes = [
+        ExpertSpec("bayes-ridge", t, weight=3.0, prior_temperature=0.05, penalty=4.0) for t in (0.1, 0.3)
+    ]
+    learner = MixtureLearner(DIM, experts=kept[:-1] + bayes + kept[-1:])
+    learner.add_labels(list(labels), L)
+    return learner
 
 
 def test_a_classifier_keeps_the_learning_rate_it_was_stored_with():
@@ -302,7 +312,8 @@ def test_a_classifier_stored_before_the_header_held_a_learning_rate_loads_with_t
 
 
 def test_a_format_two_classifier_loads_classifies_as_before_and_keeps_learning_as_format_three():
-    # Given a classifier of the previous release: format 2, six plain ridge regressions
+    # Given a classifier of the previous release: format 2, six plain ridge regressions (today's
+    # default experts too)
     X, y, L = _clusters(11)
     old = MixtureLearner(DIM, experts=_previous_release_experts())
     old.add_labels(["a", "b", "c"], L)
@@ -323,20 +334,35 @@ def test_a_format_two_classifier_loads_classifies_as_before_and_keeps_learning_a
     assert peek_format(loaded.to_bytes()) == FORMAT_VERSION == 3
 
 
-def test_new_classifiers_use_bayesian_ridge_with_prior_weight_three_and_no_plain_ridge():
+def test_new_classifiers_keep_the_six_plain_ridge_experts_and_prior_weight_one():
     # Given a new learner at the model temperature 0.05
     learner = MixtureLearner(DIM, zero_shot_temperature=0.05)
-    kinds = [e.kind for e in learner.experts]
-    bayes = [e for e in learner.experts if e.kind == "bayes-ridge"]
-    # Then it has two Bayesian ridge experts whose prior is zero-shot at the model's temperature
-    assert "ridge" not in kinds and len(bayes) == 2
-    assert all(e.weight == 3.0 and e.prior_temperature == 0.05 and e.penalty == 4.0 for e in bayes)
+    ridge = [(e.lam, e.temperature) for e in learner.experts if e.kind == "ridge"]
+    # Then it has the six ridge regressions, no Bayesian ridge (it failed the test group's gate),
+    # and every expert has prior weight 1
+    assert sorted(ridge) == [(lam, t) for lam in (0.1, 1.0, 10.0) for t in (0.1, 0.3)]
+    assert all(e.kind != "bayes-ridge" and e.weight == 1.0 for e in learner.experts)
+
+
+def test_a_classifier_with_bayesian_ridge_experts_round_trips_and_keeps_learning():
+    # Given a learner with the study's Bayesian ridge experts, trained, and its stored copy
+    X, y, L = _clusters(14)
+    learner = _bayes_ridge_learner(L)
+    learner.partial_fit(X[:9], y[:9], seed=5)
+    loaded = load_learner(learner.to_bytes())
+    # When both learn the same next batch
+    learner.partial_fit(X[9:], y[9:], seed=6)
+    loaded.partial_fit(X[9:], y[9:], seed=6)
+    # Then the copy kept the experts and their prior weights, and answers exactly as the original
+    assert loaded.experts == learner.experts
+    assert [e.weight for e in loaded.experts].count(3.0) == 2
+    assert_array_equal(loaded.predict_proba(X), learner.predict_proba(X))
 
 
 def test_mixture_weights_are_prior_weight_times_tempered_exponential_weights():
     # Given a trained learner whose experts have prior weights 1 and 3
     X, y, L = _clusters(12)
-    learner = _learner(L)
+    learner = _bayes_ridge_learner(L)
     learner.partial_fit(X, y, seed=8)
     # When reading its weights
     got = learner.weights()
@@ -350,7 +376,7 @@ def test_mixture_weights_are_prior_weight_times_tempered_exponential_weights():
 def test_bayesian_ridge_answers_the_same_for_one_call_or_three():
     # Given the same examples learned in one call, and over three calls in another order
     X, y, L = _clusters(13, n_per=9)
-    one, three = _learner(L), _learner(L)
+    one, three = _bayes_ridge_learner(L), _bayes_ridge_learner(L)
     one.partial_fit(X, y)
     perm = np.random.default_rng(1).permutation(len(y))
     for part in np.array_split(perm, 3):
