@@ -84,6 +84,14 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("Bayesian ridge, penalty 4, weight 1", {**BAYES, "BAYES_RIDGE_WEIGHT": 1.0}),
     ("Bayesian ridge, penalty 6, weight 3", {**BAYES, "BAYES_RIDGE_ZERO_SHOT_PENALTY": 6.0}),
     (
+        "six plain ridge and Bayesian ridge (penalty 4, weight 1)",
+        {
+            "RIDGE_LAMBDAS": (0.1, 1.0, 10.0),
+            "BAYES_RIDGE_TEMPERATURES": (0.1, 0.3),
+            "BAYES_RIDGE_WEIGHT": 1.0,
+        },
+    ),
+    (
         "Bayesian ridge, penalty 4, weight 3 (the candidate)",
         {**BAYES, "BAYES_RIDGE_ZERO_SHOT_PENALTY": 4.0, "BAYES_RIDGE_WEIGHT": 3.0},
     ),
