@@ -149,8 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "zero_shot_f1": zs_f1, "logreg_f1": lr_f1,
                     })  # fmt: skip
             log(f"{name} k={k} done")
-    print("| variant | macro-F1 (mean) | worst margin, k <= 32 | worst margin, k = 128 | order agreement (mean) "
-          "| lowest (set, k) |")  # fmt: skip
+    print("| variant | macro-F1 (mean) | worst margin, k <= 32 | worst margin, k = 128 "
+          "| order agreement (mean) | lowest (set, k) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|")
     summary = []
     for variant, _ in chosen:
