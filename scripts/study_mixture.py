@@ -36,10 +36,12 @@ from labelwise.settings import Settings
 
 ORDER_CALLS = 3
 #: The experts of the releases before Bayesian ridge: variants 1-8 ran with them.
-PLAIN_RIDGE = {"RIDGE_LAMBDAS": (0.1, 1.0, 10.0), "BAYES_RIDGE_TEMPERATURES": ()}
+PLAIN_RIDGE = {"RIDGE_LAMBDAS": (0.1, 1.0, 10.0), "BAYES_RIDGE_TEMPERATURES": (), "ZERO_SHOT_BOOST": 0.0}
 #: The candidate of variants 10-14: Bayesian ridge at two temperatures instead of plain ridge.
-BAYES = {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_TEMPERATURES": (0.1, 0.3)}
-#: (name, settings of :mod:`labelwise.learning.mixture`); variant 9 is what ships (docs/fewshot.md).
+BAYES = {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_TEMPERATURES": (0.1, 0.3), "ZERO_SHOT_BOOST": 0.0}
+#: Variants 16-19: today's experts with the zero-shot boost (strength, kappa).
+BOOSTED = {"RIDGE_LAMBDAS": (0.1, 1.0, 10.0), "BAYES_RIDGE_TEMPERATURES": ()}
+#: (name, settings of :mod:`labelwise.learning.mixture`); the last is what ships (docs/fewshot.md).
 VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "PA last weights, zero-shot x1",
@@ -77,7 +79,7 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("eta 0.0025, PA T 1", {**PLAIN_RIDGE, "LEARNING_RATE": 0.0025, "PA_TEMPERATURE": 1.0}),
     ("eta 0, PA T 1", {**PLAIN_RIDGE, "LEARNING_RATE": 0.0, "PA_TEMPERATURE": 1.0}),
     (
-        "six plain ridge regressions (shipped)",
+        "six plain ridge regressions, no zero-shot boost (previous release)",
         {**PLAIN_RIDGE, "LEARNING_RATE": 0.0025, "PA_TEMPERATURE": 1.0},
     ),
     ("Bayesian ridge, penalty 0, weight 3", {**BAYES, "BAYES_RIDGE_ZERO_SHOT_PENALTY": 0.0}),
@@ -90,11 +92,24 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
             "RIDGE_LAMBDAS": (0.1, 1.0, 10.0),
             "BAYES_RIDGE_TEMPERATURES": (0.1, 0.3),
             "BAYES_RIDGE_WEIGHT": 1.0,
+            "ZERO_SHOT_BOOST": 0.0,
         },
     ),
     (
         "Bayesian ridge, penalty 4, weight 3 (the candidate)",
         {**BAYES, "BAYES_RIDGE_ZERO_SHOT_PENALTY": 4.0, "BAYES_RIDGE_WEIGHT": 3.0},
+    ),
+    ("zero-shot boost 1, kappa 16", {**BOOSTED, "ZERO_SHOT_BOOST": 1.0, "ZERO_SHOT_BOOST_KAPPA": 16.0}),
+    ("zero-shot boost 3, kappa 16", {**BOOSTED, "ZERO_SHOT_BOOST": 3.0, "ZERO_SHOT_BOOST_KAPPA": 16.0}),
+    ("zero-shot boost 9, kappa 4", {**BOOSTED, "ZERO_SHOT_BOOST": 9.0, "ZERO_SHOT_BOOST_KAPPA": 4.0}),
+    (
+        "zero-shot boost 3, kappa 4 (shipped)",
+        {
+            **BOOSTED,
+            "ZERO_SHOT_BOOST": 3.0,
+            "ZERO_SHOT_BOOST_KAPPA": 4.0,
+            "BAYES_RIDGE_ZERO_SHOT_PENALTY": 4.0,
+        },
     ),
 )
 

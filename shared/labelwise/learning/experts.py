@@ -324,6 +324,30 @@ def bayes_ridge_loo_proba(
     return np.asarray(out, dtype=np.float64)
 
 
+def zero_shot_prior_mass(model: BayesRidge) -> float:
+    """The posterior mass of :func:`bayes_ridge`'s candidates centred on zero-shot (scale > 0): how
+    clearly the examples favour a ridge that starts from zero-shot's direction over one that starts
+    from nothing. Depends on the aggregates only, never on the order of the examples."""
+    per_scale = len(BAYES_RIDGE_LAMBDAS)
+    scales = np.repeat(np.asarray(BAYES_RIDGE_SCALES), per_scale)
+    return float(np.sum(model.posterior[scales > 0]))
+
+
+def zero_shot_boost(mass: float, per_label: float, strength: float, kappa: float) -> float:
+    """Factor on the zero-shot experts' prior weight: ``1 + strength * mass * kappa / (kappa + n)``.
+
+    ``mass`` is :func:`zero_shot_prior_mass` and ``n`` the (weighted) examples per label: zero-shot
+    gains weight only where the examples' evidence favours its direction, and the gain fades like a
+    prior worth ``kappa`` examples per label as examples accumulate (1 when ``n`` is large).
+
+    >>> zero_shot_boost(1.0, 4.0, 3.0, 4.0), zero_shot_boost(0.0, 4.0, 3.0, 4.0)
+    (2.5, 1.0)
+    """
+    if not 0.0 <= mass <= 1.0 + 1e-9 or per_label < 0 or strength < 0 or kappa <= 0:
+        raise ValueError("mass in [0, 1], per_label >= 0, strength >= 0 and kappa > 0 are required")
+    return float(1.0 + strength * mass * kappa / (kappa + per_label))
+
+
 def mixture_weights(
     cumulative_losses: npt.ArrayLike, log_prior: npt.ArrayLike | None = None, learning_rate: float = 1.0
 ) -> F64:

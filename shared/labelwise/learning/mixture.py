@@ -108,6 +108,15 @@ ZERO_SHOT_TEMPERATURE_MULTIPLES = (1.0, 2.0, 4.0)
 #: worse at 128 on every set, and both goals further off; docs/fewshot.md). It stays an expert kind,
 #: so that the study can compare it and classifiers could carry it, and is not the default.
 RIDGE_LAMBDAS: tuple[float, ...] = (0.1, 1.0, 10.0)
+#: The zero-shot experts' prior weight is multiplied by
+#: :func:`labelwise.learning.experts.zero_shot_boost` ``(m, n, ZERO_SHOT_BOOST, ZERO_SHOT_BOOST_KAPPA)``,
+#: ``m`` the marginal-likelihood mass of the zero-shot-centred Bayesian ridge candidates (penalty
+#: ``BAYES_RIDGE_ZERO_SHOT_PENALTY``) and ``n`` the examples per label: up to 2.5x at 4 examples per
+#: label where the examples follow zero-shot, fading to 1 as they accumulate. 0 turns it off.
+#: Chosen on the development group (``scripts/study_mixture.py``, docs/fewshot.md); a classifier
+#: keeps the boost it was created with (its header), and classifiers stored without one have none.
+ZERO_SHOT_BOOST = 3.0
+ZERO_SHOT_BOOST_KAPPA = 4.0
 BAYES_RIDGE_TEMPERATURES: tuple[float, ...] = ()
 BAYES_RIDGE_WEIGHT = 3.0
 BAYES_RIDGE_ZERO_SHOT_PENALTY = 4.0
@@ -120,6 +129,24 @@ RIDGE_TEMPERATURES = (0.1, 0.3)
 PA_AVERAGE = True
 #: A classifier migrated from format 1 starts with PA holding ``1 - 1 / MIGRATED_ODDS`` of the weight.
 MIGRATED_ODDS = 1000.0
+
+
+@dataclass(frozen=True)
+class ZeroShotBoost:
+    """A classifier's zero-shot boost (:data:`ZERO_SHOT_BOOST`): strength, kappa, the penalty of the
+    Bayesian ridge evidence and the zero-shot temperature of its prior."""
+
+    strength: float
+    kappa: float
+    penalty: float
+    temperature: float
+
+
+def default_boost(zero_shot_temperature: float) -> ZeroShotBoost | None:
+    """The boost of new classifiers (None when :data:`ZERO_SHOT_BOOST` is 0)."""
+    if ZERO_SHOT_BOOST <= 0:
+        return None
+    return ZeroShotBoost(ZERO_SHOT_BOOST, ZERO_SHOT_BOOST_KAPPA, BAYES_RIDGE_ZERO_SHOT_PENALTY, zero_shot_temperature)
 
 
 @dataclass(frozen=True)
@@ -234,6 +261,7 @@ class MixtureLearner:
         if self.learning_rate < 0:
             raise ValueError("learning_rate must be >= 0")
         self.experts: tuple[ExpertSpec, ...] = tuple(experts or default_experts(zero_shot_temperature))
+        self.boost: ZeroShotBoost | None = None if experts else default_boost(zero_shot_temperature)
         if [e.kind for e in self.experts].count("pa") != 1:
             raise ValueError("a mixture needs exactly one PA expert")
         self.pa = PALearner(
@@ -424,8 +452,20 @@ class MixtureLearner:
     def weights(self) -> F64:
         """The mixture weight of each expert (sums to 1), in :attr:`experts` order: prior weights
         times exponential weights of the held-out losses."""
-        prior = np.log([spec.weight for spec in self.experts])
+        prior = np.log([spec.weight for spec in self.experts]) + np.log(self.zero_shot_factors())
         return ex.mixture_weights(self.losses, prior, learning_rate=self.learning_rate)
+
+    def zero_shot_factors(self) -> F64:
+        """Per expert, the factor :attr:`boost` puts on its prior weight (1 for all but zero-shot)."""
+        factors = np.ones(len(self.experts))
+        boost = self.boost
+        if boost is None or len(self.labels) < 2 or float(self.counts.sum()) <= 0:
+            return factors
+        spec = ExpertSpec("bayes-ridge", 1.0, prior_temperature=boost.temperature, penalty=boost.penalty)
+        mass = ex.zero_shot_prior_mass(self._bayes_ridge(spec))
+        per_label = float(self.counts.sum()) / len(self.labels)
+        factor = ex.zero_shot_boost(mass, per_label, boost.strength, boost.kappa)
+        return np.where([e.kind == "zero-shot" for e in self.experts], factor, 1.0)
 
     def predict_proba(self, X: npt.ArrayLike) -> FloatArray:
         """``sum_e pi_e p_e(x)``: rows sum to 1, columns in :attr:`labels` order."""
@@ -447,6 +487,7 @@ class MixtureLearner:
             "num_samples": self.num_samples,
             "learning_rate": self.learning_rate,
             "experts": [asdict(e) for e in self.experts],
+            "zero_shot_boost": None if self.boost is None else asdict(self.boost),
         }
         buffer = io.BytesIO()
         np.savez_compressed(
@@ -478,6 +519,8 @@ class MixtureLearner:
             num_iters=int(header["num_iters"]),
             learning_rate=float(header.get("learning_rate", STORED_LEARNING_RATE)),
         )
+        boost = header.get("zero_shot_boost")
+        learner.boost = None if boost is None else ZeroShotBoost(**boost)
         learner.pa = PALearner.from_bytes(arrays["pa"].tobytes())
         learner.label_vectors = arrays["label_vectors"].astype(np.float64)
         learner.counts = arrays["counts"].astype(np.float64)
