@@ -280,3 +280,30 @@ def test_bayes_ridge_trusts_the_zero_shot_prior_only_where_the_examples_agree_wi
     # Then the zero-shot priors hold the posterior where zero-shot is right and lose it where wrong
     assert mass["right"] > 0.9
     assert mass["wrong"] < 0.1
+
+
+def test_zero_shot_boost_matches_its_formula_and_fades_with_examples():
+    # Given the evidence mass for zero-shot's direction and a number of examples per label
+    for mass, n, strength, kappa in ((1.0, 4.0, 3.0, 4.0), (0.3, 32.0, 3.0, 4.0), (0.0, 4.0, 9.0, 16.0)):
+        # When computing the boost
+        got = ex.zero_shot_boost(mass, n, strength, kappa)
+        # Then it is 1 + strength * mass * kappa / (kappa + n)
+        assert_allclose(got, 1.0 + strength * mass * kappa / (kappa + n))
+    # And it is 1 without evidence, shrinks towards 1 as examples accumulate, and refuses bad input
+    assert ex.zero_shot_boost(0.0, 4.0, 3.0, 4.0) == 1.0
+    assert ex.zero_shot_boost(1.0, 4.0, 3.0, 4.0) > ex.zero_shot_boost(1.0, 128.0, 3.0, 4.0) > 1.0
+    with pytest.raises(ValueError):
+        ex.zero_shot_boost(1.5, 4.0, 3.0, 4.0)
+
+
+def test_zero_shot_prior_mass_is_the_posterior_of_the_zero_shot_centred_candidates():
+    # Given a fitted Bayesian ridge
+    X, y, w, L = _data(11)
+    _, _, gram, xty = _aggregates(X, y, w)
+    model = ex.bayes_ridge(gram, xty, L, 0.1, 4.0)
+    # When reading the mass of the candidates centred on zero-shot
+    mass = ex.zero_shot_prior_mass(model)
+    # Then it is the posterior summed over every candidate with a scale above 0
+    scales = [s for s in ex.BAYES_RIDGE_SCALES for _ in ex.BAYES_RIDGE_LAMBDAS]
+    assert_allclose(mass, sum(p for p, s in zip(model.posterior, scales, strict=True) if s > 0))
+    assert 0.0 <= mass <= 1.0

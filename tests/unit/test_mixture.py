@@ -251,6 +251,7 @@ def _without_header_field(blob: bytes, field: str | None = None, *, format_two: 
         del header[field]
     if format_two:
         header["format"] = 2
+        header.pop("zero_shot_boost", None)
         header["experts"] = [
             {k: v for k, v in e.items() if k in ("kind", "temperature", "alpha", "lam")}
             for e in header["experts"]
@@ -387,3 +388,51 @@ def test_bayesian_ridge_answers_the_same_for_one_call_or_three():
     # Then they are equal: the expert reads only the aggregates
     for i in which:
         assert_allclose(P1[i], P3[i], rtol=1e-8, atol=1e-12)
+
+
+def test_new_classifiers_boost_zero_shot_by_the_evidence_and_store_the_boost():
+    # Given a new learner, and the same examples labelled as zero-shot says and permuted
+    X, y, L = _clusters(15, n_per=4)
+    right, wrong = _learner(L), _learner(L[[1, 2, 0]])
+    right.partial_fit(X, y, seed=1)
+    wrong.partial_fit(X, y, seed=1)
+    zs = [i for i, e in enumerate(right.experts) if e.kind == "zero-shot"]
+    others = [i for i, e in enumerate(right.experts) if e.kind != "zero-shot"]
+    # When reading the zero-shot factors
+    fr, fw = right.zero_shot_factors(), wrong.zero_shot_factors()
+    # Then only zero-shot is boosted, more where the examples follow it, and the weights are
+    # weight * factor * exp(-eta L), normalised
+    assert right.boost is not None and right.boost.strength == 3.0 and right.boost.kappa == 4.0
+    assert np.all(fr[others] == 1.0) and np.all(fr[zs] == fr[zs[0]])
+    assert fr[zs[0]] > fw[zs[0]] >= 1.0
+    naive = fr * np.exp(-right.learning_rate * (right.losses - right.losses.min()))
+    assert_allclose(right.weights(), naive / naive.sum(), rtol=1e-12)
+    # And the boost survives a round trip
+    loaded = load_learner(right.to_bytes())
+    assert loaded.boost == right.boost
+    assert_array_equal(loaded.predict_proba(X), right.predict_proba(X))
+
+
+def test_the_zero_shot_boost_is_the_same_for_one_call_or_three():
+    # Given the same examples in one call, and over three calls in another order
+    X, y, L = _clusters(16, n_per=9)
+    one, three = _learner(L), _learner(L)
+    one.partial_fit(X, y)
+    perm = np.random.default_rng(2).permutation(len(y))
+    for part in np.array_split(perm, 3):
+        three.partial_fit(X[part], [y[i] for i in part])
+    # Then the boost, read from the aggregates only, is the same
+    assert_allclose(one.zero_shot_factors(), three.zero_shot_factors(), rtol=1e-9)
+
+
+def test_a_classifier_stored_without_a_boost_has_none():
+    # Given a classifier whose header holds no boost (format 2, or a study's explicit experts)
+    X, y, L = _clusters(17)
+    learner = _learner(L)
+    learner.partial_fit(X, y, seed=3)
+    blob = _without_header_field(learner.to_bytes(), "zero_shot_boost")
+    # When it is loaded
+    loaded = load_learner(blob)
+    # Then zero-shot keeps weight 1 and the weights are those of the losses alone
+    assert loaded.boost is None
+    assert np.all(loaded.zero_shot_factors() == 1.0)

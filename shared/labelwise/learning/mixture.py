@@ -146,7 +146,9 @@ def default_boost(zero_shot_temperature: float) -> ZeroShotBoost | None:
     """The boost of new classifiers (None when :data:`ZERO_SHOT_BOOST` is 0)."""
     if ZERO_SHOT_BOOST <= 0:
         return None
-    return ZeroShotBoost(ZERO_SHOT_BOOST, ZERO_SHOT_BOOST_KAPPA, BAYES_RIDGE_ZERO_SHOT_PENALTY, zero_shot_temperature)
+    return ZeroShotBoost(
+        ZERO_SHOT_BOOST, ZERO_SHOT_BOOST_KAPPA, BAYES_RIDGE_ZERO_SHOT_PENALTY, zero_shot_temperature
+    )
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,8 @@ class MixtureLearner:
         if self.learning_rate < 0:
             raise ValueError("learning_rate must be >= 0")
         self.experts: tuple[ExpertSpec, ...] = tuple(experts or default_experts(zero_shot_temperature))
+        # Explicit experts (a stored classifier, a study) come without the boost; from_bytes sets the
+        # stored one.
         self.boost: ZeroShotBoost | None = None if experts else default_boost(zero_shot_temperature)
         if [e.kind for e in self.experts].count("pa") != 1:
             raise ValueError("a mixture needs exactly one PA expert")
