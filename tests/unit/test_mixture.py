@@ -374,14 +374,21 @@ def test_mixture_weights_are_prior_weight_times_tempered_exponential_weights():
     assert_allclose(got, naive / naive.sum(), rtol=1e-12)
 
 
-def test_bayesian_ridge_answers_the_same_for_one_call_or_three():
-    # Given the same examples learned in one call, and over three calls in another order
-    X, y, L = _clusters(13, n_per=9)
-    one, three = _bayes_ridge_learner(L), _bayes_ridge_learner(L)
+def _one_call_and_three(make, seed: int):
+    """The same examples learned by ``make(L)`` in one call, and by another over three calls in a
+    shuffled order: ``(X, one, three)``."""
+    X, y, L = _clusters(seed, n_per=9)
+    one, three = make(L), make(L)
     one.partial_fit(X, y)
-    perm = np.random.default_rng(1).permutation(len(y))
+    perm = np.random.default_rng(seed).permutation(len(y))
     for part in np.array_split(perm, 3):
         three.partial_fit(X[part], [y[i] for i in part])
+    return X, one, three
+
+
+def test_bayesian_ridge_answers_the_same_for_one_call_or_three():
+    # Given the same examples learned in one call, and over three calls in another order
+    X, one, three = _one_call_and_three(_bayes_ridge_learner, 13)
     # When reading the Bayesian ridge experts' probabilities
     which = [i for i, e in enumerate(one.experts) if e.kind == "bayes-ridge"]
     P1, P3 = one.expert_proba(X), three.expert_proba(X)
@@ -415,12 +422,7 @@ def test_new_classifiers_boost_zero_shot_by_the_evidence_and_store_the_boost():
 
 def test_the_zero_shot_boost_is_the_same_for_one_call_or_three():
     # Given the same examples in one call, and over three calls in another order
-    X, y, L = _clusters(16, n_per=9)
-    one, three = _learner(L), _learner(L)
-    one.partial_fit(X, y)
-    perm = np.random.default_rng(2).permutation(len(y))
-    for part in np.array_split(perm, 3):
-        three.partial_fit(X[part], [y[i] for i in part])
+    _, one, three = _one_call_and_three(_learner, 16)
     # Then the boost, read from the aggregates only, is the same
     assert_allclose(one.zero_shot_factors(), three.zero_shot_factors(), rtol=1e-9)
 
