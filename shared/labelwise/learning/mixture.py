@@ -412,7 +412,7 @@ class MixtureLearner:
                 scores = ex.ridge_loo_scores(X, targets, row_weights, self.gram, self.xty, spec.lam)
                 out.append(ex.softmax(scores, spec.temperature))
             elif spec.kind == "bayes-ridge":
-                model = self._bayes_ridge(spec)
+                model = self._bayes_ridge(spec.prior_temperature, spec.penalty)
                 out.append(ex.bayes_ridge_loo_proba(X, targets, row_weights, model, spec.temperature))
             else:
                 out.append(_pa_cross_validated(pa_before, X, y, seed, passes, spec.temperature))
@@ -427,13 +427,14 @@ class MixtureLearner:
             self._ridge_cache[lam] = weights
         return weights
 
-    def _bayes_ridge(self, spec: ExpertSpec) -> ex.BayesRidge:
-        key = (spec.prior_temperature, spec.penalty)
+    def _bayes_ridge(self, prior_temperature: float, penalty: float) -> ex.BayesRidge:
+        """:func:`labelwise.learning.experts.bayes_ridge` of the current aggregates, once per
+        (prior temperature, penalty) until they change (the Bayesian ridge experts and the zero-shot
+        boost share it)."""
+        key = (prior_temperature, penalty)
         model = self._bayes_cache.get(key)
         if model is None:
-            model = ex.bayes_ridge(
-                self.gram, self.xty, self.label_vectors, spec.prior_temperature, spec.penalty
-            )
+            model = ex.bayes_ridge(self.gram, self.xty, self.label_vectors, prior_temperature, penalty)
             self._bayes_cache[key] = model
         return model
 
@@ -452,7 +453,8 @@ class MixtureLearner:
             elif spec.kind == "ridge":
                 out.append(ex.softmax(ex.augment(x) @ self._ridge(spec.lam), spec.temperature))
             elif spec.kind == "bayes-ridge":
-                out.append(ex.bayes_ridge_proba(x, self._bayes_ridge(spec), spec.temperature))
+                model = self._bayes_ridge(spec.prior_temperature, spec.penalty)
+                out.append(ex.bayes_ridge_proba(x, model, spec.temperature))
             else:
                 out.append(ex.softmax(self.pa.decision_function(x.astype(np.float32)), spec.temperature))
         return out
@@ -469,8 +471,7 @@ class MixtureLearner:
         boost = self.boost
         if boost is None or len(self.labels) < 2 or float(self.counts.sum()) <= 0:
             return factors
-        spec = ExpertSpec("bayes-ridge", 1.0, prior_temperature=boost.temperature, penalty=boost.penalty)
-        mass = ex.zero_shot_prior_mass(self._bayes_ridge(spec))
+        mass = ex.zero_shot_prior_mass(self._bayes_ridge(boost.temperature, boost.penalty))
         per_label = float(self.counts.sum()) / len(self.labels)
         factor = ex.zero_shot_boost(mass, per_label, boost.strength, boost.kappa)
         return np.where([e.kind == "zero-shot" for e in self.experts], factor, 1.0)
