@@ -95,3 +95,31 @@ def test_jina_and_cohere_model_names_are_aliases(call: Any, embedder: HashingEmb
 def test_bad_embeddings_requests_are_4xx_in_the_envelope(call: Any, body: Any, status: int) -> None:
     got, out = call(body)
     assert got == status and out["code"] and out["request_id"], out
+
+
+def test_dimensions_equal_to_the_models_is_accepted(call: Any, embedder: HashingEmbedder) -> None:
+    # When `dimensions` (Jina's and OpenAI's field) names the served model's own size
+    status, out = call({"input": TEXTS, "dimensions": embedder.manifest.dimension})
+    # Then the vectors come back at that size
+    assert status == 200, out
+    assert [len(row["embedding"]) for row in out["data"]] == [embedder.manifest.dimension] * len(TEXTS)
+
+
+@pytest.mark.parametrize("dimensions", [16, 128])
+def test_dimensions_the_model_cannot_give_is_a_400_not_silently_ignored(
+    call: Any, embedder: HashingEmbedder, dimensions: int
+) -> None:
+    # Given a served model that was not trained for truncated (Matryoshka) vectors
+    assert embedder.manifest.dimension == 64
+    # When a client asks for fewer or more dimensions than it has
+    status, out = call({"input": TEXTS, "dimensions": dimensions})
+    # Then it gets a 400 in the error envelope naming the model's size, not vectors of another size
+    assert status == 400, out
+    assert out["code"] == "INPUT_INVALID" and out["request_id"]
+    assert "64" in out["detail"] and "dimensions" in out["detail"]
+
+
+@pytest.mark.parametrize("dimensions", [0, -3, "many", 1.5])
+def test_a_malformed_dimensions_is_a_422(call: Any, dimensions: Any) -> None:
+    status, out = call({"input": TEXTS, "dimensions": dimensions})
+    assert status == 422 and out["code"] and out["request_id"], out

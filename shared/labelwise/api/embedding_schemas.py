@@ -36,6 +36,13 @@ class EmbeddingsRequest(BaseModel):
         description="`float`: a list of numbers. `base64`: the little-endian float32 bytes, base64-encoded "
         "(OpenAI's `encoding_format` is accepted as a synonym).",
     )
+    dimensions: int | None = Field(
+        None,
+        ge=1,
+        description="Length of the vectors wanted (Jina's and OpenAI's field). The served models were not "
+        "trained for truncated (Matryoshka) vectors, so only the model's own size is accepted; any other "
+        "size is a 400 naming it, rather than vectors that silently differ from what was asked.",
+    )
     task: str | None = Field(
         None,
         description="Jina's task hint. Accepted and ignored: labelwise embeds every text the way it "

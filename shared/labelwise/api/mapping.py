@@ -213,6 +213,7 @@ def embeddings(request: EmbeddingsRequest, services: Services, caller: ApiKeyRec
     result = service.embed_texts(
         services.registry, services.images, services.settings,
         texts=texts, model=request.model, embedding_type=request.embedding_type,
+        dimensions=request.dimensions,
     )  # fmt: skip
     data = [
         EmbeddingObject(

@@ -269,9 +269,12 @@ def embed_texts(
     texts: Sequence[str],
     model: str | None = None,
     embedding_type: EmbeddingType = "float",
+    dimensions: int | None = None,
 ) -> EmbeddingsResult:
     """The input-role embeddings of ``texts`` (what classify compares), metered like classify;
-    ``embedding_type`` only bounds the response size."""
+    ``embedding_type`` only bounds the response size. ``dimensions``, when given, must be the
+    model's own size: the served models are not trained for truncation (Matryoshka), so a shorter
+    vector would be a different, worse one than the client asked for."""
     if not texts:
         raise InvalidInput("`input` must contain at least one text.")
     if len(texts) > settings.max_inputs:
@@ -282,6 +285,12 @@ def embed_texts(
         if not text.strip():
             raise InvalidInput(f"`input[{i}]` is empty; inputs must be non-empty text.")
     embedder = registry.get(text_model_for(registry, images, model))
+    native = embedder.manifest.dimension
+    if dimensions is not None and dimensions != native:
+        raise InvalidInput(
+            f"`dimensions` is {dimensions}, but model '{embedder.manifest.name}' gives {native}-dimensional "
+            f"vectors and was not trained for truncated ones; send `dimensions` {native} or leave it out."
+        )
     check_response_size(
         embeddings_bytes_bound(len(texts), embedder.manifest.dimension, embedding_type),
         settings.max_response_bytes,
