@@ -174,6 +174,21 @@ class StoreUnavailable(ServiceUnavailable):
     pass
 
 
+class ServerBusy(ServiceUnavailable):
+    """``labelwise serve`` already serves ``http_max_connections`` connections (503, Retry-After)."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class ClientTimeout(LabelwiseError):
+    """The client stopped sending inside its request for longer than ``http_idle_timeout_s`` (408,
+    ``labelwise serve``; through API Gateway, the gateway answers this itself)."""
+
+    code = "REQUEST_TIMEOUT"
+
+
 class EmbedderUnavailable(ServiceUnavailable):
     pass
 

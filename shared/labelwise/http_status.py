@@ -13,6 +13,7 @@ STATUS_BY_ERROR: dict[type[errors.LabelwiseError], int] = {
     errors.ResourceLimitExceeded: 403,
     errors.ResourceNotFound: 404,
     errors.MethodNotAllowed: 405,
+    errors.ClientTimeout: 408,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.ResponseTooLarge: 400,

@@ -32,11 +32,13 @@ from labelwise import __version__
 from labelwise.api.app import OPENAPI_INFO, create_app
 from labelwise.api.errors import error_response, status_for
 from labelwise.errors import (
+    ClientTimeout,
     InvalidChunkedBody,
     InvalidContentLength,
     LabelwiseError,
     MethodNotAllowed,
     PayloadTooLarge,
+    ServerBusy,
     UnsupportedTransferEncoding,
 )
 from labelwise.services import Services
@@ -170,6 +172,17 @@ class LocalHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the app logs
         return
 
+    def setup(self) -> None:
+        """Bound every read and write on the socket by ``http_idle_timeout_s`` (``http.server``
+        waits forever by default: a silent client held its thread for good). A timeout before or
+        between requests closes the connection (``handle_one_request``); inside a body it is a 408."""
+        super().setup()
+        self.connection.settimeout(self.idle_timeout)
+
+    @property
+    def idle_timeout(self) -> float:
+        return self.api.services.settings.http_idle_timeout_s
+
     @property
     def max_body(self) -> int:
         return self.api.services.settings.max_body_bytes
@@ -262,7 +275,12 @@ class LocalHandler(BaseHTTPRequestHandler):
         request_id = str(uuid.uuid4())
         path = urlsplit(self.path).path
         try:
-            body = self._read_body()
+            try:
+                body = self._read_body()
+            except TimeoutError as exc:
+                raise ClientTimeout(
+                    f"The request body stopped arriving for {self.idle_timeout:g} s; send it whole."
+                ) from exc
             own = _OWN_ROUTES.get(path)
             if own is not None and self.command not in own:
                 raise MethodNotAllowed(f"{self.command} is not served here; use {', '.join(own)}.", own)
@@ -338,9 +356,59 @@ def _with_head(allow: str) -> str:
     return ", ".join(sorted(methods))
 
 
+#: How long a refused connection's request is waited for and read, so that the 503 is not lost to
+#: a reset (closing a socket with unread data resets the connection).
+_BUSY_READ_S = 0.2
+
+
 class LocalServer(ThreadingHTTPServer):
+    """``http.server``'s threading server with a cap on connections served at once: one past
+    ``max_connections`` is answered 503 with ``Retry-After`` from the accepting thread and closed,
+    so silent or slow clients cannot make the process start threads without bound."""
+
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int
+    ) -> None:
+        super().__init__(address, handler)
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._refuse_busy(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse_busy(self, request: Any) -> None:
+        exc = ServerBusy(
+            f"The server is serving {self.max_connections} connections (http_max_connections); retry shortly."
+        )
+        response = error_response(503, exc.code, exc.detail, str(uuid.uuid4()), headers=exc.headers)
+        body = str(response.body).encode()
+        head = ["HTTP/1.1 503 Service Unavailable", "Content-Type: application/json", "Connection: close"]
+        head += [f"{k}: {v}" for k, v in response.headers.items() if k.lower() != "content-type"]
+        head.append(f"Content-Length: {len(body)}")
+        try:
+            request.settimeout(_BUSY_READ_S)
+            with contextlib.suppress(OSError):
+                request.recv(65536)
+            request.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        except OSError:
+            return  # the client is gone: nothing to tell it
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-request is not a server error: no traceback for it."""
@@ -350,7 +418,9 @@ class LocalServer(ThreadingHTTPServer):
 
 
 def make_server(services: Services, host: str = "127.0.0.1", port: int = 8080) -> LocalServer:
-    return LocalServer((host, port), _make_handler(LocalApi(services)))
+    return LocalServer(
+        (host, port), _make_handler(LocalApi(services)), services.settings.http_max_connections
+    )
 
 
 @contextlib.contextmanager

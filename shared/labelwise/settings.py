@@ -63,6 +63,19 @@ class Settings(BaseModel):
         "at one vCPU, inside the API's 30 s. Bulk work goes through S3 uploads (docs/uploads.md).",
     )
     label_cache_size: int = Field(4096, ge=0, description="Label embeddings kept per process.")
+    http_idle_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="`labelwise serve`: seconds one read or write on a connection may wait for the client "
+        "(before a request, between kept-alive requests, inside a request's headers or body) before the "
+        "connection is closed; a request cut off inside its body is answered 408 REQUEST_TIMEOUT.",
+    )
+    http_max_connections: int = Field(
+        128,
+        ge=1,
+        description="`labelwise serve`: connections served at once (one thread each); a connection beyond "
+        "them is answered 503 SERVICE_UNAVAILABLE with Retry-After at once and closed.",
+    )
     request_budget_s: float = Field(
         25.0,
         gt=0,
