@@ -194,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build-model", help="build the int8 ONNX models into LABELWISE_MODEL_DIR")
     build.add_argument(
-        "rest", nargs=argparse.REMAINDER, help="options passed to labelwise.modelbuild, after `--`"
+        "rest", nargs=argparse.REMAINDER, help="options passed to labelwise.modelbuild (`--models`, ...)"
     )
     build.set_defaults(func=_build_model)
 
@@ -248,7 +248,15 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # `build-model` hands the builder's own options on (`--models x`, with or without `--`): argparse's
+    # REMAINDER takes nothing that starts with `--` unless a `--` comes first, so they arrive here as
+    # unknown; any other command refuses unknown options as before.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.command != "build-model":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.rest = [*unknown, *args.rest]
     configure_logging()
     settings = Settings.from_environ()
     try:

@@ -120,3 +120,34 @@ def test_build_model_leaves_unknown_models_to_the_builder(
     main(["build-model", "--", "--models", "nope"])
     # Then the builder gets the arguments as given (and reports the unknown name itself)
     assert calls == [["--out", str(tmp_path / "models"), "--models", "nope"]]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["build-model", "--models", "all-minilm-l6-v2", "--check"],
+        ["build-model", "--", "--models", "all-minilm-l6-v2", "--check"],
+    ],
+)
+def test_build_model_takes_the_builders_options_with_or_without_a_double_dash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str]
+) -> None:
+    # Given the builder stubbed and no terminal
+    calls: list[list[str]] = []
+    monkeypatch.setattr(modelbuild_main, "main", lambda a: calls.append(a) or 0)
+    monkeypatch.setenv("LABELWISE_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr(sys, "stderr", FakeStream(False))
+    # When `labelwise build-model` is given the builder's options, as the README spells them or after `--`
+    code = main(argv)
+    # Then the builder gets them
+    assert code == 0
+    assert calls == [["--out", str(tmp_path / "models"), "--models", "all-minilm-l6-v2", "--check"]]
+
+
+def test_other_commands_still_refuse_unknown_options(capsys: pytest.CaptureFixture[str]) -> None:
+    # When `labelwise serve` is given an option it does not have
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--models", "x"])
+    # Then argparse refuses it, naming it
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --models x" in capsys.readouterr().err
