@@ -36,11 +36,23 @@ from labelwise.settings import Settings
 
 ORDER_CALLS = 3
 #: The experts of the releases before Bayesian ridge: variants 1-8 ran with them.
-PLAIN_RIDGE = {"RIDGE_LAMBDAS": (0.1, 1.0, 10.0), "BAYES_RIDGE_TEMPERATURES": (), "ZERO_SHOT_BOOST": 0.0}
+PLAIN_RIDGE = {
+    "RIDGE_LAMBDAS": (0.1, 1.0, 10.0),
+    "BAYES_RIDGE_TEMPERATURES": (),
+    "ZERO_SHOT_BOOST": 0.0,
+    "LABEL_RIDGE_LAMBDAS": (),
+}
 #: The candidate of variants 10-14: Bayesian ridge at two temperatures instead of plain ridge.
-BAYES = {"RIDGE_LAMBDAS": (), "BAYES_RIDGE_TEMPERATURES": (0.1, 0.3), "ZERO_SHOT_BOOST": 0.0}
+BAYES = {
+    "RIDGE_LAMBDAS": (),
+    "BAYES_RIDGE_TEMPERATURES": (0.1, 0.3),
+    "ZERO_SHOT_BOOST": 0.0,
+    "LABEL_RIDGE_LAMBDAS": (),
+}
 #: Variants 16-19: today's experts with the zero-shot boost (strength, kappa).
-BOOSTED = {"RIDGE_LAMBDAS": (0.1, 1.0, 10.0), "BAYES_RIDGE_TEMPERATURES": ()}
+BOOSTED = {"RIDGE_LAMBDAS": (0.1, 1.0, 10.0), "BAYES_RIDGE_TEMPERATURES": (), "LABEL_RIDGE_LAMBDAS": ()}
+#: Variants 22-25: a ridge on the zero-shot logits, its prior weight times the zero-shot mass.
+GATED = {**BOOSTED, "LABEL_RIDGE_LAMBDAS": (1.0,), "LABEL_RIDGE_GATED": True, "LABEL_RIDGE_KAPPA": 0.0}
 #: (name, settings of :mod:`labelwise.learning.mixture`); the last is what ships (docs/fewshot.md).
 VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
@@ -109,7 +121,32 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
             "ZERO_SHOT_BOOST": 3.0,
             "ZERO_SHOT_BOOST_KAPPA": 4.0,
             "BAYES_RIDGE_ZERO_SHOT_PENALTY": 4.0,
+            "LABEL_RIDGE_LAMBDAS": (),
         },
+    ),
+    (
+        "shipped + ridge on the zero-shot logits (lambda 1, weight 1)",
+        {**BOOSTED, "LABEL_RIDGE_LAMBDAS": (1.0,), "LABEL_RIDGE_WEIGHT": 1.0},
+    ),
+    (
+        "shipped + ridge on the zero-shot logits (lambda 1, weight 3)",
+        {**BOOSTED, "LABEL_RIDGE_LAMBDAS": (1.0,), "LABEL_RIDGE_WEIGHT": 3.0},
+    ),
+    (
+        "shipped + ridge on the zero-shot logits gated by the zero-shot mass (lambda 1, weight 1)",
+        {**GATED, "LABEL_RIDGE_WEIGHT": 1.0},
+    ),
+    (
+        "shipped + ridge on the zero-shot logits gated by the zero-shot mass (lambda 1, weight 3)",
+        {**GATED, "LABEL_RIDGE_WEIGHT": 3.0},
+    ),
+    (
+        "shipped + ridge on the zero-shot logits, gated, fading (kappa 4, weight 2)",
+        {**GATED, "LABEL_RIDGE_WEIGHT": 2.0, "LABEL_RIDGE_KAPPA": 4.0},
+    ),
+    (
+        "shipped + ridge on the zero-shot logits, gated, fading (kappa 4, weight 4)",
+        {**GATED, "LABEL_RIDGE_WEIGHT": 4.0, "LABEL_RIDGE_KAPPA": 4.0},
     ),
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from labelwise.evaluation.examples import COHERE_SPAM_EXAMPLES, COHERE_SPAM_GOLD, COHERE_SPAM_INPUTS
 from tests.e2e.conftest import LiveServer
 from tests.support.reference import COHERE_EMBED_MODELS
 
@@ -14,19 +15,8 @@ ClassifyExample = cohere.ClassifyExample
 pytestmark = pytest.mark.model
 
 # Cohere's classify documentation example: 5 spam and 5 not-spam messages.
-SPAM_EXAMPLES = [
-    ClassifyExample(text="Dermatologists don't like her!", label="Spam"),
-    ClassifyExample(text="Hello, open to this?", label="Spam"),
-    ClassifyExample(text="I need help please wire me $1000 right now", label="Spam"),
-    ClassifyExample(text="Nice to know you ;)", label="Spam"),
-    ClassifyExample(text="Please help me?", label="Spam"),
-    ClassifyExample(text="Your parcel will be delivered today", label="Not spam"),
-    ClassifyExample(text="Review changes to our Terms and Conditions", label="Not spam"),
-    ClassifyExample(text="Weekly sync notes", label="Not spam"),
-    ClassifyExample(text="'Re: Follow up from today's meeting'", label="Not spam"),
-    ClassifyExample(text="Pre-read for tomorrow", label="Not spam"),
-]
-INPUTS = ["Confirm your email address", "hey i need u to send some $"]
+SPAM_EXAMPLES = [ClassifyExample(text=text, label=label) for text, label in COHERE_SPAM_EXAMPLES]
+INPUTS = list(COHERE_SPAM_INPUTS)
 
 
 @pytest.fixture
@@ -76,14 +66,15 @@ def test_cohere_spam_example_does_not_depend_on_the_spelling_of_one_example(co) 
 @pytest.mark.xfail(
     strict=True,
     reason="issue 11 section 4, not met: with multilingual-e5-small the learner (and a logistic "
-    "regression on the same embeddings) calls 'Confirm your email address' Spam (about 0.59)",
+    "regression on the same embeddings) calls 'Confirm your email address' Spam (about 0.59); zero-shot "
+    "gets both inputs wrong (scripts/seed_examples_bound.py)",
 )
 @pytest.mark.parametrize("ninth", NINTH_SPELLINGS)
 def test_cohere_spam_example_gives_the_documented_answer(co, ninth: str) -> None:
     # When Cohere's documented example is classified, whichever spelling of the ninth example
     response = co.classify(inputs=INPUTS, examples=_with_ninth(ninth))
     # Then the answer is Cohere's: ["Not spam", "Spam"], each with confidence >= 0.6
-    assert [c.prediction for c in response.classifications] == ["Not spam", "Spam"]
+    assert [c.prediction for c in response.classifications] == list(COHERE_SPAM_GOLD)
     assert all(c.confidence >= 0.6 for c in response.classifications)
 
 

@@ -307,3 +307,45 @@ def test_zero_shot_prior_mass_is_the_posterior_of_the_zero_shot_centred_candidat
     scales = [s for s in ex.BAYES_RIDGE_SCALES for _ in ex.BAYES_RIDGE_LAMBDAS]
     assert_allclose(mass, sum(p for p, s in zip(model.posterior, scales, strict=True) if s > 0))
     assert 0.0 <= mass <= 1.0
+
+
+def test_label_projection_gives_the_centred_zero_shot_logits_and_their_aggregates():
+    # Given weighted examples, their aggregates and label vectors of any length
+    X, y, w, L = _data(seed=7)
+    _, _, gram, xty = _aggregates(X, y, w)
+    T = 0.05
+    # When the inputs are projected onto the labels
+    m = ex.label_projection(3.0 * L, T)
+    Z = ex.label_ridge_features(X, m)
+    # Then each row is the zero-shot logits, cos(x, e_j) / T, less their mean over the labels
+    naive = np.array([[x @ (e / np.linalg.norm(e)) / T for e in L] for x in X])
+    naive -= naive.mean(axis=1, keepdims=True)
+    assert_allclose(Z, naive, rtol=1e-10, atol=1e-12)
+    # And the projected aggregates are the ones of the projected examples, row by row
+    za = np.hstack([Z, np.ones((len(Z), 1))])
+    assert_allclose(
+        m @ gram @ m.T, sum(wi * np.outer(r, r) for wi, r in zip(w, za, strict=True)), rtol=1e-10, atol=1e-10
+    )
+    assert_allclose(
+        m @ xty, sum(wi * np.outer(r, np.eye(K)[yi]) for wi, r, yi in zip(w, za, y, strict=True)), rtol=1e-10
+    )
+
+
+def test_a_ridge_on_the_zero_shot_logits_can_undo_a_zero_shot_bias():
+    # Given examples that zero-shot gets wrong only by a constant offset (a quarter of them)
+    rng = np.random.default_rng(3)
+    L = _unit(rng, 2)
+    X = _unit(rng, 200)
+    T = 0.05
+    z = X @ L.T / T
+    margin = z[:, 1] - z[:, 0]
+    y = (margin > np.quantile(margin, 0.75)).astype(int)  # the boundary sits away from zero-shot's (0)
+    xa = np.hstack([X, np.ones((len(X), 1))])
+    gram, xty = xa.T @ xa, xa.T @ np.eye(2)[y]
+    # When a ridge is fitted on the centred zero-shot logits from the aggregates alone
+    m = ex.label_projection(L, T)
+    W = ex.ridge_weights(m @ gram @ m.T, m @ xty, 1e-3)
+    scores = np.hstack([ex.label_ridge_features(X, m), np.ones((len(X), 1))]) @ W
+    # Then it classifies far better than zero-shot's own boundary
+    zero_shot_acc = np.mean(z.argmax(1) == y)
+    assert np.mean(scores.argmax(1) == y) > max(zero_shot_acc + 0.1, 0.9)

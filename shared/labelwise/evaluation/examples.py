@@ -29,3 +29,20 @@ JINA_SENTENCES = (
 JINA_LABELS = ("subjective, opinion, feeling, personal experience, creative writing, position", "fact")
 JINA_GOLD = (0, 1, 0, 1, 0, 1, 0, 1)
 JINA_MODEL = "jina-embeddings-v3"
+
+#: Cohere's classify documentation example: five spam and five other messages (text, label), the two
+#: inputs, and Cohere's documented answer for them.
+COHERE_SPAM_EXAMPLES = (
+    ("Dermatologists don't like her!", "Spam"),
+    ("Hello, open to this?", "Spam"),
+    ("I need help please wire me $1000 right now", "Spam"),
+    ("Nice to know you ;)", "Spam"),
+    ("Please help me?", "Spam"),
+    ("Your parcel will be delivered today", "Not spam"),
+    ("Review changes to our Terms and Conditions", "Not spam"),
+    ("Weekly sync notes", "Not spam"),
+    ("Re: Follow up from today\u2019s meeting", "Not spam"),
+    ("Pre-read for tomorrow", "Not spam"),
+)
+COHERE_SPAM_INPUTS = ("Confirm your email address", "hey i need u to send some $")
+COHERE_SPAM_GOLD = ("Not spam", "Spam")

@@ -170,6 +170,30 @@ def ridge_loo_scores(
     return np.asarray((f - h[:, None] * t) / (1.0 - h)[:, None], dtype=np.float64)
 
 
+def label_projection(label_vectors: npt.ArrayLike, temperature: float) -> F64:
+    """``M = [[P U / T, 0], [0, 1]]``, shape (K + 1, d + 1): maps an augmented input ``[x, 1]`` to
+    ``[z, 1]``, ``z`` its zero-shot logits (cosine to the unit label vectors ``U`` over ``T``)
+    centred across the labels (``P = I - 11^T / K``). A ridge on ``z`` is zero-shot recalibrated by
+    the examples: a K x K slope and an intercept in place of zero-shot's ``I / T`` and 0 (vector
+    scaling, Guo et al. 2017; calibrate-before-use, Zhao et al. 2021), fitted from the stored
+    aggregates alone: ``Z^T Z = M G M^T`` and ``Z^T Y = M B``."""
+    u = np.asarray(label_vectors, dtype=np.float64)
+    u = _unit_rows(u)
+    k, d = u.shape
+    centre = np.eye(k) - np.full((k, k), 1.0 / k)
+    m = np.zeros((k + 1, d + 1))
+    m[:k, :d] = centre @ u / temperature
+    m[k, d] = 1.0
+    return m
+
+
+def label_ridge_features(X: npt.ArrayLike, projection: npt.ArrayLike) -> F64:
+    """The centred zero-shot logits ``z`` (n, K) of inputs ``X`` under ``projection``
+    (:func:`label_projection`), without the constant column."""
+    m = np.asarray(projection, dtype=np.float64)
+    return np.asarray(augment(X) @ m.T, dtype=np.float64)[:, :-1]
+
+
 #: Bayesian ridge's grid (:func:`bayes_ridge`): multiples of the linearised zero-shot scorer used
 #: as prior mean of the slope (0: the uninformed prior), and prior precisions ``lambda``. Fixed for
 #: the ``"bayes-ridge"`` expert kind: a stored classifier answers with the grid it was trained with.

@@ -67,7 +67,7 @@ from labelwise.numerics import open_npz
 
 F64 = npt.NDArray[np.float64]
 FloatArray = npt.NDArray[np.float32]
-ExpertKind = Literal["zero-shot", "class-mean", "ridge", "bayes-ridge", "pa"]
+ExpertKind = Literal["zero-shot", "class-mean", "ridge", "bayes-ridge", "label-ridge", "pa"]
 
 #: Serialisation format of :class:`MixtureLearner` (format 1 was a bare :class:`PALearner`; format
 #: 2 had no ``"bayes-ridge"`` expert kind and no expert prior weights, and loads as stored).
@@ -125,6 +125,16 @@ BAYES_RIDGE_TEMPERATURES: tuple[float, ...] = ()
 BAYES_RIDGE_WEIGHT = 3.0
 BAYES_RIDGE_ZERO_SHOT_PENALTY = 4.0
 RIDGE_TEMPERATURES = (0.1, 0.3)
+#: Ridge on the centred zero-shot logits (:func:`labelwise.learning.experts.label_projection`):
+#: lambdas and temperatures; none in new classifiers unless the study turns them on.
+LABEL_RIDGE_LAMBDAS: tuple[float, ...] = ()
+LABEL_RIDGE_TEMPERATURES: tuple[float, ...] = (0.1, 0.3)
+LABEL_RIDGE_WEIGHT = 1.0
+#: Study switch: the label-ridge experts' prior weight times the zero-shot prior mass ``m`` of the
+#: boost (they are zero-shot's family: trusted as far as the examples follow zero-shot).
+LABEL_RIDGE_GATED = False
+#: Study switch: with the gate, also fade it as ``kappa / (kappa + n)`` (0: no fade).
+LABEL_RIDGE_KAPPA = 0.0
 #: PA scores with its averaged weights (Freund & Schapire 1999; Collins 2002): the mean of its
 #: weights after every step varies far less with the order and grouping of the examples than the
 #: last weights. Development group (``scripts/study_mixture.py``): the same examples sent over three
@@ -175,6 +185,8 @@ class ExpertSpec:
             return f"class-mean(alpha={self.alpha:g},T={self.temperature:g})"
         if self.kind == "ridge":
             return f"ridge(lambda={self.lam:g},T={self.temperature:g})"
+        if self.kind == "label-ridge":
+            return f"label-ridge(lambda={self.lam:g},T={self.temperature:g},weight={self.weight:g})"
         if self.kind == "bayes-ridge":
             return f"bayes-ridge(penalty={self.penalty:g},T={self.temperature:g},weight={self.weight:g})"
         return f"{self.kind}(T={self.temperature:g})"
@@ -201,6 +213,13 @@ def default_experts(zero_shot_temperature: float) -> tuple[ExpertSpec, ...]:
             for t in BAYES_RIDGE_TEMPERATURES
         ),
         *(ExpertSpec("ridge", t, lam=lam) for lam in RIDGE_LAMBDAS for t in RIDGE_TEMPERATURES),
+        *(
+            ExpertSpec(
+                "label-ridge", t, lam=lam, weight=LABEL_RIDGE_WEIGHT, prior_temperature=zero_shot_temperature
+            )
+            for lam in LABEL_RIDGE_LAMBDAS
+            for t in LABEL_RIDGE_TEMPERATURES
+        ),
         ExpertSpec("pa", PA_TEMPERATURE),
     )
 
@@ -414,6 +433,13 @@ class MixtureLearner:
             elif spec.kind == "bayes-ridge":
                 model = self._bayes_ridge(spec.prior_temperature, spec.penalty)
                 out.append(ex.bayes_ridge_loo_proba(X, targets, row_weights, model, spec.temperature))
+            elif spec.kind == "label-ridge":
+                m = ex.label_projection(self.label_vectors, spec.prior_temperature)
+                scores = ex.ridge_loo_scores(
+                    ex.label_ridge_features(X, m), targets, row_weights,
+                    m @ self.gram @ m.T, m @ self.xty, spec.lam,
+                )  # fmt: skip
+                out.append(ex.softmax(scores, spec.temperature))
             else:
                 out.append(_pa_cross_validated(pa_before, X, y, seed, passes, spec.temperature))
         return out
@@ -455,6 +481,10 @@ class MixtureLearner:
             elif spec.kind == "bayes-ridge":
                 model = self._bayes_ridge(spec.prior_temperature, spec.penalty)
                 out.append(ex.bayes_ridge_proba(x, model, spec.temperature))
+            elif spec.kind == "label-ridge":
+                m = ex.label_projection(self.label_vectors, spec.prior_temperature)
+                w = ex.ridge_weights(m @ self.gram @ m.T, m @ self.xty, spec.lam)
+                out.append(ex.softmax(ex.augment(ex.label_ridge_features(x, m)) @ w, spec.temperature))
             else:
                 out.append(ex.softmax(self.pa.decision_function(x.astype(np.float32)), spec.temperature))
         return out
@@ -466,7 +496,9 @@ class MixtureLearner:
         return ex.mixture_weights(self.losses, prior, learning_rate=self.learning_rate)
 
     def zero_shot_factors(self) -> F64:
-        """Per expert, the factor :attr:`boost` puts on its prior weight (1 for all but zero-shot)."""
+        """Per expert, the factor :attr:`boost` puts on its prior weight: zero-shot's boost; with the
+        study switch :data:`LABEL_RIDGE_GATED`, the zero-shot mass (faded by
+        :data:`LABEL_RIDGE_KAPPA`) on label-ridge experts; 1 for the others."""
         factors = np.ones(len(self.experts))
         boost = self.boost
         if boost is None or len(self.labels) < 2 or float(self.counts.sum()) <= 0:
@@ -474,7 +506,11 @@ class MixtureLearner:
         mass = ex.zero_shot_prior_mass(self._bayes_ridge(boost.temperature, boost.penalty))
         per_label = float(self.counts.sum()) / len(self.labels)
         factor = ex.zero_shot_boost(mass, per_label, boost.strength, boost.kappa)
-        return np.where([e.kind == "zero-shot" for e in self.experts], factor, 1.0)
+        gate = max(mass, 1e-9) if LABEL_RIDGE_GATED else 1.0
+        if LABEL_RIDGE_GATED and LABEL_RIDGE_KAPPA > 0:
+            gate *= LABEL_RIDGE_KAPPA / (LABEL_RIDGE_KAPPA + per_label)
+        by_kind = {"zero-shot": factor, "label-ridge": gate}
+        return np.array([by_kind.get(e.kind, 1.0) for e in self.experts])
 
     def predict_proba(self, X: npt.ArrayLike) -> FloatArray:
         """``sum_e pi_e p_e(x)``: rows sum to 1, columns in :attr:`labels` order."""
