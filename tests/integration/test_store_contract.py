@@ -120,6 +120,24 @@ def test_create_then_get_meta_and_weights_round_trip(stores: Stores):
     assert stores.classifiers.load_weights(meta.id, 1) == b"weights-v1"
 
 
+@pytest.mark.parametrize("multi_label", [True, False, None])
+def test_the_classifier_kind_round_trips_and_a_commit_records_it(stores: Stores, multi_label: bool | None):
+    # Given a classifier created multi-label, single-label, or (None) stored before the kind was kept
+    meta = new_meta(multi_label=multi_label)
+    stores.classifiers.create(meta, b"w1")
+    # Then the kind reads back as written, in the classifier and in its owner's listing
+    assert stores.classifiers.get_meta(meta.id) == meta
+    assert [m.multi_label for m in stores.classifiers.list_by_owner(meta.owner)] == [multi_label]
+    # When a training call commits the next version with the kind its weights have
+    stores.classifiers.commit_version(
+        next_meta(meta, multi_label=bool(multi_label)), b"w2", expected_version=1
+    )
+    # Then the kind is recorded from then on, also after reopening
+    assert stores.classifiers.get_meta(meta.id).multi_label is bool(multi_label)
+    reopened, _ = stores.reopen()
+    assert reopened.get_meta(meta.id).multi_label is bool(multi_label)
+
+
 def test_unknown_ids(stores: Stores):
     assert stores.classifiers.get_meta("no-such-id") is None
     with pytest.raises(ResourceNotFound):

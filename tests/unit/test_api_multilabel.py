@@ -46,9 +46,11 @@ def call(services: Services, api_event: Any, lambda_context: Any):
     app = create_app(services, scope="all")
     keys = {"a": services.keys.create("tenant-a", "a")[0], "b": services.keys.create("tenant-b", "b")[0]}
 
-    def invoke(body: Any, path: str = "/v1/classify", who: str = "a") -> tuple[int, Any]:
+    def invoke(
+        body: Any, path: str = "/v1/classify", who: str = "a", method: str = "POST"
+    ) -> tuple[int, Any]:
         headers = {"authorization": f"Bearer {keys[who]}"}
-        response = app.resolve(api_event("POST", path, body, headers=headers), lambda_context)
+        response = app.resolve(api_event(method, path, body, headers=headers), lambda_context)
         return response["statusCode"], json.loads(response["body"])
 
     return invoke
@@ -239,3 +241,52 @@ def test_response_size_bound_covers_a_multi_label_prediction_of_every_label(call
     escaped_body = len(json.dumps(json.dumps(out, separators=(",", ":"))))
     assert escaped_body + ENVELOPE_BYTES <= bound
     assert classify_bytes_bound(2, {"": labels}, None) < bound
+
+
+def test_the_listing_and_the_classifier_say_which_kind_it_is(call: Any) -> None:
+    # Given a multi-label and a single-label classifier
+    multi = _train(call)
+    single_label = [{"text": "goal", "label": "sports"}, {"text": "vote", "label": "politics"}]
+    status, out = call({"input": single_label}, path="/v1/train")
+    assert status == 200, out
+    single = out["classifier_id"]
+    # When their owner lists them and reads each
+    status, listing = call(None, path="/v1/classifiers", method="GET")
+    assert status == 200, listing
+    # Then the listing's metadata and each classifier's own answer name the kind
+    kinds = {entry["classifier_id"]: entry["metadata_"]["multi_label"] for entry in listing}
+    assert kinds == {multi: True, single: False}
+    for cid, kind in ((multi, True), (single, False)):
+        status, info = call(None, path=f"/v1/classifiers/{cid}", method="GET")
+        assert status == 200 and info["multi_label"] is kind, info
+
+
+def test_a_classifier_stored_before_the_kind_was_kept_reports_it_from_its_weights(
+    call: Any, services: Services, embedder: HashingEmbedder
+) -> None:
+    # Given a multi-label classifier whose stored metadata predates the kind (as an earlier release
+    # wrote it)
+    from labelwise.classify import fewshot
+    from labelwise.storage.ports import utcnow
+
+    cid = _train(call)
+    meta = services.store.get_meta(cid)
+    assert meta is not None and meta.multi_label is True
+    weights = services.store.load_weights(cid, meta.version)
+    old = meta.model_copy(update={"id": "old-classifier", "multi_label": None, "created_at": utcnow()})
+    services.store.create(old, weights)
+    fewshot.WEIGHTS_CACHE.clear()
+    # When its owner reads it
+    status, info = call(None, path="/v1/classifiers/old-classifier", method="GET")
+    # Then its weights say it is multi-label
+    assert status == 200 and info["multi_label"] is True, info
+    # And the listing, which reads no weights, leaves the kind out rather than guess it
+    status, listing = call(None, path="/v1/classifiers", method="GET")
+    entry = next(e for e in listing if e["classifier_id"] == "old-classifier")
+    assert "multi_label" not in entry["metadata_"]
+    # And its next training call records the kind
+    status, out = call({"classifier_id": "old-classifier", "input": EXAMPLES[:2]}, path="/v1/train")
+    assert status == 200, out
+    status, listing = call(None, path="/v1/classifiers", method="GET")
+    entry = next(e for e in listing if e["classifier_id"] == "old-classifier")
+    assert entry["metadata_"]["multi_label"] is True

@@ -159,6 +159,7 @@ def classifier_info(meta: ClassifierMeta) -> ClassifierInfo:
         last_used_at=_iso(meta.last_used_at),
         classify_count=meta.classify_count,
         train_count=meta.train_count,
+        multi_label=bool(meta.multi_label),
     )
 
 
@@ -185,7 +186,11 @@ def classifier_summary(meta: ClassifierMeta) -> ClassifierSummary:
         used_at=_iso(meta.last_used_at),
         is_active=True,
         is_latest=True,
-        metadata_={"version": meta.version, "num_samples": meta.num_samples},
+        metadata_={
+            "version": meta.version,
+            "num_samples": meta.num_samples,
+            **({} if meta.multi_label is None else {"multi_label": meta.multi_label}),
+        },
     )
 
 

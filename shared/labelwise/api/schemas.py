@@ -268,6 +268,10 @@ class ClassifierInfo(BaseModel):
     last_used_at: str | None = Field(None, description="ISO 8601 UTC (last classify).")
     classify_count: int
     train_count: int
+    multi_label: bool = Field(
+        False,
+        description="Whether the classifier scores each label independently (created with `multi_label`).",
+    )
 
 
 class ClassifierList(BaseModel):
@@ -292,7 +296,10 @@ class ClassifierSummary(BaseModel):
     is_active: bool = Field(True, description="Always true: deleted classifiers are gone.")
     is_latest: bool = Field(True, description="Always true: the listing shows each latest version.")
     metadata_: dict[str, Any] = Field(
-        default_factory=dict, description="`version` and `num_samples` of the latest version."
+        default_factory=dict,
+        description="`version` and `num_samples` of the latest version, and `multi_label` (whether it "
+        "scores each label independently; left out for a classifier stored by a release before 2026-12 "
+        "and not trained since: `GET /v1/classifiers/{id}` reads it from the weights).",
     )
 
 

@@ -45,8 +45,9 @@ from labelwise.errors import (
     ResourceLimitExceeded,
     ResourceNotFound,
 )
-from labelwise.learning.load import Learner, load_any
+from labelwise.learning.load import Learner, load_any, peek_kind
 from labelwise.learning.mixture import MixtureLearner
+from labelwise.learning.multilabel import KIND as MULTILABEL_KIND
 from labelwise.learning.multilabel import MultiLabelLearner
 from labelwise.learning.pa import seed_for
 from labelwise.settings import Settings
@@ -345,6 +346,7 @@ def _create(
         created_at=now,
         updated_at=now,
         train_count=1,
+        multi_label=multi_label,
     )
     store.create(meta, learner.to_bytes())
     WEIGHTS_CACHE.put(classifier_id, 1, learner)
@@ -412,6 +414,7 @@ def _next_meta(
             "version": meta.version + 1,
             "updated_at": utcnow(),
             "train_count": meta.train_count + 1,
+            "multi_label": isinstance(learner, MultiLabelLearner),
         }
     )
 
@@ -550,8 +553,13 @@ def check_input_count(count: int, max_inputs: int) -> None:
 
 
 def get_classifier(store: ClassifierStore, caller: ApiKeyRecord, classifier_id: str) -> ClassifierMeta:
-    """The caller's classifier; :class:`ResourceNotFound` if unknown or not theirs."""
-    return _visible(store.get_meta(classifier_id), caller)
+    """The caller's classifier; :class:`ResourceNotFound` if unknown or not theirs. A classifier
+    stored before its kind was kept (``multi_label`` None) gets it from its weights' header."""
+    meta = _visible(store.get_meta(classifier_id), caller)
+    if meta.multi_label is not None:
+        return meta
+    meta, weights = _at_current_version(store, caller, meta, lambda m: store.load_weights(m.id, m.version))
+    return meta.model_copy(update={"multi_label": peek_kind(weights) == MULTILABEL_KIND})
 
 
 def list_classifiers(store: ClassifierStore, caller: ApiKeyRecord) -> list[ClassifierMeta]:

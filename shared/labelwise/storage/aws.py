@@ -113,7 +113,27 @@ def _provider_errors(what: str) -> contextlib.AbstractContextManager[None]:
 
 def _commit_request(table: str, meta: ClassifierMeta, expected_version: int, weights_key: str) -> Item:
     """The UpdateItem arguments committing ``meta`` (weights at ``weights_key``) over
-    ``expected_version``: the previous version's weights key is kept as ``prev_weights_key``."""
+    ``expected_version``: the previous version's weights key is kept as ``prev_weights_key``, and
+    the classifier's kind is recorded when ``meta`` knows it."""
+    names = [
+        "labels", "access", "num_samples", "version", "updated_at", "train_count",
+        "prev_version", "prev_weights_key", "weights_key",
+    ]  # fmt: skip
+    values: Item = {
+        ":labels": {"L": [_s(label) for label in meta.labels]},
+        ":access": _s(meta.access),
+        ":num_samples": _n(meta.num_samples),
+        ":version": _n(meta.version),
+        ":updated_at": _s(meta.updated_at.isoformat()),
+        ":train_count": _n(meta.train_count),
+        ":expected": _n(expected_version),
+        ":weights_key": _s(weights_key),
+    }
+    kind = ""
+    if meta.multi_label is not None:
+        names.append("multi_label")
+        values[":multi_label"] = {"BOOL": meta.multi_label}
+        kind = ", #multi_label = :multi_label"
     return {
         "TableName": table,
         "Key": _clf_key(meta.id),
@@ -121,33 +141,11 @@ def _commit_request(table: str, meta: ClassifierMeta, expected_version: int, wei
             "SET #labels = :labels, #access = :access, #num_samples = :num_samples,"
             " #version = :version, #updated_at = :updated_at, #train_count = :train_count,"
             " #prev_version = :expected, #prev_weights_key = #weights_key,"
-            " #weights_key = :weights_key"
+            f" #weights_key = :weights_key{kind}"
         ),
         "ConditionExpression": "#version = :expected",
-        "ExpressionAttributeNames": {
-            f"#{name}": name
-            for name in (  # every attribute the expressions name
-                "labels",
-                "access",
-                "num_samples",
-                "version",
-                "updated_at",
-                "train_count",
-                "prev_version",
-                "prev_weights_key",
-                "weights_key",
-            )
-        },
-        "ExpressionAttributeValues": {
-            ":labels": {"L": [_s(label) for label in meta.labels]},
-            ":access": _s(meta.access),
-            ":num_samples": _n(meta.num_samples),
-            ":version": _n(meta.version),
-            ":updated_at": _s(meta.updated_at.isoformat()),
-            ":train_count": _n(meta.train_count),
-            ":expected": _n(expected_version),
-            ":weights_key": _s(weights_key),
-        },
+        "ExpressionAttributeNames": {f"#{name}": name for name in names},  # every one named
+        "ExpressionAttributeValues": values,
         "ReturnValues": "ALL_OLD",
     }
 
@@ -183,6 +181,7 @@ def _meta_from_item(item: Item) -> ClassifierMeta:
         last_used_at=None if last_used is None else datetime.fromisoformat(last_used["S"]),
         classify_count=int(item.get("classify_count", {"N": "0"})["N"]),
         train_count=int(item.get("train_count", {"N": "0"})["N"]),
+        multi_label=item["multi_label"]["BOOL"] if "multi_label" in item else None,
     )
 
 
@@ -256,6 +255,8 @@ class AwsClassifierStore(ClassifierStore):
         }
         if meta.last_used_at is not None:
             item["last_used_at"] = _s(meta.last_used_at.isoformat())
+        if meta.multi_label is not None:
+            item["multi_label"] = {"BOOL": meta.multi_label}
         try:
             with _provider_errors("create a classifier"):
                 self._ddb.put_item(

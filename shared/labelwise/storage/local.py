@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS classifiers (
     train_count INTEGER NOT NULL DEFAULT 0,
     weights_file TEXT NOT NULL,
     prev_version INTEGER,
-    prev_weights_file TEXT
+    prev_weights_file TEXT,
+    multi_label INTEGER
 );
 CREATE INDEX IF NOT EXISTS classifiers_owner ON classifiers (owner, created_at, id);
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -79,6 +80,23 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant_id, created_at, key_id);
 """
+
+
+#: Columns added to ``classifiers`` after the first release: a store created before gets them
+#: (NULL in existing rows) when it is opened.
+_ADDED_COLUMNS = {"multi_label": "INTEGER"}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns of :data:`_ADDED_COLUMNS` a store created by an earlier release lacks."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(classifiers)")}
+    for name, kind in _ADDED_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE classifiers ADD COLUMN {name} {kind}")
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
 
 
 class _Database:
@@ -101,6 +119,7 @@ class _Database:
             path.parent.mkdir(parents=True, exist_ok=True)
             with self.connection() as conn:
                 conn.executescript(_SCHEMA)
+                _migrate(conn)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"Local store at {path} is not usable.") from exc
 
@@ -235,12 +254,13 @@ class LocalClassifierStore(ClassifierStore):
                 try:
                     conn.execute(
                         "INSERT INTO classifiers (id, owner, model, labels, access, num_samples, version,"
-                        " created_at, updated_at, last_used_at, classify_count, train_count, weights_file)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " created_at, updated_at, last_used_at, classify_count, train_count, weights_file,"
+                        " multi_label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             meta.id, meta.owner, meta.model, json.dumps(list(meta.labels)), meta.access,
                             meta.num_samples, meta.version, _iso(meta.created_at), _iso(meta.updated_at),
                             _iso(meta.last_used_at), meta.classify_count, meta.train_count, file_name,
+                            _flag(meta.multi_label),
                         ),
                     )  # fmt: skip
                 except sqlite3.IntegrityError as exc:
@@ -271,6 +291,7 @@ class LocalClassifierStore(ClassifierStore):
             last_used_at=_dt(row["last_used_at"]),
             classify_count=row["classify_count"],
             train_count=row["train_count"],
+            multi_label=None if row["multi_label"] is None else bool(row["multi_label"]),
         )
 
     def get_meta(self, classifier_id: str) -> ClassifierMeta | None:
@@ -310,11 +331,12 @@ class LocalClassifierStore(ClassifierStore):
                 conn.execute(
                     "UPDATE classifiers SET labels = ?, access = ?, num_samples = ?, version = ?,"
                     " updated_at = ?, train_count = ?, weights_file = ?, prev_version = ?,"
-                    " prev_weights_file = ? WHERE id = ? AND version = ?",
+                    " prev_weights_file = ?, multi_label = COALESCE(?, multi_label)"
+                    " WHERE id = ? AND version = ?",
                     (
                         json.dumps(list(meta.labels)), meta.access, meta.num_samples, meta.version,
                         _iso(meta.updated_at), meta.train_count, file_name, expected_version,
-                        row["weights_file"], meta.id, expected_version,
+                        row["weights_file"], _flag(meta.multi_label), meta.id, expected_version,
                     ),
                 )  # fmt: skip
                 obsolete = row["prev_weights_file"]

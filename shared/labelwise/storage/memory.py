@@ -71,6 +71,7 @@ class MemoryClassifierStore(ClassifierStore):
                     "version": meta.version,
                     "updated_at": meta.updated_at,
                     "train_count": meta.train_count,
+                    "multi_label": current.multi_label if meta.multi_label is None else meta.multi_label,
                 }
             )
             self.writes.append(("meta", merged))

@@ -72,6 +72,11 @@ class ClassifierMeta(BaseModel):
     last_used_at: datetime | None = None
     classify_count: int = Field(default=0, ge=0)
     train_count: int = Field(default=0, ge=0)
+    multi_label: bool | None = Field(
+        default=None,
+        description="Whether the classifier scores each label independently (created with `multi_label`). "
+        "None: stored before the kind was kept beside the weights; recorded by its next training call.",
+    )
 
 
 class ApiKeyRecord(BaseModel):
