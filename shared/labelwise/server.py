@@ -15,7 +15,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib.resources
+import io
 import re
+import socket
 import sys
 import threading
 import time
@@ -160,6 +162,33 @@ class LocalApi:
         return self._app().resolve(event, context)  # type: ignore[arg-type]  # duck-typed context
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The socket's bytes, each read waiting at most ``idle_timeout`` and never past ``deadline``
+    (the current request's, :meth:`LocalHandler.handle_one_request`): past it a read raises
+    ``TimeoutError``, as a socket timeout does."""
+
+    def __init__(self, sock: socket.socket, idle_timeout: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._idle = idle_timeout
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        timeout = self._idle
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
+            if timeout <= 0:
+                raise TimeoutError("the request did not arrive within http_request_timeout_s")
+        self._sock.settimeout(timeout)
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(self._idle)  # writes keep the idle timeout
+
+
 class LocalHandler(BaseHTTPRequestHandler):
     """One HTTP request -> an API Gateway event -> ``api`` (set on the subclass :func:`_make_handler`
     makes), plus the routes the server answers itself (``/openapi.json``) and ``http.server``'s own
@@ -174,10 +203,19 @@ class LocalHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         """Bound every read and write on the socket by ``http_idle_timeout_s`` (``http.server``
-        waits forever by default: a silent client held its thread for good). A timeout before or
-        between requests closes the connection (``handle_one_request``); inside a body it is a 408."""
+        waits forever by default: a silent client held its thread for good), and every request's
+        reads by ``http_request_timeout_s`` (:class:`_DeadlineReader`). A timeout before or between
+        requests, or in the headers, closes the connection (``handle_one_request``); inside a body it
+        is a 408."""
         super().setup()
         self.connection.settimeout(self.idle_timeout)
+        self._reader = _DeadlineReader(self.connection, self.idle_timeout)
+        buffered, self.rfile = self.rfile, io.BufferedReader(self._reader)
+        buffered.close()  # the socket's own reader, unused: closing it leaves the socket open
+
+    def handle_one_request(self) -> None:
+        self._reader.deadline = time.monotonic() + self.api.services.settings.http_request_timeout_s
+        super().handle_one_request()
 
     @property
     def idle_timeout(self) -> float:
@@ -278,8 +316,10 @@ class LocalHandler(BaseHTTPRequestHandler):
             try:
                 body = self._read_body()
             except TimeoutError as exc:
+                settings = self.api.services.settings
                 raise ClientTimeout(
-                    f"The request body stopped arriving for {self.idle_timeout:g} s; send it whole."
+                    f"The request body did not arrive in time (at most {settings.http_idle_timeout_s:g} s "
+                    f"between bytes, {settings.http_request_timeout_s:g} s in all)."
                 ) from exc
             own = _OWN_ROUTES.get(path)
             if own is not None and self.command not in own:

@@ -70,6 +70,13 @@ class Settings(BaseModel):
         "(before a request, between kept-alive requests, inside a request's headers or body) before the "
         "connection is closed; a request cut off inside its body is answered 408 REQUEST_TIMEOUT.",
     )
+    http_request_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="`labelwise serve`: seconds a whole request (request line, headers and body) may take to "
+        "arrive, counted from when the server starts waiting for it, so that a client trickling bytes "
+        "inside the idle timeout cannot hold a connection for good.",
+    )
     http_max_connections: int = Field(
         128,
         ge=1,

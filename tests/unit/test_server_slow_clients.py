@@ -3,14 +3,17 @@
 ``http.server`` gives every connection a thread and, by default, waits forever on its socket: a
 client that connects and sends nothing, or announces a body and stops half-way, held a thread for
 good, and any number of such connections were accepted (one thread each). The server now closes a
-connection silent for ``http_idle_timeout_s`` (a 408 in the error envelope when a request was
-under way) and answers a 503 at once to connections beyond ``http_max_connections``.
+connection silent for ``http_idle_timeout_s`` or whose request takes longer than
+``http_request_timeout_s`` to arrive (a 408 in the error envelope when a body was under way), and
+answers a 503 at once to connections beyond ``http_max_connections``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -26,6 +29,7 @@ from labelwise.settings import Settings
 from tests.support.fakes import HashingEmbedder
 
 IDLE_TIMEOUT_S = 0.5
+REQUEST_TIMEOUT_S = 1.5
 MAX_CONNECTIONS = 3
 #: How long the client waits before deciding the server will never answer.
 CLIENT_PATIENCE_S = 10.0
@@ -37,6 +41,7 @@ def base_url(settings: Settings) -> Iterator[str]:
         update={
             "require_auth": False,
             "http_idle_timeout_s": IDLE_TIMEOUT_S,
+            "http_request_timeout_s": REQUEST_TIMEOUT_S,
             "http_max_connections": MAX_CONNECTIONS,
         }
     )
@@ -74,6 +79,24 @@ def test_a_silent_connection_is_closed_after_the_idle_timeout(base_url: str) -> 
     # client would have given up
     assert raw == b""
     assert waited < CLIENT_PATIENCE_S / 2
+
+
+def test_silent_connections_give_their_threads_back(base_url: str) -> None:
+    # Given the server's threads before, and as many silent clients as it admits
+    before = threading.active_count()
+    with ExitStack() as stack:
+        socks = [stack.enter_context(_connect(base_url)) for _ in range(MAX_CONNECTIONS)]
+        time.sleep(0.1)
+        during = threading.active_count()
+        # When they stay silent past the timeout
+        for sock in socks:
+            assert _read_until_closed(sock) == b""
+    # Then each held one thread while open, and every one of them is gone afterwards
+    assert during == before + MAX_CONNECTIONS
+    deadline = time.monotonic() + CLIENT_PATIENCE_S
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
 
 
 def test_a_body_that_stops_half_way_gets_a_408_in_the_envelope(base_url: str) -> None:
@@ -129,3 +152,25 @@ def test_a_kept_alive_connection_serves_requests_until_it_goes_quiet(base_url: s
         # And after a quiet spell longer than the timeout, the session still works (on a new connection)
         time.sleep(IDLE_TIMEOUT_S * 3)
         assert session.get(f"{base_url}/health", timeout=CLIENT_PATIENCE_S).status_code == 200
+
+
+def test_a_client_trickling_its_headers_is_cut_off_at_the_request_timeout(base_url: str) -> None:
+    # Given a client that sends its request head one byte at a time, each byte inside the idle timeout
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
+    with _connect(base_url) as sock:
+        started = time.monotonic()
+        closed_after: float | None = None
+        for byte in head:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # the server has closed the connection
+                closed_after = time.monotonic() - started
+                break
+            time.sleep(IDLE_TIMEOUT_S / 3)
+        # When the whole request has not arrived within the request timeout
+        # Then the server has closed the connection without serving it, soon after that timeout
+        assert closed_after is not None, "the server kept reading a trickled request"
+        assert REQUEST_TIMEOUT_S <= closed_after < REQUEST_TIMEOUT_S + 2 * IDLE_TIMEOUT_S + 1.0
+        sock.settimeout(CLIENT_PATIENCE_S)
+        with contextlib.suppress(ConnectionResetError):  # a reset is a close too
+            assert b"200 OK" not in _read_until_closed(sock)
