@@ -272,3 +272,66 @@ def test_playground_classifies_an_uploaded_image(
     assert table.find_elements("css selector", "td.input")[0].text == "image: square.png"
     assert best_labels(table)[0] in ("a red square", "a photo of a cat")
     assert not by_id(driver, "zs-images-error").text
+
+
+def best_label_sets(table: Any) -> list[set[str]]:
+    """Every label whose cell is marked best, per row of a score table (several for multi-label)."""
+    from selenium.webdriver.common.by import By
+
+    headers = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    return [
+        {
+            headers[i]
+            for i, cell in enumerate(row.find_elements(By.TAG_NAME, "td"))
+            if "best" in cell.get_attribute("class")
+        }
+        for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    ]
+
+
+def test_playground_trains_and_shows_a_multi_label_classifier(browser: Any, live_server: LiveServer) -> None:
+    driver = browser
+    # Given the playground with the key pasted in, on the few-shot tab
+    driver.get(f"{live_server.url}/playground")
+    wait_for(driver, lambda d: "multilingual-e5-small" in by_id(d, "server-info").text)
+    type_into(driver, "api-key", str(live_server.key))
+    by_id(driver, "tab-fewshot").click()
+    # When the user pastes examples with several labels, or none, per text and ticks multi-label
+    type_into(
+        driver,
+        "fs-examples",
+        "text,label\n"
+        "The striker scored twice in the football match,sports\n"
+        "The tennis final went to five sets,sports\n"
+        "Parliament passed the budget after a long vote,politics\n"
+        "The senator proposed a new law on taxes,politics\n"
+        "The minister opened the new football stadium,sports|politics\n"
+        "Lawmakers debated funding for the Olympic team,sports|politics\n"
+        "Bake the bread for forty minutes,\n"
+        "Water the tomatoes every morning,\n",
+    )
+    by_id(driver, "fs-multi-label").click()
+    type_into(driver, "fs-iters", "20")
+    by_id(driver, "fs-train").click()
+    # Then the classifier is created multi-label, with both labels
+    wait_for(driver, lambda d: by_id(d, "fs-trained").is_displayed())
+    classifier_id = by_id(driver, "fs-trained-id").text
+    assert by_id(driver, "fs-trained-kind").text == "multi-label"
+    assert by_id(driver, "fs-trained-labels").text == "sports, politics"
+    # And the list of classifiers names its kind
+    wait_for(driver, lambda d: css(d, f"#fs-list tr[data-classifier='{classifier_id}'] td.kind"))
+    assert css(driver, f"#fs-list tr[data-classifier='{classifier_id}'] td.kind")[0].text == "multi-label"
+
+    # When the user classifies texts with it
+    texts = ["The president watched the football final", "Knead the dough and let it rise"]
+    type_into(driver, "fs-texts", "\n".join(texts))
+    by_id(driver, "fs-classify").click()
+    wait_for(driver, lambda d: css(d, "#fs-results table.scores tbody tr"))
+    # Then each row marks every label the API predicts (any number of them, none included)
+    shown = best_label_sets(css(driver, "#fs-results table.scores")[0])
+    answer = requests.post(
+        f"{live_server.url}/v1/classify", json={"classifier_id": classifier_id, "input": texts},
+        headers=live_server.headers(), timeout=60,
+    ).json()  # fmt: skip
+    assert shown == [set(item["prediction"]) for item in answer["data"]]
+    assert all(isinstance(item["prediction"], list) for item in answer["data"])

@@ -200,8 +200,14 @@ function parseCsv(text) {
   return rows.filter((r) => r.some((f) => f.trim()));
 }
 
-// Examples `{text, label}` from pasted or dropped CSV (with a header) or JSONL.
-function parseExamples(text) {
+// A multi-label example's labels: `a|b` split at `|`, blanks dropped (none is allowed).
+function splitLabels(value) {
+  return value.split("|").map((l) => l.trim()).filter((l) => l);
+}
+
+// Examples from pasted or dropped CSV (with a header) or JSONL: `{text, label}`, or with `multi`
+// `{text, labels: [...]}` (a CSV label `a|b`, a JSONL `labels` list or `label` string).
+function parseExamples(text, multi = false) {
   const trimmed = text.trim();
   if (!trimmed) throw new Error("Paste examples or choose a CSV/JSONL file first.");
   if (trimmed.startsWith("{")) {
@@ -212,9 +218,11 @@ function parseExamples(text) {
       } catch (_) {
         throw new Error(`Line ${i + 1} is not JSON.`);
       }
+      if (multi && typeof record.text === "string" && Array.isArray(record.labels))
+        return { text: record.text, labels: record.labels };
       if (typeof record.text !== "string" || typeof record.label !== "string")
-        throw new Error(`Line ${i + 1} needs "text" and "label" strings.`);
-      return { text: record.text, label: record.label };
+        throw new Error(`Line ${i + 1} needs "text" and "label" strings${multi ? ' (or a "labels" list)' : ""}.`);
+      return multi ? { text: record.text, labels: splitLabels(record.label) } : { text: record.text, label: record.label };
     });
   }
   const rows = parseCsv(trimmed);
@@ -223,6 +231,12 @@ function parseExamples(text) {
   const l = header.indexOf("label");
   if (t < 0 || l < 0) throw new Error('The CSV needs a header row with "text" and "label" columns.');
   const examples = rows.slice(1).map((r) => ({ text: (r[t] || "").trim(), label: (r[l] || "").trim() }));
+  if (multi) {
+    const noText = examples.findIndex((e) => !e.text);
+    if (noText >= 0) throw new Error(`Row ${noText + 2} has an empty text.`);
+    if (!examples.length) throw new Error("The CSV has a header but no examples.");
+    return examples.map((e) => ({ text: e.text, labels: splitLabels(e.label) }));
+  }
   const bad = examples.findIndex((e) => !e.text || !e.label);
   if (bad >= 0) throw new Error(`Row ${bad + 2} has an empty text or label.`);
   if (!examples.length) throw new Error("The CSV has a header but no examples.");
@@ -271,7 +285,9 @@ function scoreTables(title, inputNames, response, labels) {
       const prediction = group ? item.prediction[group] : item.prediction;
       const scores = Object.fromEntries(predictions.map((p) => [p.label, p.score]));
       const row = el("tr", {}, el("td", { class: "input" }, inputNames[i]));
-      for (const label of groupLabels) row.append(scoreCell(scores[label] || 0, label === prediction));
+      // multi-label: `prediction` lists every label at or above the threshold (possibly none)
+      const isBest = (label) => (Array.isArray(prediction) ? prediction.includes(label) : label === prediction);
+      for (const label of groupLabels) row.append(scoreCell(scores[label] || 0, isBest(label)));
       body.append(row);
     });
     box.append(el("table", { class: "scores" }, el("thead", {}, head), body));
@@ -421,8 +437,9 @@ const FS_TRAIN_ERRORS = ["fs-examples-error", "fs-model-error", "fs-iters-error"
 async function train() {
   clearErrors(FS_TRAIN_ERRORS);
   let examples;
+  const multi = $("fs-multi-label").checked && !$("fs-update-id").value.trim();
   try {
-    examples = parseExamples($("fs-examples").value);
+    examples = parseExamples($("fs-examples").value, multi);
   } catch (e) {
     $("fs-examples-error").textContent = e.message;
     return;
@@ -434,6 +451,7 @@ async function train() {
   };
   if ($("fs-model").value) body.model = $("fs-model").value;
   if ($("fs-update-id").value.trim()) body.classifier_id = $("fs-update-id").value.trim();
+  if (multi) body.multi_label = true;
   const slots = {
     input: "fs-examples-error",
     labels: "fs-examples-error",
@@ -447,6 +465,7 @@ async function train() {
     try {
       const trained = await api("POST", "/v1/train", body);
       $("fs-trained-id").textContent = trained.classifier_id;
+      $("fs-trained-kind").textContent = kindText(trained.multi_label);
       $("fs-trained-version").textContent = String(trained.version);
       $("fs-trained-labels").textContent = trained.labels.join(", ");
       $("fs-trained-samples").textContent = `${trained.num_samples} in this call, ${trained.total_samples} in all`;
@@ -485,6 +504,12 @@ async function classifyWithClassifier() {
   });
 }
 
+// A classifier's kind as the listing shows it (unknown: stored by an earlier release, not trained since).
+function kindText(multiLabel) {
+  if (multiLabel === undefined || multiLabel === null) return "";
+  return multiLabel ? "multi-label" : "single-label";
+}
+
 async function listClassifiers() {
   $("fs-list-error").textContent = "";
   const body = $("fs-list").querySelector("tbody");
@@ -502,6 +527,7 @@ async function listClassifiers() {
           { "data-classifier": c.classifier_id },
           el("td", {}, el("code", {}, c.classifier_id)),
           el("td", {}, c.model),
+          el("td", { class: "kind" }, kindText(meta.multi_label)),
           el("td", {}, c.labels.join(", ")),
           el("td", {}, c.access),
           el("td", {}, String(meta.version ?? "")),
@@ -510,7 +536,7 @@ async function listClassifiers() {
         );
       }),
     );
-    if (!classifiers.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No classifiers yet.")));
+    if (!classifiers.length) body.replaceChildren(el("tr", {}, el("td", { colspan: "8", class: "muted" }, "No classifiers yet.")));
   } catch (e) {
     showError(e, {}, "fs-list-error");
   }
