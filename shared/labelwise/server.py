@@ -13,6 +13,7 @@ data in ``labelwise/playground``), which calls the public API from the browser l
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import importlib.resources
 import io
@@ -396,9 +397,12 @@ def _with_head(allow: str) -> str:
     return ", ".join(sorted(methods))
 
 
-#: How long a refused connection's request is waited for and read, so that the 503 is not lost to
-#: a reset (closing a socket with unread data resets the connection).
-_BUSY_READ_S = 0.2
+#: How long a refused connection stays half-open after its 503 (the server's side shut for writing)
+#: before it is closed: closing a socket with unread data resets the connection, and a reset that
+#: arrives before the client has read the 503 can discard it.
+_REFUSED_LINGER_S = 1.0
+#: Refused connections lingering at once; past it the oldest is closed at once.
+_MAX_REFUSED_LINGERING = 256
 
 
 class LocalServer(ThreadingHTTPServer):
@@ -408,6 +412,9 @@ class LocalServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    #: The listen backlog (``socketserver``'s default is 5: a burst of more simultaneous connects
+    #: left the rest waiting a second for the kernel's SYN-ACK retransmission).
+    request_queue_size = 128
 
     def __init__(
         self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int
@@ -415,11 +422,11 @@ class LocalServer(ThreadingHTTPServer):
         super().__init__(address, handler)
         self.max_connections = max_connections
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._refused: collections.deque[tuple[float, socket.socket]] = collections.deque()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             self._refuse_busy(request)
-            self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
@@ -433,7 +440,10 @@ class LocalServer(ThreadingHTTPServer):
         finally:
             self._slots.release()
 
-    def _refuse_busy(self, request: Any) -> None:
+    def _refuse_busy(self, request: socket.socket) -> None:
+        """Answer 503 without waiting on the client (the accepting thread serves everyone): read what
+        has already arrived, send the answer, shut the writing side, and leave the socket to
+        :meth:`service_actions` to close a moment later."""
         exc = ServerBusy(
             f"The server is serving {self.max_connections} connections (http_max_connections); retry shortly."
         )
@@ -443,18 +453,43 @@ class LocalServer(ThreadingHTTPServer):
         head += [f"{k}: {v}" for k, v in response.headers.items() if k.lower() != "content-type"]
         head.append(f"Content-Length: {len(body)}")
         try:
-            request.settimeout(_BUSY_READ_S)
-            with contextlib.suppress(OSError):
-                request.recv(65536)
+            request.setblocking(False)
+            _drain(request)
             request.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+            request.shutdown(socket.SHUT_WR)
         except OSError:
-            return  # the client is gone: nothing to tell it
+            request.close()  # the client is gone, or its buffer full: nothing more to tell it
+            return
+        if len(self._refused) >= _MAX_REFUSED_LINGERING:
+            self._refused.popleft()[1].close()
+        self._refused.append((time.monotonic() + _REFUSED_LINGER_S, request))
+
+    def service_actions(self) -> None:
+        """Close the refused connections whose linger is over (``serve_forever`` calls this between
+        polls, on the accepting thread)."""
+        now = time.monotonic()
+        while self._refused and self._refused[0][0] <= now:
+            sock = self._refused.popleft()[1]
+            _drain(sock)
+            sock.close()
+
+    def server_close(self) -> None:
+        super().server_close()
+        while self._refused:
+            self._refused.popleft()[1].close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-request is not a server error: no traceback for it."""
         if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
             return
         super().handle_error(request, client_address)
+
+
+def _drain(sock: socket.socket) -> None:
+    """Read and drop what a non-blocking socket has received so far."""
+    with contextlib.suppress(OSError):
+        while sock.recv(65536):
+            pass
 
 
 def make_server(services: Services, host: str = "127.0.0.1", port: int = 8080) -> LocalServer:

@@ -174,3 +174,23 @@ def test_a_client_trickling_its_headers_is_cut_off_at_the_request_timeout(base_u
         sock.settimeout(CLIENT_PATIENCE_S)
         with contextlib.suppress(ConnectionResetError):  # a reset is a close too
             assert b"200 OK" not in _read_until_closed(sock)
+
+
+def test_silent_connections_past_the_cap_do_not_hold_up_the_accepting_thread(base_url: str) -> None:
+    with ExitStack() as stack:
+        # Given the cap held, and ten more connections that say nothing
+        for _ in range(MAX_CONNECTIONS):
+            stack.enter_context(_connect(base_url))
+        silent = [stack.enter_context(_connect(base_url)) for _ in range(10)]
+        # When one more client asks
+        started = time.monotonic()
+        with _connect(base_url) as extra:
+            extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            raw = _read_until_closed(extra)
+        waited = time.monotonic() - started
+        # Then its 503 comes at once: refusing the silent ones waited for none of them
+        assert _status_and_body(raw)[0] == 503
+        assert waited < 1.0, f"{waited:.2f} s"
+        # And the silent ones are refused too, each told why before the server hangs up
+        for sock in silent:
+            assert _status_and_body(_read_until_closed(sock))[0] == 503
