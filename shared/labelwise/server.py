@@ -407,8 +407,9 @@ _MAX_REFUSED_LINGERING = 256
 
 class LocalServer(ThreadingHTTPServer):
     """``http.server``'s threading server with a cap on connections served at once: one past
-    ``max_connections`` is answered 503 with ``Retry-After`` from the accepting thread and closed,
-    so silent or slow clients cannot make the process start threads without bound."""
+    ``max_connections`` is answered 503 with ``Retry-After`` at once and closed a moment later
+    (:meth:`_refuse_busy`), so silent or slow clients cannot make the process start threads without
+    bound."""
 
     daemon_threads = True
     allow_reuse_address = True

@@ -308,6 +308,7 @@ class MixtureLearner:
         self.num_samples = 0
         self._ridge_cache: dict[float, F64] = {}
         self._bayes_cache: dict[tuple[float, float], ex.BayesRidge] = {}
+        self._label_cache: dict[float, tuple[F64, F64, F64]] = {}
 
     # -- labels -----------------------------------------------------------------------------------
 
@@ -343,10 +344,12 @@ class MixtureLearner:
             raise ValueError(f"label_vectors must have shape ({len(self.labels)}, {self.dim})")
         self.label_vectors = vectors.copy()
         self._bayes_cache.clear()
+        self._label_cache.clear()
 
     def _clear_caches(self) -> None:
         self._ridge_cache.clear()
         self._bayes_cache.clear()
+        self._label_cache.clear()
 
     # -- training ---------------------------------------------------------------------------------
 
@@ -434,11 +437,10 @@ class MixtureLearner:
                 model = self._bayes_ridge(spec.prior_temperature, spec.penalty)
                 out.append(ex.bayes_ridge_loo_proba(X, targets, row_weights, model, spec.temperature))
             elif spec.kind == "label-ridge":
-                m = ex.label_projection(self.label_vectors, spec.prior_temperature)
+                m, gram, xty = self._label_aggregates(spec.prior_temperature)
                 scores = ex.ridge_loo_scores(
-                    ex.label_ridge_features(X, m), targets, row_weights,
-                    m @ self.gram @ m.T, m @ self.xty, spec.lam,
-                )  # fmt: skip
+                    ex.label_ridge_features(X, m), targets, row_weights, gram, xty, spec.lam
+                )
                 out.append(ex.softmax(scores, spec.temperature))
             else:
                 out.append(_pa_cross_validated(pa_before, X, y, seed, passes, spec.temperature))
@@ -452,6 +454,17 @@ class MixtureLearner:
             weights = ex.ridge_weights(self.gram, self.xty, lam)
             self._ridge_cache[lam] = weights
         return weights
+
+    def _label_aggregates(self, temperature: float) -> tuple[F64, F64, F64]:
+        """The projection onto the centred zero-shot logits (:func:`labelwise.learning.experts.
+        label_projection`) and the aggregates it maps, ``M G M^T`` and ``M B``: once per temperature
+        until the aggregates or label vectors change (the d x d products are the costly part)."""
+        cached = self._label_cache.get(temperature)
+        if cached is None:
+            m = ex.label_projection(self.label_vectors, temperature)
+            cached = (m, m @ self.gram @ m.T, m @ self.xty)
+            self._label_cache[temperature] = cached
+        return cached
 
     def _bayes_ridge(self, prior_temperature: float, penalty: float) -> ex.BayesRidge:
         """:func:`labelwise.learning.experts.bayes_ridge` of the current aggregates, once per
@@ -482,8 +495,8 @@ class MixtureLearner:
                 model = self._bayes_ridge(spec.prior_temperature, spec.penalty)
                 out.append(ex.bayes_ridge_proba(x, model, spec.temperature))
             elif spec.kind == "label-ridge":
-                m = ex.label_projection(self.label_vectors, spec.prior_temperature)
-                w = ex.ridge_weights(m @ self.gram @ m.T, m @ self.xty, spec.lam)
+                m, gram, xty = self._label_aggregates(spec.prior_temperature)
+                w = ex.ridge_weights(gram, xty, spec.lam)
                 out.append(ex.softmax(ex.augment(ex.label_ridge_features(x, m)) @ w, spec.temperature))
             else:
                 out.append(ex.softmax(self.pa.decision_function(x.astype(np.float32)), spec.temperature))
