@@ -53,7 +53,10 @@ BAYES = {
 BOOSTED = {"RIDGE_LAMBDAS": (0.1, 1.0, 10.0), "BAYES_RIDGE_TEMPERATURES": (), "LABEL_RIDGE_LAMBDAS": ()}
 #: Variants 22-25: a ridge on the zero-shot logits, its prior weight times the zero-shot mass.
 GATED = {**BOOSTED, "LABEL_RIDGE_LAMBDAS": (1.0,), "LABEL_RIDGE_GATED": True, "LABEL_RIDGE_KAPPA": 0.0}
-#: (name, settings of :mod:`labelwise.learning.mixture`); the last is what ships (docs/fewshot.md).
+#: Variants 26-29: the shipped settings with PA's vote softened or its steps smaller (PA is the one
+#: order-dependent expert left: it alone differs between one call and three).
+SHIPPED = {**BOOSTED, "ZERO_SHOT_BOOST": 3.0, "ZERO_SHOT_BOOST_KAPPA": 4.0, "PA_TEMPERATURE": 1.0, "PA_C": 0.1}
+#: (name, settings of :mod:`labelwise.learning.mixture`); variant 19 is what ships (docs/fewshot.md).
 VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "PA last weights, zero-shot x1",
@@ -148,6 +151,10 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
         "shipped + ridge on the zero-shot logits, gated, fading (kappa 4, weight 4)",
         {**GATED, "LABEL_RIDGE_WEIGHT": 4.0, "LABEL_RIDGE_KAPPA": 4.0},
     ),
+    ("shipped, PA's vote softer (T 2)", {**SHIPPED, "PA_TEMPERATURE": 2.0}),
+    ("shipped, PA's vote softer (T 4)", {**SHIPPED, "PA_TEMPERATURE": 4.0}),
+    ("shipped, PA's steps smaller (C 0.03)", {**SHIPPED, "PA_C": 0.03}),
+    ("shipped, PA's vote flat (T 1000: PA's weight, no say)", {**SHIPPED, "PA_TEMPERATURE": 1000.0}),
 )
 
 
