@@ -41,6 +41,7 @@ PLAIN_RIDGE = {
     "BAYES_RIDGE_TEMPERATURES": (),
     "ZERO_SHOT_BOOST": 0.0,
     "LABEL_RIDGE_LAMBDAS": (),
+    "PA_TEMPERATURE": 1.0,
 }
 #: The candidate of variants 10-14: Bayesian ridge at two temperatures instead of plain ridge.
 BAYES = {
@@ -48,15 +49,22 @@ BAYES = {
     "BAYES_RIDGE_TEMPERATURES": (0.1, 0.3),
     "ZERO_SHOT_BOOST": 0.0,
     "LABEL_RIDGE_LAMBDAS": (),
+    "PA_TEMPERATURE": 1.0,
 }
 #: Variants 16-19: today's experts with the zero-shot boost (strength, kappa).
-BOOSTED = {"RIDGE_LAMBDAS": (0.1, 1.0, 10.0), "BAYES_RIDGE_TEMPERATURES": (), "LABEL_RIDGE_LAMBDAS": ()}
+BOOSTED = {
+    "RIDGE_LAMBDAS": (0.1, 1.0, 10.0),
+    "BAYES_RIDGE_TEMPERATURES": (),
+    "LABEL_RIDGE_LAMBDAS": (),
+    "PA_TEMPERATURE": 1.0,
+}
 #: Variants 22-25: a ridge on the zero-shot logits, its prior weight times the zero-shot mass.
 GATED = {**BOOSTED, "LABEL_RIDGE_LAMBDAS": (1.0,), "LABEL_RIDGE_GATED": True, "LABEL_RIDGE_KAPPA": 0.0}
-#: Variants 26-29: the shipped settings with PA's vote softened or its steps smaller (PA is the one
+#: Variants 26-29: the settings of variant 19 with PA's vote softened or its steps smaller (PA is the one
 #: order-dependent expert left: it alone differs between one call and three).
-SHIPPED = {**BOOSTED, "ZERO_SHOT_BOOST": 3.0, "ZERO_SHOT_BOOST_KAPPA": 4.0, "PA_TEMPERATURE": 1.0, "PA_C": 0.1}
-#: (name, settings of :mod:`labelwise.learning.mixture`); variant 19 is what ships (docs/fewshot.md).
+BOOST_3_4 = {**BOOSTED, "ZERO_SHOT_BOOST": 3.0, "ZERO_SHOT_BOOST_KAPPA": 4.0, "PA_C": 0.1}
+#: (name, settings of :mod:`labelwise.learning.mixture`); variant 26 is what ships (docs/fewshot.md).
+#: Every variant names PA's temperature: its default moved from 1 to 2 after variant 29.
 VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "PA last weights, zero-shot x1",
@@ -108,6 +116,7 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
             "BAYES_RIDGE_TEMPERATURES": (0.1, 0.3),
             "BAYES_RIDGE_WEIGHT": 1.0,
             "ZERO_SHOT_BOOST": 0.0,
+            "PA_TEMPERATURE": 1.0,
         },
     ),
     (
@@ -118,7 +127,7 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("zero-shot boost 3, kappa 16", {**BOOSTED, "ZERO_SHOT_BOOST": 3.0, "ZERO_SHOT_BOOST_KAPPA": 16.0}),
     ("zero-shot boost 9, kappa 4", {**BOOSTED, "ZERO_SHOT_BOOST": 9.0, "ZERO_SHOT_BOOST_KAPPA": 4.0}),
     (
-        "zero-shot boost 3, kappa 4 (shipped)",
+        "zero-shot boost 3, kappa 4 (shipped until PA T 2)",
         {
             **BOOSTED,
             "ZERO_SHOT_BOOST": 3.0,
@@ -151,10 +160,10 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
         "shipped + ridge on the zero-shot logits, gated, fading (kappa 4, weight 4)",
         {**GATED, "LABEL_RIDGE_WEIGHT": 4.0, "LABEL_RIDGE_KAPPA": 4.0},
     ),
-    ("shipped, PA's vote softer (T 2)", {**SHIPPED, "PA_TEMPERATURE": 2.0}),
-    ("shipped, PA's vote softer (T 4)", {**SHIPPED, "PA_TEMPERATURE": 4.0}),
-    ("shipped, PA's steps smaller (C 0.03)", {**SHIPPED, "PA_C": 0.03}),
-    ("shipped, PA's vote flat (T 1000: PA's weight, no say)", {**SHIPPED, "PA_TEMPERATURE": 1000.0}),
+    ("shipped, PA's vote softer (T 2)", {**BOOST_3_4, "PA_TEMPERATURE": 2.0}),
+    ("shipped, PA's vote softer (T 4)", {**BOOST_3_4, "PA_TEMPERATURE": 4.0}),
+    ("shipped, PA's steps smaller (C 0.03)", {**BOOST_3_4, "PA_C": 0.03}),
+    ("shipped, PA's vote flat (T 1000: PA's weight, no say)", {**BOOST_3_4, "PA_TEMPERATURE": 1000.0}),
 )
 
 

@@ -345,6 +345,33 @@ def test_new_classifiers_keep_the_six_plain_ridge_experts_and_prior_weight_one()
     assert all(e.kind != "bayes-ridge" and e.weight == 1.0 for e in learner.experts)
 
 
+def test_new_classifiers_score_pa_at_temperature_two():
+    # Given a new learner
+    learner = MixtureLearner(DIM, zero_shot_temperature=0.05)
+    # Then its PA expert votes at T = 2 (PA is the one order-dependent expert; at T = 1 the same
+    # examples over three calls disagreed with one call on up to 1.4% of the development inputs)
+    assert [e.temperature for e in learner.experts if e.kind == "pa"] == [2.0]
+
+
+def test_a_classifier_stored_with_pa_at_temperature_one_keeps_it_and_its_answers():
+    # Given a classifier stored by the previous release, with PA voting at T = 1
+    from dataclasses import replace
+
+    X, y, L = _clusters(12)
+    experts = [replace(e, temperature=1.0) if e.kind == "pa" else e for e in MixtureLearner(DIM).experts]
+    old = MixtureLearner(DIM, experts=experts)
+    old.add_labels(["a", "b", "c"], L)
+    old.partial_fit(X[::2], y[::2], seed=5)
+    # When it is loaded back and learns another batch, as it would have before
+    loaded = load_learner(old.to_bytes())
+    assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
+    loaded.partial_fit(X[1::2], y[1::2], seed=6)
+    old.partial_fit(X[1::2], y[1::2], seed=6)
+    # Then PA still votes at T = 1 and the answers are those of the previous release
+    assert [e.temperature for e in loaded.experts if e.kind == "pa"] == [1.0]
+    assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
+
+
 def test_a_classifier_with_bayesian_ridge_experts_round_trips_and_keeps_learning():
     # Given a learner with the study's Bayesian ridge experts, trained, and its stored copy
     X, y, L = _clusters(14)
