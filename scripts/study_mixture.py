@@ -63,8 +63,11 @@ GATED = {**BOOSTED, "LABEL_RIDGE_LAMBDAS": (1.0,), "LABEL_RIDGE_GATED": True, "L
 #: Variants 26-29: the settings of variant 19 with PA's vote softened or its steps smaller (PA is the one
 #: order-dependent expert left: it alone differs between one call and three).
 BOOST_3_4 = {**BOOSTED, "ZERO_SHOT_BOOST": 3.0, "ZERO_SHOT_BOOST_KAPPA": 4.0, "PA_C": 0.1}
+PA_T2 = {**BOOST_3_4, "PA_TEMPERATURE": 2.0}
 #: (name, settings of :mod:`labelwise.learning.mixture`); variant 26 is what ships (docs/fewshot.md).
-#: Every variant names PA's temperature: its default moved from 1 to 2 after variant 29.
+#: Every variant names PA's temperature: its default moved from 1 to 2 after variant 29. Variants
+#: 30-33: class means with a stronger prior towards the label embedding (an expert near zero-shot at
+#: 4 examples per label that still learns), added to or instead of alpha = 1.
 VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "PA last weights, zero-shot x1",
@@ -164,6 +167,10 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("shipped, PA's vote softer (T 4)", {**BOOST_3_4, "PA_TEMPERATURE": 4.0}),
     ("shipped, PA's steps smaller (C 0.03)", {**BOOST_3_4, "PA_C": 0.03}),
     ("shipped, PA's vote flat (T 1000: PA's weight, no say)", {**BOOST_3_4, "PA_TEMPERATURE": 1000.0}),
+    ("PA T 2 (shipped)", {**PA_T2, "CLASS_MEAN_ALPHAS": (1.0,)}),
+    ("PA T 2, class means alpha 1 and 4", {**PA_T2, "CLASS_MEAN_ALPHAS": (1.0, 4.0)}),
+    ("PA T 2, class means alpha 1 and 16", {**PA_T2, "CLASS_MEAN_ALPHAS": (1.0, 16.0)}),
+    ("PA T 2, class means alpha 4", {**PA_T2, "CLASS_MEAN_ALPHAS": (4.0,)}),
 )
 
 

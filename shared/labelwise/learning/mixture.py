@@ -127,6 +127,10 @@ BAYES_RIDGE_TEMPERATURES: tuple[float, ...] = ()
 BAYES_RIDGE_WEIGHT = 3.0
 BAYES_RIDGE_ZERO_SHOT_PENALTY = 4.0
 RIDGE_TEMPERATURES = (0.1, 0.3)
+#: Class-mean experts: prior counts ``alpha`` of the label embedding (:func:`labelwise.learning.
+#: experts.class_means`) and temperatures.
+CLASS_MEAN_ALPHAS: tuple[float, ...] = (1.0,)
+CLASS_MEAN_TEMPERATURES = (0.01, 0.03)
 #: Ridge on the centred zero-shot logits (:func:`labelwise.learning.experts.label_projection`):
 #: lambdas and temperatures; none in new classifiers unless the study turns them on.
 LABEL_RIDGE_LAMBDAS: tuple[float, ...] = ()
@@ -203,7 +207,7 @@ def default_experts(zero_shot_temperature: float) -> tuple[ExpertSpec, ...]:
     any run on the test group."""
     return (
         *(ExpertSpec("zero-shot", zero_shot_temperature * m) for m in ZERO_SHOT_TEMPERATURE_MULTIPLES),
-        *(ExpertSpec("class-mean", t, alpha=1.0) for t in (0.01, 0.03)),
+        *(ExpertSpec("class-mean", t, alpha=a) for a in CLASS_MEAN_ALPHAS for t in CLASS_MEAN_TEMPERATURES),
         *(
             ExpertSpec(
                 "bayes-ridge",
