@@ -292,7 +292,7 @@ def embed_texts(
             f"vectors and was not trained for truncated ones; send `dimensions` {native} or leave it out."
         )
     check_response_size(
-        embeddings_bytes_bound(len(texts), embedder.manifest.dimension, embedding_type),
+        embeddings_bytes_bound(len(texts), native, embedding_type),
         settings.max_response_bytes,
         "Ask for `embedding_type` `base64` (a third of the size), or send fewer texts per request.",
     )
